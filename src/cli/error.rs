@@ -1,0 +1,93 @@
+//! The CLI's error: a message, an optional hint saying what to do next, an exit code.
+
+use super::exit;
+use carbon_store::config::mirrors::MirrorError;
+use carbon_store::fetch::lockfile::FetchLockError;
+use carbon_store::lock::LockError;
+use carbon_store::recipe::RecipeError;
+use carbon_store::resolve::debian::index::DebianIndexError;
+use carbon_store::store::StoreError;
+
+pub struct CliError {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: i32,
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            hint: None,
+            code: exit::FAILURE,
+        }
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> CliError {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn code(mut self, code: i32) -> CliError {
+        self.code = code;
+        self
+    }
+}
+
+fn store_hint(e: &StoreError) -> Option<&'static str> {
+    if e.is_disk_full() {
+        Some(
+            "the disk is full: free space or point --store at a larger disk; nothing partial was left in the store",
+        )
+    } else {
+        None
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        let hint = store_hint(&e);
+        let mut c = CliError::new(e.to_string());
+        c.hint = hint.map(str::to_string);
+        c
+    }
+}
+
+impl From<RecipeError> for CliError {
+    fn from(e: RecipeError) -> Self {
+        CliError::new(e.to_string())
+    }
+}
+
+impl From<MirrorError> for CliError {
+    fn from(e: MirrorError) -> Self {
+        CliError::new(e.to_string())
+    }
+}
+
+impl From<LockError> for CliError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Missing { .. } | LockError::Stale { .. } | LockError::Malformed { .. } | LockError::MissingArch { .. } | LockError::WrongImage { .. } => {
+                CliError::new(e.to_string()).code(exit::LOCK_CHECK)
+            }
+            LockError::Store(s) => s.into(),
+            LockError::Index(DebianIndexError::OfflineNoRelease { .. }) => CliError::new(e.to_string()).code(exit::OFFLINE_MISSING),
+            LockError::Index(DebianIndexError::Fetch(carbon_store::fetch::FetchError::Offline { .. })) => {
+                CliError::new(e.to_string()).code(exit::OFFLINE_MISSING)
+            }
+            LockError::Index(DebianIndexError::Signature(_)) => CliError::new(e.to_string())
+                .hint("the archive signature could not be verified: check the mirror URL, or update the keyrings under recipes/keys/"),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+impl From<FetchLockError> for CliError {
+    fn from(e: FetchLockError) -> Self {
+        match e {
+            FetchLockError::OfflineMissing { .. } => CliError::new(e.to_string()).code(exit::OFFLINE_MISSING),
+            FetchLockError::Failed { .. } => CliError::new(e.to_string())
+                .hint("check the mirror (--mirror, CARBON_MIRROR_*); downloads already verified stay in the store, so re-running resumes"),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}

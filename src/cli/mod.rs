@@ -1,0 +1,167 @@
+//! Command-line interface: argument definitions, dispatch, and turning library errors
+//! into messages that say what to do next, with documented exit codes.
+
+mod error;
+mod fetch;
+mod list;
+mod lock;
+mod progress;
+mod show;
+
+use clap::{Parser, Subcommand};
+use error::CliError;
+use std::path::PathBuf;
+
+/// Exit codes (also in docs/commands.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const LOCK_CHECK: i32 = 3;
+    pub const OFFLINE_MISSING: i32 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "carbon-store",
+    version,
+    about = "Declarative, reproducible container images from Debian packages, PyPI wheels and npm tarballs",
+    long_about = "Declarative, reproducible container images.\n\n\
+Recipes (recipes/) say what an image holds; `lock` pins exact artifacts by sha256 into\n\
+lockfiles/<image>.lock; `fetch` downloads them into a content-addressed store.\n\n\
+Typical use:\n  carbon-store list                 what images and components exist\n  carbon-store lock minimal         resolve and pin (commit the lockfile)\n  carbon-store fetch minimal        download what the lock names\n  carbon-store lock --check         CI: fail when a lock is missing or stale\n\n\
+Mirrors are configuration, never part of recipes or locks: --mirror debian=URL,\n\
+CARBON_MIRROR_DEBIAN, ~/.config/carbon-store/config.toml, or the host's apt sources.\n\n\
+Exit codes: 0 ok, 1 failure, 2 usage, 3 lock check failed, 4 offline and something is missing."
+)]
+pub struct Cli {
+    /// Store directory
+    #[arg(long, global = true, env = "CARBON_STORE", default_value = "store")]
+    store: PathBuf,
+    /// Recipes directory
+    #[arg(long, global = true, default_value = "recipes")]
+    recipes: PathBuf,
+    /// Lockfiles directory
+    #[arg(long, global = true, default_value = "lockfiles")]
+    lockfiles: PathBuf,
+    /// Make no network connection; use only what the store holds
+    #[arg(long, global = true)]
+    offline: bool,
+    /// Parallel downloads and build jobs (default: 8 downloads, all cores for CPU work)
+    #[arg(short = 'j', long, global = true)]
+    jobs: Option<usize>,
+    /// More output (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Mirror for an ecosystem, NAME=URL (repeatable; several URLs are fallbacks in order)
+    #[arg(long = "mirror", global = true, value_name = "NAME=URL")]
+    mirrors: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Resolve images' recipes into lockfiles (all images when none is named)
+    Lock(lock::LockArgs),
+    /// Download everything the images' lockfiles name into the store
+    Fetch(fetch::FetchArgs),
+    /// List images and components with their descriptions
+    List,
+    /// Show an image: components, archs, package counts and download size
+    Show(show::ShowArgs),
+}
+
+/// Output settings shared by commands.
+pub struct Output {
+    pub verbose: u8,
+    pub quiet: bool,
+}
+
+impl Output {
+    pub fn info(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let out = Output {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    };
+    let result: Result<(), CliError> = match &cli.command {
+        Command::Lock(args) => lock::run(&cli, args, &out),
+        Command::Fetch(args) => fetch::run(&cli, args, &out),
+        Command::List => list::run(&cli),
+        Command::Show(args) => show::run(&cli, args),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                eprintln!("hint: {hint}");
+            }
+            e.code
+        }
+    }
+}
+
+impl Cli {
+    fn load_recipes(&self) -> Result<carbon_store::recipe::Recipes, CliError> {
+        Ok(carbon_store::recipe::Recipes::load(&self.recipes)?)
+    }
+
+    fn mirror_settings(&self) -> Result<carbon_store::config::mirrors::MirrorSettings, CliError> {
+        Ok(carbon_store::config::mirrors::MirrorSettings::from_host(
+            &self.mirrors,
+        )?)
+    }
+
+    fn open_store(&self) -> Result<carbon_store::store::Store, CliError> {
+        Ok(carbon_store::store::Store::open(&self.store)?)
+    }
+
+    fn download_jobs(&self) -> usize {
+        self.jobs.unwrap_or(8)
+    }
+
+    /// The named images, or all of them.
+    fn images(
+        &self,
+        recipes: &carbon_store::recipe::Recipes,
+        named: &[String],
+    ) -> Result<Vec<String>, CliError> {
+        if named.is_empty() {
+            let all = recipes.image_names();
+            if all.is_empty() {
+                return Err(CliError::new(format!(
+                    "no image recipes in {}",
+                    self.recipes.join("images").display()
+                ))
+                .hint("run from the repository root, or pass --recipes DIR"));
+            }
+            Ok(all)
+        } else {
+            Ok(named.to_vec())
+        }
+    }
+}

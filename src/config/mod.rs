@@ -1,0 +1,3 @@
+//! Settings that come from the user's machine rather than from recipes.
+
+pub mod mirrors;

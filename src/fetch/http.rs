@@ -1,0 +1,232 @@
+//! Downloads with retries, mirror fallback and hash verification while streaming.
+//!
+//! Every byte that reaches the store is hashed on the way in and committed only when
+//! size and sha256 match, so a truncated or corrupted transfer never leaves an object
+//! under its final name. Transient failures (connection errors, 5xx, 429, short bodies)
+//! are retried with backoff; a 404 moves straight on to the next mirror.
+
+use crate::store::{Expected, Store, StoreError};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A download that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(
+        "offline mode: {what} is not in the store (run `carbon-store fetch` on a connected machine, or import a bundle)"
+    )]
+    Offline { what: String },
+    #[error("could not download {name}:\n{attempts}")]
+    Failed { name: String, attempts: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One attempt's outcome, kept to explain a final failure.
+enum Attempt {
+    Retry(String),
+    NextMirror(String),
+    Fatal(StoreError),
+}
+
+/// The HTTP client and policy shared by every download of a run.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::blocking::Client,
+    offline: bool,
+    attempts_per_mirror: u32,
+    backoff: Duration,
+}
+
+impl Fetcher {
+    pub fn new(offline: bool) -> Fetcher {
+        let client = reqwest::blocking::Client::builder()
+            .user_agent(concat!("carbon-store/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(16)
+            .build()
+            .expect("the TLS backend is compiled in");
+        Fetcher {
+            client,
+            offline,
+            attempts_per_mirror: 4,
+            backoff: Duration::from_millis(250),
+        }
+    }
+
+    /// Shorter backoff, for tests that exercise retries.
+    pub fn with_backoff(mut self, backoff: Duration) -> Fetcher {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// Downloads a small file whole (an `InRelease`), trying each base URL in turn.
+    pub fn get_bytes(&self, bases: &[String], path: &str) -> Result<Vec<u8>, FetchError> {
+        if self.offline {
+            return Err(FetchError::Offline {
+                what: path.to_string(),
+            });
+        }
+        let mut log = Vec::new();
+        for base in bases {
+            let url = join(base, path);
+            for attempt in 0..self.attempts_per_mirror {
+                if attempt > 0 {
+                    std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
+                }
+                match self.open(&url) {
+                    Ok(mut reader) => {
+                        let mut bytes = Vec::new();
+                        match reader.read_to_end(&mut bytes) {
+                            Ok(_) => return Ok(bytes),
+                            Err(e) => log.push(format!("  {url}: {e}")),
+                        }
+                    }
+                    Err(Attempt::NextMirror(why)) => {
+                        log.push(format!("  {url}: {why}"));
+                        break;
+                    }
+                    Err(Attempt::Retry(why)) => log.push(format!("  {url}: {why}")),
+                    Err(Attempt::Fatal(e)) => return Err(e.into()),
+                }
+            }
+        }
+        Err(FetchError::Failed {
+            name: path.to_string(),
+            attempts: log.join("\n"),
+        })
+    }
+
+    /// Downloads `path` from the first mirror that has it into the store as `name`,
+    /// verifying `expected` while streaming. `progress` is told of every chunk received.
+    pub fn fetch_into_store(
+        &self,
+        bases: &[String],
+        path: &str,
+        store: &Store,
+        name: &str,
+        expected: &Expected,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<PathBuf, FetchError> {
+        if store.contains(&expected.sha256, name, expected.size) {
+            return Ok(store.source_path(&expected.sha256, name));
+        }
+        if self.offline {
+            return Err(FetchError::Offline {
+                what: name.to_string(),
+            });
+        }
+        let mut log = Vec::new();
+        for base in bases {
+            let url = join(base, path);
+            for attempt in 0..self.attempts_per_mirror {
+                if attempt > 0 {
+                    std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
+                }
+                match self.try_once(&url, store, name, expected, progress) {
+                    Ok(p) => return Ok(p),
+                    Err(Attempt::Retry(why)) => log.push(format!("  {url}: {why}")),
+                    Err(Attempt::NextMirror(why)) => {
+                        log.push(format!("  {url}: {why}"));
+                        break;
+                    }
+                    Err(Attempt::Fatal(e)) => return Err(e.into()),
+                }
+            }
+        }
+        Err(FetchError::Failed {
+            name: name.to_string(),
+            attempts: log.join("\n"),
+        })
+    }
+
+    fn try_once(
+        &self,
+        url: &str,
+        store: &Store,
+        name: &str,
+        expected: &Expected,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<PathBuf, Attempt> {
+        let mut reader = self.open(url)?;
+        let mut pending = store.begin(name).map_err(Attempt::Fatal)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Attempt::Retry(format!(
+                        "transfer broke off after {} bytes: {e}",
+                        pending.size()
+                    )));
+                }
+            };
+            pending.write_all(&buf[..n]).map_err(Attempt::Fatal)?;
+            progress(n as u64);
+            if expected.size.is_some_and(|s| pending.size() > s) {
+                return Err(Attempt::NextMirror(format!(
+                    "the mirror serves more than the expected {} bytes",
+                    expected.size.unwrap_or(0)
+                )));
+            }
+        }
+        match pending.commit(expected) {
+            Ok(path) => Ok(path),
+            // A short or corrupted body may be a broken transfer: retry, then try the next mirror.
+            Err(e @ (StoreError::SizeMismatch { .. } | StoreError::HashMismatch { .. })) => {
+                Err(Attempt::Retry(e.to_string()))
+            }
+            Err(e) => Err(Attempt::Fatal(e)),
+        }
+    }
+
+    fn open(&self, url: &str) -> Result<Box<dyn Read>, Attempt> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return match std::fs::File::open(path) {
+                Ok(f) => Ok(Box::new(f)),
+                Err(e) => Err(Attempt::NextMirror(e.to_string())),
+            };
+        }
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .map_err(|e| Attempt::Retry(error_chain(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(Box::new(response))
+        } else if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
+            Err(Attempt::Retry(format!("HTTP {status}")))
+        } else {
+            Err(Attempt::NextMirror(format!("HTTP {status}")))
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// `base` + `/` + `path`, with exactly one slash between them.
+pub fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}

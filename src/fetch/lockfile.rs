@@ -1,0 +1,174 @@
+//! Downloads everything a lockfile names into the store, in parallel with bounded
+//! concurrency, skipping what the store already has.
+
+use super::http::{FetchError, Fetcher};
+use crate::config::mirrors::{MirrorError, MirrorSettings};
+use crate::lock::Lockfile;
+use crate::store::{Expected, Store};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// Told about download progress; the CLI draws bars or prints lines from it.
+pub trait FetchProgress: Sync {
+    fn start(&self, _count: usize, _bytes: u64) {}
+    fn bytes(&self, _n: u64) {}
+    fn finished(&self, _name: &str, _size: u64) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+impl FetchProgress for Silent {}
+
+/// One artifact to have in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub name: String,
+    pub path: String,
+    pub mirror: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// What a fetch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    pub artifacts: usize,
+    pub already_present: usize,
+    pub downloaded: usize,
+    pub bytes_downloaded: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchLockError {
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error(
+        "offline mode: {count} artifact(s) are not in the store:\n{list}\nrun `carbon-store fetch` on a connected machine, or import a bundle"
+    )]
+    OfflineMissing { count: usize, list: String },
+    #[error("{count} download(s) failed:\n{details}")]
+    Failed { count: usize, details: String },
+    #[error(
+        "lock for {image}: artifact {name} is in suite {suite}, which no [[index]] entry names"
+    )]
+    UnknownSuite {
+        image: String,
+        name: String,
+        suite: String,
+    },
+    #[error("cannot start download threads: {0}")]
+    Threads(String),
+}
+
+/// Every distinct artifact of a lock (arch `all` packages appear once), sorted by name.
+pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
+    let mut out: BTreeMap<(String, String), Wanted> = BTreeMap::new();
+    for arch in lock.archs.values() {
+        for d in &arch.debian {
+            let mirror =
+                lock.mirror_of_suite(&d.suite)
+                    .ok_or_else(|| FetchLockError::UnknownSuite {
+                        image: lock.image.clone(),
+                        name: d.name.clone(),
+                        suite: d.suite.clone(),
+                    })?;
+            out.entry((d.sha256.clone(), d.file_name().to_string()))
+                .or_insert_with(|| Wanted {
+                    name: d.file_name().to_string(),
+                    path: d.path.clone(),
+                    mirror: mirror.to_string(),
+                    sha256: d.sha256.clone(),
+                    size: d.size,
+                });
+        }
+    }
+    let mut list: Vec<Wanted> = out.into_values().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(list)
+}
+
+/// Brings every artifact into the store, `jobs` downloads at a time.
+pub fn fetch_all(
+    items: &[Wanted],
+    store: &Store,
+    fetcher: &Fetcher,
+    mirrors: &MirrorSettings,
+    jobs: usize,
+    progress: &dyn FetchProgress,
+) -> Result<FetchReport, FetchLockError> {
+    let missing: Vec<&Wanted> = items
+        .iter()
+        .filter(|w| !store.contains(&w.sha256, &w.name, Some(w.size)))
+        .collect();
+    let mut report = FetchReport {
+        artifacts: items.len(),
+        already_present: items.len() - missing.len(),
+        ..Default::default()
+    };
+    if missing.is_empty() {
+        return Ok(report);
+    }
+    if fetcher.is_offline() {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|w| format!("  {} (sha256 {})", w.name, w.sha256))
+            .collect();
+        return Err(FetchLockError::OfflineMissing {
+            count: missing.len(),
+            list: list.join("\n"),
+        });
+    }
+    let mut bases: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for w in &missing {
+        if !bases.contains_key(w.mirror.as_str()) {
+            bases.insert(&w.mirror, mirrors.mirror(&w.mirror)?.urls);
+        }
+    }
+    progress.start(missing.len(), missing.iter().map(|w| w.size).sum());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| FetchLockError::Threads(e.to_string()))?;
+    let results: Vec<Result<u64, (String, FetchError)>> = pool.install(|| {
+        missing
+            .par_iter()
+            .map(|w| {
+                let expected = Expected {
+                    sha256: w.sha256.clone(),
+                    size: Some(w.size),
+                };
+                fetcher
+                    .fetch_into_store(
+                        &bases[w.mirror.as_str()],
+                        &w.path,
+                        store,
+                        &w.name,
+                        &expected,
+                        &|n| progress.bytes(n),
+                    )
+                    .map(|_| {
+                        progress.finished(&w.name, w.size);
+                        w.size
+                    })
+                    .map_err(|e| (w.name.clone(), e))
+            })
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(size) => {
+                report.downloaded += 1;
+                report.bytes_downloaded += size;
+            }
+            Err((name, e)) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(FetchLockError::Failed {
+            count: failures.len(),
+            details: failures.join("\n"),
+        });
+    }
+    Ok(report)
+}

@@ -1,0 +1,10 @@
+//! carbon-store: a declarative, Nix-style builder of reproducible container images.
+//!
+//! Data flows one way: recipe → resolve → lock → fetch → store (→ unpack → layer → oci).
+
+pub mod config;
+pub mod fetch;
+pub mod lock;
+pub mod recipe;
+pub mod resolve;
+pub mod store;

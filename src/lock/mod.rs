@@ -1,0 +1,260 @@
+//! Making, reading and checking lockfiles.
+//!
+//! `lock` resolves an image's recipes against freshly verified indexes and writes the
+//! lock only when its bytes change; `check` is the CI gate that compares a lock with
+//! the recipes it claims to come from.
+
+pub mod model;
+
+pub use model::{ArchLock, DebianArtifact, LockParseError, LockedIndex, Lockfile};
+
+use crate::config::mirrors::MirrorSettings;
+use crate::fetch::Fetcher;
+use crate::recipe::{ImagePlan, RecipeError, Recipes};
+use crate::resolve::debian::index::{self, DebianIndexError};
+use crate::resolve::debian::solver::{self, Request, ResolveError};
+use crate::store::{Store, StoreError};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Why `lock` or `lock --check` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error(transparent)]
+    Index(#[from] DebianIndexError),
+    #[error("image {image}, {arch}: {error}")]
+    Resolve {
+        image: String,
+        arch: String,
+        error: ResolveError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: no lockfile; run `carbon-store lock {image}` and commit the result")]
+    Missing { path: PathBuf, image: String },
+    #[error(
+        "{path}: cannot read the lockfile: {error}; run `carbon-store lock {image}` to regenerate it"
+    )]
+    Malformed {
+        path: PathBuf,
+        image: String,
+        error: String,
+    },
+    #[error(
+        "{path} is stale: the recipes of {image} changed since it was made (lock has {locked}, recipes are {current}); run `carbon-store lock {image}`"
+    )]
+    Stale {
+        path: PathBuf,
+        image: String,
+        locked: String,
+        current: String,
+    },
+    #[error("{path} is for image {found:?}, not {image:?}")]
+    WrongImage {
+        path: PathBuf,
+        image: String,
+        found: String,
+    },
+    #[error(
+        "{path} has no [{arch}] section although {image} is built for {arch}; run `carbon-store lock {image}`"
+    )]
+    MissingArch {
+        path: PathBuf,
+        image: String,
+        arch: String,
+    },
+}
+
+/// What `lock` did to one lockfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    Unchanged,
+    Written { packages: usize },
+}
+
+/// Where an image's lockfile lives.
+pub fn lock_path(lockfiles: &Path, image: &str) -> PathBuf {
+    lockfiles.join(format!("{image}.lock"))
+}
+
+/// Reads a lockfile, mapping absence and parse failures to actionable errors.
+pub fn read(lockfiles: &Path, image: &str) -> Result<Lockfile, LockError> {
+    let path = lock_path(lockfiles, image);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LockError::Missing {
+                path,
+                image: image.to_string(),
+            });
+        }
+        Err(e) => {
+            return Err(LockError::Malformed {
+                path,
+                image: image.to_string(),
+                error: e.to_string(),
+            });
+        }
+    };
+    let lock = Lockfile::parse(&text).map_err(|e| LockError::Malformed {
+        path: path.clone(),
+        image: image.to_string(),
+        error: e.to_string(),
+    })?;
+    if lock.image != image {
+        return Err(LockError::WrongImage {
+            path,
+            image: image.to_string(),
+            found: lock.image,
+        });
+    }
+    Ok(lock)
+}
+
+/// `lock --check`: the lock exists, parses, covers every arch and matches the recipes.
+pub fn check(recipes: &Recipes, lockfiles: &Path, image: &str) -> Result<Lockfile, LockError> {
+    let plan = recipes.plan(image)?;
+    let lock = read(lockfiles, image)?;
+    let path = lock_path(lockfiles, image);
+    let current = plan.recipes_hash();
+    if lock.recipes != current {
+        return Err(LockError::Stale {
+            path,
+            image: image.to_string(),
+            locked: lock.recipes,
+            current,
+        });
+    }
+    for arch in &plan.archs {
+        if !lock.archs.contains_key(arch) {
+            return Err(LockError::MissingArch {
+                path: path.clone(),
+                image: image.to_string(),
+                arch: arch.clone(),
+            });
+        }
+    }
+    Ok(lock)
+}
+
+/// The per-component requests of a plan, in layer order.
+pub fn requests(plan: &ImagePlan) -> Vec<Request> {
+    plan.components
+        .iter()
+        .map(|c| {
+            let debian = c.recipe.debian.clone().unwrap_or_default();
+            Request {
+                component: c.name.clone(),
+                packages: debian.packages,
+                essential: debian.essential,
+                recommends: debian.recommends,
+            }
+        })
+        .collect()
+}
+
+/// Shared context of a lock run.
+pub struct LockContext<'a> {
+    pub store: &'a Store,
+    pub fetcher: &'a Fetcher,
+    pub mirrors: &'a MirrorSettings,
+    pub now: SystemTime,
+}
+
+/// Resolves a plan into a lockfile against the current indexes.
+pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
+    let loaded = index::load(
+        &plan.source,
+        &plan.keyring_bytes,
+        &plan.archs,
+        ctx.store,
+        ctx.fetcher,
+        ctx.mirrors,
+        ctx.now,
+    )?;
+    let requests = requests(plan);
+    let suite_names: Vec<String> = plan.source.suite.iter().map(|s| s.suite.clone()).collect();
+    let archs: BTreeMap<String, ArchLock> = plan
+        .archs
+        .par_iter()
+        .map(|arch| {
+            let index = &loaded.by_arch[arch];
+            let selected =
+                solver::resolve(index, arch, &requests).map_err(|error| LockError::Resolve {
+                    image: plan.name.clone(),
+                    arch: arch.clone(),
+                    error,
+                })?;
+            let debian = selected
+                .into_iter()
+                .map(|s| DebianArtifact {
+                    name: s.package.name,
+                    version: s.package.version.to_string(),
+                    component: s.component,
+                    suite: suite_names[s.package.suite].clone(),
+                    path: s.package.filename,
+                    sha256: s.package.sha256,
+                    size: s.package.size,
+                })
+                .collect();
+            Ok((arch.clone(), ArchLock { debian }))
+        })
+        .collect::<Result<_, LockError>>()?;
+    let source_date_epoch = loaded
+        .records
+        .iter()
+        .map(|r| r.date_epoch)
+        .max()
+        .unwrap_or(0);
+    Ok(Lockfile {
+        image: plan.name.clone(),
+        recipes: plan.recipes_hash(),
+        source_date_epoch,
+        index: loaded
+            .records
+            .into_iter()
+            .map(|r| LockedIndex {
+                ecosystem: "debian".into(),
+                suite: r.suite,
+                mirror: r.mirror,
+                arch: r.arch,
+                date: r.date,
+                inrelease: r.inrelease,
+                packages: r.packages,
+            })
+            .collect(),
+        archs,
+    })
+}
+
+/// `lock IMAGE`: leaves an up-to-date lock untouched (no network); otherwise resolves and
+/// writes it atomically, and only if its bytes differ.
+pub fn lock_image(
+    recipes: &Recipes,
+    lockfiles: &Path,
+    image: &str,
+    ctx: &LockContext,
+) -> Result<LockOutcome, LockError> {
+    let plan = recipes.plan(image)?;
+    let path = lock_path(lockfiles, image);
+    if let Ok(existing) = read(lockfiles, image) {
+        if existing.recipes == plan.recipes_hash()
+            && plan.archs.iter().all(|a| existing.archs.contains_key(a))
+        {
+            return Ok(LockOutcome::Unchanged);
+        }
+    }
+    let lock = resolve(&plan, ctx)?;
+    let text = lock.to_toml();
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(LockOutcome::Unchanged);
+    }
+    crate::store::write_atomic(&path, text.as_bytes())?;
+    Ok(LockOutcome::Written {
+        packages: lock.archs.values().map(|a| a.debian.len()).sum(),
+    })
+}

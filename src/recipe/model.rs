@@ -1,0 +1,167 @@
+//! The recipe file formats: components, images and Debian sources, as TOML.
+//!
+//! Every struct denies unknown keys so that a typo is an error naming the file, line
+//! and key instead of a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `recipes/components/<name>.toml`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentFile {
+    pub component: ComponentHeader,
+    #[serde(default)]
+    pub debian: Option<DebianRequest>,
+    #[serde(default)]
+    pub user: Vec<UserSpec>,
+    #[serde(default)]
+    pub path: Vec<PathSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentHeader {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Components whose packages come first; they are pulled into any image using this one.
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// The `[debian]` table of a component.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DebianRequest {
+    /// Package names, optionally with a version constraint: `"libc6 (>= 2.41)"`.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Install the essential set (`Essential: yes` and `Priority: required`).
+    #[serde(default)]
+    pub essential: bool,
+    /// Install `Recommends` of this component's packages too (off by default, as in
+    /// `apt-get install --no-install-recommends`).
+    #[serde(default)]
+    pub recommends: bool,
+}
+
+/// A user with fixed ids, created declaratively in the image.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UserSpec {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub home: Option<String>,
+    #[serde(default)]
+    pub shell: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A path the component creates or adjusts in the image.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PathSpec {
+    pub path: String,
+    pub kind: PathKind,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// For `symlink`: the target; for `file`: a file under `recipes/files/`.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    Dir,
+    File,
+    Symlink,
+}
+
+/// `recipes/images/<name>.toml`
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageFile {
+    pub image: ImageHeader,
+    #[serde(default)]
+    pub config: ImageConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageHeader {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Defaults to the `from` image's archs.
+    #[serde(default)]
+    pub archs: Option<Vec<String>>,
+    /// Another image whose components, source, archs and config this one starts from.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Name of a `recipes/sources/<name>.toml`; defaults to the `from` image's.
+    #[serde(default)]
+    pub debian_source: Option<String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+}
+
+/// OCI image config settings; a child image's values override its parent's, key by key.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub exposed_ports: Option<Vec<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `recipes/sources/<name>.toml`: where Debian packages come from and who signs them.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceFile {
+    pub debian_source: DebianSource,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DebianSource {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Archive components, e.g. `["main"]`.
+    pub components: Vec<String>,
+    /// Keyring files relative to the recipes directory (armored or binary).
+    pub keyrings: Vec<String>,
+    /// Suites in order; later suites overlay earlier ones (the newest version wins).
+    pub suite: Vec<SuiteSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SuiteSpec {
+    pub suite: String,
+    /// The mirror name (`debian`, `debian-security`) whose URL configuration supplies.
+    #[serde(default = "default_mirror")]
+    pub mirror: String,
+}
+
+fn default_mirror() -> String {
+    "debian".to_string()
+}

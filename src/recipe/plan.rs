@@ -1,0 +1,232 @@
+//! An image resolved from its recipes: the `from` chain flattened, components ordered
+//! (`after` first), the Debian source and keyrings read, and a canonical hash of it all.
+//!
+//! The hash is taken over the parsed model serialized as JSON with a fixed field order,
+//! so comments, key order and formatting in the TOML files never change it.
+
+use super::{
+    ComponentFile, DebianSource, ImageConfig, RecipeError, Recipes, SUPPORTED_ARCHS, suggest,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+
+/// One component of an image, in layer order.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedComponent {
+    pub name: String,
+    pub recipe: ComponentFile,
+}
+
+/// What one image is made of, ready to resolve.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImagePlan {
+    pub name: String,
+    pub description: String,
+    pub archs: Vec<String>,
+    pub source: DebianSource,
+    /// (path relative to the recipes directory, sha256 of its content)
+    pub keyring_hashes: Vec<(String, String)>,
+    pub config: ImageConfig,
+    pub components: Vec<PlannedComponent>,
+    #[serde(skip)]
+    pub keyring_bytes: Vec<(String, Vec<u8>)>,
+}
+
+impl ImagePlan {
+    /// `sha256:<hex>` of the normalized recipes this image is made from.
+    pub fn recipes_hash(&self) -> String {
+        let value = serde_json::to_value(self).expect("plans serialize");
+        let bytes = serde_json::to_vec(&value).expect("values serialize");
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+}
+
+pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeError> {
+    // Walk the `from` chain, root first.
+    let mut chain = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut next = Some(name.to_string());
+    while let Some(current) = next {
+        if !seen.insert(current.clone()) {
+            let mut names: Vec<String> =
+                chain.iter().map(|(n, _): &(String, _)| n.clone()).collect();
+            names.push(current);
+            return Err(RecipeError::Cycle {
+                what: "image `from`",
+                chain: names.join(" → "),
+            });
+        }
+        let (_, image) = recipes
+            .images
+            .get(&current)
+            .ok_or_else(|| RecipeError::UnknownImage {
+                name: current.clone(),
+                dir: recipes.dir.join("images"),
+                hint: suggest(&current, recipes.images.keys()),
+            })?;
+        next = image.image.from.clone();
+        chain.push((current, image));
+    }
+    chain.reverse();
+
+    let mut archs: Option<Vec<String>> = None;
+    let mut source_name: Option<String> = None;
+    let mut config = ImageConfig::default();
+    let mut wanted: Vec<(String, String)> = Vec::new(); // (component, which image asked)
+    for (image_name, image) in &chain {
+        if let Some(a) = &image.image.archs {
+            archs = Some(a.clone());
+        }
+        if let Some(s) = &image.image.debian_source {
+            source_name = Some(s.clone());
+        }
+        for c in &image.image.components {
+            wanted.push((c.clone(), image_name.clone()));
+        }
+        merge_config(&mut config, &image.config);
+    }
+    let (_, top) = chain.last().expect("chain holds the image itself");
+
+    let archs = archs
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| RecipeError::NoArchs {
+            image: name.to_string(),
+        })?;
+    for arch in &archs {
+        if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
+            return Err(RecipeError::BadArch {
+                image: name.to_string(),
+                arch: arch.clone(),
+            });
+        }
+    }
+    let source_name = source_name.ok_or_else(|| RecipeError::NoSource {
+        image: name.to_string(),
+    })?;
+    let (source_path, source) =
+        recipes
+            .sources
+            .get(&source_name)
+            .ok_or_else(|| RecipeError::UnknownSource {
+                image: name.to_string(),
+                name: source_name.clone(),
+                dir: recipes.dir.join("sources"),
+            })?;
+
+    let components = order_components(recipes, &wanted)?;
+
+    let mut keyring_hashes = Vec::new();
+    let mut keyring_bytes = Vec::new();
+    for rel in &source.debian_source.keyrings {
+        let path = recipes.dir.join(rel);
+        let bytes = std::fs::read(&path).map_err(|e| RecipeError::Invalid {
+            path: source_path.clone(),
+            message: format!("keyring {rel}: {e}"),
+        })?;
+        keyring_hashes.push((rel.clone(), hex::encode(Sha256::digest(&bytes))));
+        keyring_bytes.push((rel.clone(), bytes));
+    }
+
+    Ok(ImagePlan {
+        name: name.to_string(),
+        description: top.image.description.clone(),
+        archs,
+        source: source.debian_source.clone(),
+        keyring_hashes,
+        config,
+        components,
+        keyring_bytes,
+    })
+}
+
+fn merge_config(into: &mut ImageConfig, from: &ImageConfig) {
+    if from.user.is_some() {
+        into.user = from.user.clone();
+    }
+    if from.workdir.is_some() {
+        into.workdir = from.workdir.clone();
+    }
+    if from.entrypoint.is_some() {
+        into.entrypoint = from.entrypoint.clone();
+    }
+    if from.cmd.is_some() {
+        into.cmd = from.cmd.clone();
+    }
+    if from.exposed_ports.is_some() {
+        into.exposed_ports = from.exposed_ports.clone();
+    }
+    into.env.extend(from.env.clone());
+    into.labels.extend(from.labels.clone());
+}
+
+/// Orders components so that each comes after those it names in `after` (which are pulled
+/// in if the image does not list them), otherwise keeping the listed order.
+fn order_components(
+    recipes: &Recipes,
+    wanted: &[(String, String)],
+) -> Result<Vec<PlannedComponent>, RecipeError> {
+    let mut out: Vec<PlannedComponent> = Vec::new();
+    let mut placed = BTreeSet::new();
+    let mut visiting: Vec<String> = Vec::new();
+
+    fn visit(
+        recipes: &Recipes,
+        name: &str,
+        context: &str,
+        out: &mut Vec<PlannedComponent>,
+        placed: &mut BTreeSet<String>,
+        visiting: &mut Vec<String>,
+    ) -> Result<(), RecipeError> {
+        if placed.contains(name) {
+            return Ok(());
+        }
+        if visiting.iter().any(|v| v == name) {
+            visiting.push(name.to_string());
+            return Err(RecipeError::Cycle {
+                what: "component `after`",
+                chain: visiting.join(" → "),
+            });
+        }
+        let (_, recipe) =
+            recipes
+                .components
+                .get(name)
+                .ok_or_else(|| RecipeError::UnknownComponent {
+                    context: context.to_string(),
+                    name: name.to_string(),
+                    dir: recipes.dir.join("components"),
+                    hint: suggest(name, recipes.components.keys()),
+                })?;
+        visiting.push(name.to_string());
+        for before in &recipe.component.after {
+            visit(
+                recipes,
+                before,
+                &format!("component {name} (after)"),
+                out,
+                placed,
+                visiting,
+            )?;
+        }
+        visiting.pop();
+        placed.insert(name.to_string());
+        out.push(PlannedComponent {
+            name: name.to_string(),
+            recipe: recipe.clone(),
+        });
+        Ok(())
+    }
+
+    for (name, image) in wanted {
+        visit(
+            recipes,
+            name,
+            &format!("image {image}"),
+            &mut out,
+            &mut placed,
+            &mut visiting,
+        )?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,284 @@
+//! Getting a Debian source's indexes: `InRelease` fetched and verified against the
+//! recipe's keyrings, then each `Packages` file checked against it and kept in the store.
+//!
+//! Uncompressed `Packages` files are stored under the sha256 that `InRelease` lists for
+//! them, so a warm lock reads them straight from the store without decompressing.
+
+use super::packages::{self, IndexError, PackageIndex};
+use super::release::{Release, ReleaseError};
+use super::signature::{Keyring, SignatureError};
+use crate::config::mirrors::{MirrorError, MirrorSettings};
+use crate::fetch::{FetchError, Fetcher};
+use crate::recipe::DebianSource;
+use crate::store::{Expected, Store, StoreError};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::SystemTime;
+
+/// An index that could not be had or trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum DebianIndexError {
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("{suite}/InRelease: {error}")]
+    Release { suite: String, error: ReleaseError },
+    #[error(
+        "{suite}/InRelease is for suite {found:?}, not {suite:?}: the mirror may be misconfigured or serving a substitute"
+    )]
+    WrongSuite { suite: String, found: String },
+    #[error(
+        "{suite}/InRelease expired on {valid_until} (Valid-Until); the mirror is stale or replaying an old release: point CARBON_MIRROR_* at an up-to-date mirror"
+    )]
+    Expired { suite: String, valid_until: String },
+    #[error("{suite}/InRelease does not list {path}: is component or arch wrong for this suite?")]
+    NotListed { suite: String, path: String },
+    #[error(
+        "offline mode: no InRelease of {suite} in the store; run `carbon-store lock` once with network, or import a bundle"
+    )]
+    OfflineNoRelease { suite: String },
+    #[error("{name}: xz data is corrupt: {reason}")]
+    Decompress { name: String, reason: String },
+    #[error(transparent)]
+    Packages(#[from] IndexError),
+}
+
+/// What the lock records about one suite's index for one arch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexRecord {
+    pub suite: String,
+    pub mirror: String,
+    pub arch: String,
+    pub date: String,
+    pub date_epoch: u64,
+    /// `sha256:<hex>` of the InRelease file.
+    pub inrelease: String,
+    /// component → `sha256:<hex>` of the uncompressed Packages file.
+    pub packages: BTreeMap<String, String>,
+}
+
+/// The verified indexes of a Debian source, per arch.
+pub struct LoadedIndexes {
+    pub records: Vec<IndexRecord>,
+    pub by_arch: BTreeMap<String, PackageIndex>,
+}
+
+struct VerifiedRelease {
+    suite: String,
+    mirror_urls: Vec<String>,
+    mirror: String,
+    inrelease_sha256: String,
+    release: Release,
+}
+
+fn inrelease_ref(suite: &str) -> String {
+    format!("debian-{suite}-InRelease")
+}
+
+/// Fetches (or, offline, takes from the store) and verifies every suite's InRelease, then
+/// loads the Packages files of every component for every arch, in parallel.
+pub fn load(
+    source: &DebianSource,
+    keyring_files: &[(String, Vec<u8>)],
+    archs: &[String],
+    store: &Store,
+    fetcher: &Fetcher,
+    mirrors: &MirrorSettings,
+    now: SystemTime,
+) -> Result<LoadedIndexes, DebianIndexError> {
+    let mut keyring = Keyring::default();
+    for (name, bytes) in keyring_files {
+        keyring.add(name, bytes)?;
+    }
+    let releases: Vec<VerifiedRelease> = source
+        .suite
+        .par_iter()
+        .map(|spec| {
+            let mirror = mirrors.mirror(&spec.mirror)?;
+            let (bytes, sha256, fresh) = if fetcher.is_offline() {
+                let name = store.get_ref(&inrelease_ref(&spec.suite)).ok_or_else(|| {
+                    DebianIndexError::OfflineNoRelease {
+                        suite: spec.suite.clone(),
+                    }
+                })?;
+                let sha = name
+                    .split_once(' ')
+                    .map(|(s, _)| s.to_string())
+                    .unwrap_or_default();
+                let bytes = store.read_verified(&sha, &format!("{}_InRelease", spec.suite))?;
+                (bytes, sha, false)
+            } else {
+                let bytes =
+                    fetcher.get_bytes(&mirror.urls, &format!("dists/{}/InRelease", spec.suite))?;
+                let (sha, _) = store.insert_bytes(&format!("{}_InRelease", spec.suite), &bytes)?;
+                (bytes, sha, true)
+            };
+            let text =
+                keyring.verify_clearsigned(&format!("{}/InRelease", spec.suite), &bytes, now)?;
+            let release = Release::parse(&text).map_err(|error| DebianIndexError::Release {
+                suite: spec.suite.clone(),
+                error,
+            })?;
+            let names = [release.codename.as_deref(), release.suite.as_deref()];
+            if !names.contains(&Some(spec.suite.as_str())) {
+                return Err(DebianIndexError::WrongSuite {
+                    suite: spec.suite.clone(),
+                    found: release
+                        .codename
+                        .clone()
+                        .or(release.suite.clone())
+                        .unwrap_or_default(),
+                });
+            }
+            // A stale InRelease is refused when it comes from the network; one already in the
+            // store was checked when it arrived, and offline builds must keep working.
+            if fresh {
+                if let Some(until) = release.valid_until {
+                    if until <= now {
+                        return Err(DebianIndexError::Expired {
+                            suite: spec.suite.clone(),
+                            valid_until: httpdate::fmt_http_date(until),
+                        });
+                    }
+                }
+                store.set_ref(
+                    &inrelease_ref(&spec.suite),
+                    &format!("{sha256} {}", release.date_text),
+                )?;
+            }
+            Ok(VerifiedRelease {
+                suite: spec.suite.clone(),
+                mirror_urls: mirror.urls,
+                mirror: spec.mirror.clone(),
+                inrelease_sha256: sha256,
+                release,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    // One job per (suite, arch, component).
+    let mut jobs = Vec::new();
+    for (suite_index, r) in releases.iter().enumerate() {
+        for arch in archs {
+            for component in &source.components {
+                jobs.push((suite_index, r, arch.clone(), component.clone()));
+            }
+        }
+    }
+    let loaded: Vec<(usize, String, String, String, Vec<packages::BinaryPackage>)> = jobs
+        .par_iter()
+        .map(|(suite_index, r, arch, component)| {
+            let (sha, parsed) = load_packages(r, arch, component, *suite_index, store, fetcher)?;
+            Ok((*suite_index, arch.clone(), component.clone(), sha, parsed))
+        })
+        .collect::<Result<_, DebianIndexError>>()?;
+
+    let mut records = Vec::new();
+    for (suite_index, r) in releases.iter().enumerate() {
+        for arch in archs {
+            let packages = loaded
+                .iter()
+                .filter(|(s, a, ..)| *s == suite_index && a == arch)
+                .map(|(_, _, c, sha, _)| (c.clone(), format!("sha256:{sha}")))
+                .collect();
+            records.push(IndexRecord {
+                suite: r.suite.clone(),
+                mirror: r.mirror.clone(),
+                arch: arch.clone(),
+                date: r.release.date_text.clone(),
+                date_epoch: r.release.date_epoch(),
+                inrelease: format!("sha256:{}", r.inrelease_sha256),
+                packages,
+            });
+        }
+    }
+    let mut per_arch: BTreeMap<String, Vec<Vec<packages::BinaryPackage>>> = BTreeMap::new();
+    for (_, arch, _, _, parsed) in loaded {
+        per_arch.entry(arch).or_default().push(parsed);
+    }
+    let by_arch = per_arch
+        .into_par_iter()
+        .map(|(arch, suites)| (arch, PackageIndex::build(suites)))
+        .collect();
+    Ok(LoadedIndexes { records, by_arch })
+}
+
+/// Returns the uncompressed Packages hash and its parsed stanzas.
+fn load_packages(
+    r: &VerifiedRelease,
+    arch: &str,
+    component: &str,
+    suite_index: usize,
+    store: &Store,
+    fetcher: &Fetcher,
+) -> Result<(String, Vec<packages::BinaryPackage>), DebianIndexError> {
+    let dir = format!("{component}/binary-{arch}");
+    let plain_path = format!("{dir}/Packages");
+    let plain = r
+        .release
+        .entry(&plain_path)
+        .ok_or_else(|| DebianIndexError::NotListed {
+            suite: r.suite.clone(),
+            path: plain_path.clone(),
+        })?;
+    let name = format!("Packages_{}_{component}_{arch}", r.suite);
+    let text = if store.contains(&plain.sha256, &name, Some(plain.size)) {
+        store.read_verified(&plain.sha256, &name)?
+    } else {
+        let xz_path = format!("{dir}/Packages.xz");
+        let xz = r
+            .release
+            .entry(&xz_path)
+            .ok_or_else(|| DebianIndexError::NotListed {
+                suite: r.suite.clone(),
+                path: xz_path.clone(),
+            })?;
+        let url_path = if r.release.acquire_by_hash {
+            format!("dists/{}/{dir}/by-hash/SHA256/{}", r.suite, xz.sha256)
+        } else {
+            format!("dists/{}/{xz_path}", r.suite)
+        };
+        let xz_name = format!("{name}.xz");
+        let expected = Expected {
+            sha256: xz.sha256.clone(),
+            size: Some(xz.size),
+        };
+        let xz_file = fetcher.fetch_into_store(
+            &r.mirror_urls,
+            &url_path,
+            store,
+            &xz_name,
+            &expected,
+            &|_| {},
+        )?;
+        let mut plain_bytes = Vec::with_capacity(plain.size as usize);
+        let file = std::fs::File::open(&xz_file).map_err(|e| StoreError::Io {
+            action: "opening",
+            path: xz_file.clone(),
+            source: e,
+        })?;
+        liblzma::read::XzDecoder::new(std::io::BufReader::new(file))
+            .read_to_end(&mut plain_bytes)
+            .map_err(|e| DebianIndexError::Decompress {
+                name: xz_name.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut pending = store.begin(&name)?;
+        pending.write_all(&plain_bytes)?;
+        pending.commit(&Expected {
+            sha256: plain.sha256.clone(),
+            size: Some(plain.size),
+        })?;
+        plain_bytes
+    };
+    let text = String::from_utf8_lossy(&text);
+    let parsed =
+        packages::parse_packages(&text, &format!("{}/{plain_path}", r.suite), suite_index)?;
+    Ok((plain.sha256.clone(), parsed))
+}

@@ -1,0 +1,10 @@
+//! Debian: control files, versions, relations, signed indexes and the resolver.
+
+pub mod control;
+pub mod index;
+pub mod packages;
+pub mod relation;
+pub mod release;
+pub mod signature;
+pub mod solver;
+pub mod version;

@@ -1,0 +1,508 @@
+//! Chooses the exact set of Debian packages an image installs, the way
+//! `apt-get install --no-install-recommends` would on the same index.
+//!
+//! The walk is apt's: depth-first from each request, a dependency group is left alone
+//! when something already chosen satisfies it, otherwise its alternatives are tried in
+//! order (the real package first, then providers by priority and name), skipping any
+//! choice that conflicts with what is already chosen. Only candidates (the newest version
+//! in the merged suites) are considered, as apt does. The result is deterministic: no
+//! decision depends on hash-map order.
+
+use super::packages::{BinaryPackage, MultiArch, PackageIndex};
+use super::relation::{self, ArchQualifier, Group, Relation, RelationError};
+use super::version::Version;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// What one component asks for.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub component: String,
+    /// Relations as written in the recipe (`name` or `name (op version)`), in order.
+    pub packages: Vec<String>,
+    /// Also install every `Essential: yes` and `Priority: required` package.
+    pub essential: bool,
+    /// Also install `Recommends` of the packages this component brings in.
+    pub recommends: bool,
+}
+
+/// Why a package is in the result: the first thing that needed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Requested,
+    Essential,
+    Depends { parent: String, relation: String },
+    Recommends { parent: String, relation: String },
+}
+
+/// One chosen package.
+#[derive(Clone, Debug)]
+pub struct Selected {
+    pub package: BinaryPackage,
+    pub component: String,
+    pub reason: Reason,
+}
+
+/// Why resolution failed, in words a recipe author can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("component {component}: package {name:?} is not in the index for {arch}{hint}")]
+    UnknownPackage {
+        component: String,
+        name: String,
+        arch: String,
+        hint: String,
+    },
+    #[error("cannot satisfy `{group}`, needed by {chain} ({arch}):\n{explanation}")]
+    Unsatisfiable {
+        group: String,
+        chain: String,
+        arch: String,
+        explanation: String,
+    },
+    #[error("{a} {kind} {relation} ({arch}), but both are needed:\n  {a}: {why_a}\n  {b}: {why_b}")]
+    Conflict {
+        a: String,
+        b: String,
+        kind: &'static str,
+        relation: String,
+        arch: String,
+        why_a: String,
+        why_b: String,
+    },
+    #[error("component {component}: {error} in {field} of {package}")]
+    BadRelation {
+        component: String,
+        package: String,
+        field: &'static str,
+        error: RelationError,
+    },
+}
+
+struct ConflictRule {
+    owner: usize,
+    kind: &'static str,
+    relation: Relation,
+}
+
+struct Solver<'i> {
+    index: &'i PackageIndex,
+    arch: &'i str,
+    /// Every candidate providing a name, with the provided version; sorted for determinism.
+    providers: HashMap<String, Vec<(&'i BinaryPackage, Option<Version>)>>,
+    selected: Vec<Selected>,
+    by_name: HashMap<String, usize>,
+    provided: HashMap<String, Vec<(usize, Option<Version>)>>,
+    conflict_rules: Vec<ConflictRule>,
+}
+
+/// Resolves the requests in order; packages belong to the first component that needs them.
+/// The result is sorted by package name.
+pub fn resolve(
+    index: &PackageIndex,
+    arch: &str,
+    requests: &[Request],
+) -> Result<Vec<Selected>, ResolveError> {
+    let mut solver = Solver::new(index, arch);
+    for request in requests {
+        for text in &request.packages {
+            let relation =
+                relation::parse_relation(text).map_err(|error| ResolveError::BadRelation {
+                    component: request.component.clone(),
+                    package: text.clone(),
+                    field: "debian.packages",
+                    error,
+                })?;
+            if solver.satisfied(&relation) {
+                continue;
+            }
+            let choice = solver.choose(&[relation.clone()]).map_err(|explanation| {
+                if index.candidate(&relation.name).is_none()
+                    && !solver.providers.contains_key(relation.name.as_str())
+                {
+                    ResolveError::UnknownPackage {
+                        component: request.component.clone(),
+                        name: relation.name.clone(),
+                        arch: arch.to_string(),
+                        hint: String::new(),
+                    }
+                } else {
+                    ResolveError::Unsatisfiable {
+                        group: relation.to_string(),
+                        chain: format!("component {}", request.component),
+                        arch: arch.to_string(),
+                        explanation,
+                    }
+                }
+            })?;
+            solver.install(choice, request, Reason::Requested)?;
+        }
+        if request.essential {
+            let mut essential: Vec<&BinaryPackage> = index
+                .iter()
+                .filter(|p| p.essential || p.priority == super::packages::Priority::Required)
+                .collect();
+            essential.sort_by(|a, b| a.name.cmp(&b.name));
+            for package in essential {
+                solver.install(package, request, Reason::Essential)?;
+            }
+        }
+    }
+    solver.check_conflicts()?;
+    let mut selected = solver.selected;
+    selected.sort_by(|a, b| a.package.name.cmp(&b.package.name));
+    Ok(selected)
+}
+
+impl<'i> Solver<'i> {
+    fn new(index: &'i PackageIndex, arch: &'i str) -> Self {
+        let mut providers: HashMap<String, Vec<(&'i BinaryPackage, Option<Version>)>> =
+            HashMap::new();
+        for package in index.iter() {
+            if package.provides.is_empty() {
+                continue;
+            }
+            // A malformed Provides in the archive only makes that package unusable as a provider.
+            let Ok(groups) = relation::parse_field(&package.provides) else {
+                continue;
+            };
+            for relation in groups.into_iter().flatten() {
+                let version = relation.constraint.map(|(_, v)| v);
+                providers
+                    .entry(relation.name)
+                    .or_default()
+                    .push((package, version));
+            }
+        }
+        for list in providers.values_mut() {
+            list.sort_by(|a, b| {
+                a.0.priority
+                    .cmp(&b.0.priority)
+                    .then_with(|| a.0.name.cmp(&b.0.name))
+            });
+        }
+        Solver {
+            index,
+            arch,
+            providers,
+            selected: Vec::new(),
+            by_name: HashMap::new(),
+            provided: HashMap::new(),
+            conflict_rules: Vec::new(),
+        }
+    }
+
+    fn arch_ok(&self, relation: &Relation, package: &BinaryPackage) -> bool {
+        match &relation.arch {
+            ArchQualifier::None | ArchQualifier::Native => true,
+            ArchQualifier::Any => {
+                package.multi_arch == MultiArch::Allowed
+                    || package.architecture == "all" && package.multi_arch == MultiArch::Foreign
+            }
+            ArchQualifier::Arch(a) => a == self.arch || package.architecture == "all",
+        }
+    }
+
+    /// Whether something already chosen satisfies the relation.
+    fn satisfied(&self, relation: &Relation) -> bool {
+        if let Some(&i) = self.by_name.get(&relation.name) {
+            let package = &self.selected[i].package;
+            if relation.version_matches(Some(&package.version)) && self.arch_ok(relation, package) {
+                return true;
+            }
+        }
+        self.provided.get(&relation.name).is_some_and(|list| {
+            list.iter()
+                .any(|(_, v)| relation.version_matches(v.as_ref()))
+        })
+    }
+
+    /// The first installable alternative of a group, or why there is none.
+    fn choose(&self, group: &[Relation]) -> Result<&'i BinaryPackage, String> {
+        let mut explanation = String::new();
+        for relation in group {
+            let mut options: Vec<&'i BinaryPackage> = Vec::new();
+            match self.index.candidate(&relation.name) {
+                Some(real) if !relation.version_matches(Some(&real.version)) => {
+                    let _ = writeln!(
+                        explanation,
+                        "  {relation}: the candidate is {} {}",
+                        real.name, real.version
+                    );
+                }
+                Some(real) if !self.arch_ok(relation, real) => {
+                    let _ = writeln!(
+                        explanation,
+                        "  {relation}: {} is not Multi-Arch: allowed",
+                        real.name
+                    );
+                }
+                Some(real) => options.push(real),
+                None => {}
+            }
+            if let Some(list) = self.providers.get(relation.name.as_str()) {
+                for (package, version) in list {
+                    if relation.version_matches(version.as_ref()) {
+                        options.push(package);
+                    } else if relation.constraint.is_some()
+                        && self.index.candidate(&relation.name).is_none()
+                    {
+                        let _ = writeln!(
+                            explanation,
+                            "  {relation}: provided by {} without a matching version",
+                            package.name
+                        );
+                    }
+                }
+            }
+            if options.is_empty()
+                && self.index.candidate(&relation.name).is_none()
+                && !self.providers.contains_key(relation.name.as_str())
+            {
+                let _ = writeln!(
+                    explanation,
+                    "  {relation}: no package has this name or provides it"
+                );
+            }
+            for option in options {
+                match self.conflict_with_selected(option) {
+                    None => return Ok(option),
+                    Some(why) => {
+                        let _ = writeln!(
+                            explanation,
+                            "  {relation}: {} {} {why}",
+                            option.name, option.version
+                        );
+                    }
+                }
+            }
+        }
+        Err(explanation.trim_end().to_string())
+    }
+
+    /// Whether installing `package` would conflict with a chosen package, and how.
+    fn conflict_with_selected(&self, package: &BinaryPackage) -> Option<String> {
+        if self.by_name.contains_key(&package.name) {
+            return None;
+        }
+        for rule in &self.conflict_rules {
+            if self.relation_hits(&rule.relation, package) {
+                let owner = &self.selected[rule.owner].package;
+                return Some(format!(
+                    "is refused by {} ({}: {})",
+                    owner.name, rule.kind, rule.relation
+                ));
+            }
+        }
+        for (kind, field) in [
+            ("Conflicts", &package.conflicts),
+            ("Breaks", &package.breaks),
+        ] {
+            for relation in relation::parse_field(field)
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(&i) = self.by_name.get(&relation.name) {
+                    if relation.version_matches(Some(&self.selected[i].package.version)) {
+                        return Some(format!("{kind} {relation}, which is already chosen"));
+                    }
+                }
+                if relation.constraint.is_none() {
+                    if let Some(list) = self.provided.get(&relation.name) {
+                        if let Some((i, _)) = list
+                            .iter()
+                            .find(|(i, _)| self.selected[*i].package.name != package.name)
+                        {
+                            return Some(format!(
+                                "{kind} {relation}, provided by chosen {}",
+                                self.selected[*i].package.name
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether a Conflicts/Breaks relation hits a package (by name or, unversioned, by what it provides).
+    fn relation_hits(&self, relation: &Relation, package: &BinaryPackage) -> bool {
+        if relation.name == package.name {
+            return relation.version_matches(Some(&package.version));
+        }
+        relation.constraint.is_none()
+            && relation::parse_field(&package.provides)
+                .unwrap_or_default()
+                .iter()
+                .flatten()
+                .any(|p| p.name == relation.name)
+    }
+
+    fn parse(
+        &self,
+        request: &Request,
+        package: &BinaryPackage,
+        field: &'static str,
+        text: &str,
+    ) -> Result<Vec<Group>, ResolveError> {
+        relation::parse_field(text).map_err(|error| ResolveError::BadRelation {
+            component: request.component.clone(),
+            package: format!("{} {}", package.name, package.version),
+            field,
+            error,
+        })
+    }
+
+    fn install(
+        &mut self,
+        package: &'i BinaryPackage,
+        request: &Request,
+        reason: Reason,
+    ) -> Result<(), ResolveError> {
+        if self.by_name.contains_key(&package.name) {
+            return Ok(());
+        }
+        let index = self.selected.len();
+        self.selected.push(Selected {
+            package: package.clone(),
+            component: request.component.clone(),
+            reason,
+        });
+        self.by_name.insert(package.name.clone(), index);
+        for relation in self
+            .parse(request, package, "Provides", &package.provides)?
+            .into_iter()
+            .flatten()
+        {
+            self.provided
+                .entry(relation.name)
+                .or_default()
+                .push((index, relation.constraint.map(|(_, v)| v)));
+        }
+        for (kind, field) in [
+            ("Conflicts", &package.conflicts),
+            ("Breaks", &package.breaks),
+        ] {
+            for relation in self
+                .parse(request, package, kind, field)?
+                .into_iter()
+                .flatten()
+            {
+                self.conflict_rules.push(ConflictRule {
+                    owner: index,
+                    kind,
+                    relation,
+                });
+            }
+        }
+        let mut groups: Vec<(Group, bool)> = Vec::new();
+        for (field, text) in [
+            ("Pre-Depends", &package.pre_depends),
+            ("Depends", &package.depends),
+        ] {
+            groups.extend(
+                self.parse(request, package, field, text)?
+                    .into_iter()
+                    .map(|g| (g, false)),
+            );
+        }
+        if request.recommends {
+            groups.extend(
+                self.parse(request, package, "Recommends", &package.recommends)?
+                    .into_iter()
+                    .map(|g| (g, true)),
+            );
+        }
+        for (group, optional) in groups {
+            if group.iter().any(|r| self.satisfied(r)) {
+                continue;
+            }
+            let text = group
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            match self.choose(&group) {
+                Ok(choice) => {
+                    let reason = if optional {
+                        Reason::Recommends {
+                            parent: package.name.clone(),
+                            relation: text,
+                        }
+                    } else {
+                        Reason::Depends {
+                            parent: package.name.clone(),
+                            relation: text,
+                        }
+                    };
+                    self.install(choice, request, reason)?;
+                }
+                Err(_) if optional => {}
+                Err(explanation) => {
+                    return Err(ResolveError::Unsatisfiable {
+                        group: text,
+                        chain: self.chain(index),
+                        arch: self.arch.to_string(),
+                        explanation,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// "b 1.0 (Depends of a) ← a 2.0 (requested by component x)".
+    fn chain(&self, mut index: usize) -> String {
+        let mut parts = Vec::new();
+        for _ in 0..64 {
+            let s = &self.selected[index];
+            let name = format!("{} {}", s.package.name, s.package.version);
+            match &s.reason {
+                Reason::Requested => {
+                    parts.push(format!("{name} (requested by component {})", s.component));
+                    break;
+                }
+                Reason::Essential => {
+                    parts.push(format!("{name} (essential, component {})", s.component));
+                    break;
+                }
+                Reason::Depends { parent, .. } | Reason::Recommends { parent, .. } => {
+                    parts.push(name);
+                    match self.by_name.get(parent) {
+                        Some(&p) => index = p,
+                        None => break,
+                    }
+                }
+            }
+        }
+        parts.join(" ← ")
+    }
+
+    fn check_conflicts(&self) -> Result<(), ResolveError> {
+        for rule in &self.conflict_rules {
+            let owner = &self.selected[rule.owner].package;
+            for (i, other) in self.selected.iter().enumerate() {
+                if i == rule.owner || other.package.name == owner.name {
+                    continue;
+                }
+                if self.relation_hits(&rule.relation, &other.package) {
+                    return Err(ResolveError::Conflict {
+                        a: owner.name.clone(),
+                        b: other.package.name.clone(),
+                        kind: if rule.kind == "Conflicts" {
+                            "conflicts with"
+                        } else {
+                            "breaks"
+                        },
+                        relation: rule.relation.to_string(),
+                        arch: self.arch.to_string(),
+                        why_a: self.chain(rule.owner),
+                        why_b: self.chain(i),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! The content-addressed store: every source under its Nix fixed-output path, written
+//! atomically and verified by hash, safe for several processes at once.
+//!
+//! Writers stream into `.tmp/` inside the store (same file system), hash as they go,
+//! fsync, then rename to the final name: a reader never sees a partial object, and a
+//! killed process leaves only a temp file. Processes take a shared lock on `.lock`;
+//! garbage collection takes it exclusively.
+
+pub mod path;
+
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A store failure; each names the object or path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{name}: sha256 mismatch: expected {expected}, got {actual}")]
+    HashMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{name}: size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        name: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{name} ({sha256}) is not in the store")]
+    Missing { name: String, sha256: String },
+}
+
+impl StoreError {
+    fn io(action: &'static str, path: &Path, source: io::Error) -> StoreError {
+        StoreError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether the failure is the disk being full, which deserves its own advice.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if source.raw_os_error() == Some(28))
+    }
+}
+
+/// What an object must hash to before it may enter the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub sha256: String,
+    pub size: Option<u64>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A store directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held store lock; released on drop.
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) a store directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let root = root.into();
+        for dir in [root.clone(), root.join(".tmp"), root.join("refs")] {
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating", &dir, e))?;
+        }
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
+        let path = self.root.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("opening", &path, e))?;
+        let result = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        result.map_err(|e| StoreError::io("locking", &path, e))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// A lock held by every process that reads or adds objects.
+    pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
+        self.lock(false)
+    }
+
+    /// A lock that excludes every other process (for removing objects).
+    pub fn lock_exclusive(&self) -> Result<StoreLock, StoreError> {
+        self.lock(true)
+    }
+
+    /// Where a source with this hash and file name lives.
+    pub fn source_path(&self, sha256: &str, name: &str) -> PathBuf {
+        self.root.join(path::fixed_output_name(sha256, name))
+    }
+
+    /// Whether the store holds the object (by name; its size is checked when known).
+    /// The name embeds the hash and only verified objects get a final name, so this is a
+    /// cheap check; [`Store::read_verified`] re-hashes before use.
+    pub fn contains(&self, sha256: &str, name: &str, size: Option<u64>) -> bool {
+        match fs::metadata(self.source_path(sha256, name)) {
+            Ok(meta) => size.is_none_or(|s| meta.len() == s),
+            Err(_) => false,
+        }
+    }
+
+    /// Starts writing an object; nothing is visible under its final name until `commit`.
+    pub fn begin(&self, name: &str) -> Result<PendingObject, StoreError> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.root.join(".tmp").join(format!(
+            "{}-{}-{}",
+            std::process::id(),
+            n,
+            path::sanitize_name(name)
+        ));
+        let file = File::create(&tmp).map_err(|e| StoreError::io("creating", &tmp, e))?;
+        Ok(PendingObject {
+            store: self.clone(),
+            name: name.to_string(),
+            tmp,
+            writer: Some(BufWriter::with_capacity(256 * 1024, file)),
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Adds bytes whose hash is whatever they hash to (e.g. a freshly downloaded `InRelease`).
+    pub fn insert_bytes(&self, name: &str, bytes: &[u8]) -> Result<(String, PathBuf), StoreError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let mut pending = self.begin(name)?;
+        pending.write_all(bytes)?;
+        let path = pending.commit(&Expected {
+            sha256: sha256.clone(),
+            size: Some(bytes.len() as u64),
+        })?;
+        Ok((sha256, path))
+    }
+
+    /// Reads a whole object and checks its hash.
+    pub fn read_verified(&self, sha256: &str, name: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.source_path(sha256, name);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    name: name.to_string(),
+                    sha256: sha256.to_string(),
+                });
+            }
+            Err(e) => return Err(StoreError::io("opening", &path, e)),
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io("reading", &path, e))?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != sha256 {
+            return Err(StoreError::HashMismatch {
+                name: path.display().to_string(),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads a named reference (a small mutable pointer such as "newest InRelease of trixie").
+    pub fn get_ref(&self, name: &str) -> Option<String> {
+        fs::read_to_string(self.root.join("refs").join(name))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// Replaces a named reference atomically.
+    pub fn set_ref(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let path = self.root.join("refs").join(name);
+        write_atomic(&path, format!("{value}\n").as_bytes())
+    }
+}
+
+/// Writes a file atomically: temp file beside it, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| StoreError::io("creating", dir, e))?;
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}-{n}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io("writing", path, e));
+    }
+    Ok(())
+}
+
+/// An object being written. Dropping it without `commit` removes the temp file.
+pub struct PendingObject {
+    store: Store,
+    name: String,
+    tmp: PathBuf,
+    writer: Option<BufWriter<File>>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl PendingObject {
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        let writer = self.writer.as_mut().expect("writer present until commit");
+        writer
+            .write_all(bytes)
+            .map_err(|e| StoreError::io("writing", &self.tmp, e))
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Verifies size and hash, syncs, and moves the object to its final name.
+    pub fn commit(mut self, expected: &Expected) -> Result<PathBuf, StoreError> {
+        if let Some(size) = expected.size {
+            if size != self.size {
+                return Err(StoreError::SizeMismatch {
+                    name: self.name.clone(),
+                    expected: size,
+                    actual: self.size,
+                });
+            }
+        }
+        let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        if actual != expected.sha256 {
+            return Err(StoreError::HashMismatch {
+                name: self.name.clone(),
+                expected: expected.sha256.clone(),
+                actual,
+            });
+        }
+        let writer = self.writer.take().expect("writer present until commit");
+        let file = writer
+            .into_inner()
+            .map_err(|e| StoreError::io("writing", &self.tmp, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("syncing", &self.tmp, e))?;
+        drop(file);
+        let final_path = self.store.source_path(&expected.sha256, &self.name);
+        fs::rename(&self.tmp, &final_path)
+            .map_err(|e| StoreError::io("renaming into", &final_path, e))?;
+        if let Ok(dir) = File::open(&self.store.root) {
+            let _ = dir.sync_all();
+        }
+        Ok(final_path)
+    }
+}
+
+impl Drop for PendingObject {
+    fn drop(&mut self) {
+        if self.tmp.exists() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
