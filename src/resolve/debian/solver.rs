@@ -506,3 +506,316 @@ impl<'i> Solver<'i> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::debian::packages::{PackageIndex, parse_packages};
+
+    /// Builds an index from short stanzas: `name version [Field: value]...` separated by `;`.
+    fn index(spec: &str) -> PackageIndex {
+        let mut text = String::new();
+        for (n, entry) in spec.trim().split('\n').enumerate() {
+            let mut parts = entry.trim().split(';');
+            let head: Vec<&str> = parts.next().unwrap().split_whitespace().collect();
+            text.push_str(&format!(
+                "Package: {}\nVersion: {}\nArchitecture: amd64\nFilename: pool/{}.deb\nSize: {}\nSHA256: {:064x}\n",
+                head[0], head[1], head[0], n + 1, n
+            ));
+            for field in parts {
+                text.push_str(field.trim());
+                text.push('\n');
+            }
+            text.push('\n');
+        }
+        PackageIndex::build(vec![parse_packages(&text, "test", 0).unwrap()])
+    }
+
+    fn request(packages: &[&str]) -> Vec<Request> {
+        vec![Request {
+            component: "c".into(),
+            packages: packages.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }]
+    }
+
+    fn names(result: &[Selected]) -> Vec<String> {
+        result
+            .iter()
+            .map(|s| format!("{}={}", s.package.name, s.package.version))
+            .collect()
+    }
+
+    #[test]
+    fn alternatives_are_tried_in_order_and_satisfied_ones_are_kept() {
+        let idx = index(
+            "app 1; Depends: usrmerge | usr-is-merged
+             usrmerge 1; Depends: perl
+             perl 1
+             usr-is-merged 1",
+        );
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["app"])).unwrap()),
+            ["app=1", "perl=1", "usrmerge=1"]
+        );
+        // Asking for usr-is-merged first satisfies the group: no usrmerge, no perl.
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["usr-is-merged", "app"])).unwrap()),
+            ["app=1", "usr-is-merged=1"]
+        );
+    }
+
+    #[test]
+    fn versioned_dependencies_skip_alternatives_that_are_too_old() {
+        let idx = index(
+            "app 1; Depends: libfoo (>= 2) | libfoo-compat
+             libfoo 1.5
+             libfoo-compat 1",
+        );
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["app"])).unwrap()),
+            ["app=1", "libfoo-compat=1"]
+        );
+    }
+
+    #[test]
+    fn virtual_packages_and_versioned_provides() {
+        let idx = index(
+            "app 1; Depends: mail-transport-agent, awk, libjs (>= 3)
+             postfix 3; Priority: optional; Provides: mail-transport-agent
+             exim4 4; Priority: standard; Provides: mail-transport-agent
+             mawk 1.3; Priority: required; Provides: awk
+             libjs-old 1; Provides: libjs (= 2)
+             libjs-new 1; Provides: libjs (= 3)",
+        );
+        let got = names(&resolve(&idx, "amd64", &request(&["app"])).unwrap());
+        // exim4 wins by priority; libjs-old's provided version is too old.
+        assert_eq!(got, ["app=1", "exim4=4", "libjs-new=1", "mawk=1.3"]);
+    }
+
+    #[test]
+    fn an_unversioned_provide_never_satisfies_a_versioned_dependency() {
+        let idx = index(
+            "app 1; Depends: virt (>= 1)
+             prov 1; Provides: virt",
+        );
+        let err = resolve(&idx, "amd64", &request(&["app"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot satisfy `virt (>= 1)`")
+                && err.contains("app 1 (requested by component c)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cycles_terminate() {
+        let idx = index(
+            "a 1; Depends: b
+             b 1; Pre-Depends: c
+             c 1; Depends: a",
+        );
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["a"])).unwrap()),
+            ["a=1", "b=1", "c=1"]
+        );
+    }
+
+    #[test]
+    fn conflicting_alternatives_are_skipped() {
+        let idx = index(
+            "app 1; Depends: base, impl-a | impl-b
+             base 1; Conflicts: impl-a
+             impl-a 1
+             impl-b 1",
+        );
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["app"])).unwrap()),
+            ["app=1", "base=1", "impl-b=1"]
+        );
+    }
+
+    #[test]
+    fn unavoidable_conflicts_are_explained_with_both_chains() {
+        let idx = index(
+            "one 1; Depends: liba
+             two 1; Depends: libb
+             liba 1; Breaks: libb (<< 2)
+             libb 1",
+        );
+        let err = resolve(&idx, "amd64", &request(&["one", "two"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot satisfy `libb`, needed by two 1 (requested by component c)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("libb: libb 1 is refused by liba (Breaks: libb (<< 2))"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_later_dependency_conflicting_with_an_earlier_choice_is_explained() {
+        let idx = index(
+            "one 1; Depends: x
+             x 1
+             two 1; Depends: y
+             y 1; Conflicts: x",
+        );
+        let err = resolve(&idx, "amd64", &request(&["one", "two"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("y: y 1 Conflicts x, which is already chosen"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn essential_packages_conflicting_with_requests_fail_the_final_check() {
+        // The essential set is installed as a whole, not chosen among alternatives, so
+        // only the final pairwise check can catch this.
+        let idx = index(
+            "sysv 1; Essential: yes; Conflicts: systemd-sysv
+             systemd-sysv 1",
+        );
+        let requests = vec![Request {
+            component: "base".into(),
+            packages: vec!["systemd-sysv".into()],
+            essential: true,
+            recommends: false,
+        }];
+        let err = resolve(&idx, "amd64", &requests).unwrap_err().to_string();
+        assert!(
+            err.starts_with("sysv conflicts with systemd-sysv (amd64)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sysv: sysv 1 (essential, component base)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("systemd-sysv: systemd-sysv 1 (requested by component base)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_package_conflicting_with_what_it_provides_is_fine() {
+        let idx = index("mawk 1; Provides: awk; Conflicts: awk; Replaces: awk");
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["mawk"])).unwrap()),
+            ["mawk=1"]
+        );
+    }
+
+    #[test]
+    fn any_qualifier_needs_multi_arch_allowed() {
+        let idx = index(
+            "app 1; Depends: python3:any
+             python3 3.13; Multi-Arch: allowed
+             tool 1; Depends: libx:any
+             libx 1",
+        );
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["app"])).unwrap()),
+            ["app=1", "python3=3.13"]
+        );
+        let err = resolve(&idx, "amd64", &request(&["tool"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not Multi-Arch: allowed"), "{err}");
+    }
+
+    #[test]
+    fn essential_set_and_component_ownership() {
+        let idx = index(
+            "libc6 2.41; Priority: required
+             dash 0.5; Essential: yes; Depends: libc6
+             bash 5; Priority: important; Depends: libc6
+             vim 9; Depends: libc6, vim-runtime
+             vim-runtime 9",
+        );
+        let requests = vec![
+            Request {
+                component: "base".into(),
+                packages: vec![],
+                essential: true,
+                recommends: false,
+            },
+            Request {
+                component: "editors".into(),
+                packages: vec!["vim".into()],
+                essential: false,
+                recommends: false,
+            },
+        ];
+        let result = resolve(&idx, "amd64", &requests).unwrap();
+        let owner: Vec<(String, String)> = result
+            .iter()
+            .map(|s| (s.package.name.clone(), s.component.clone()))
+            .collect();
+        assert_eq!(
+            owner,
+            [
+                ("dash", "base"),
+                ("libc6", "base"),
+                ("vim", "editors"),
+                ("vim-runtime", "editors")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
+    fn recommends_only_when_asked_and_never_fatal() {
+        let idx = index(
+            "app 1; Recommends: helper, missing-thing
+             helper 1",
+        );
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &request(&["app"])).unwrap()),
+            ["app=1"]
+        );
+        let with = vec![Request {
+            component: "c".into(),
+            packages: vec!["app".into()],
+            essential: false,
+            recommends: true,
+        }];
+        assert_eq!(
+            names(&resolve(&idx, "amd64", &with).unwrap()),
+            ["app=1", "helper=1"]
+        );
+    }
+
+    #[test]
+    fn unknown_packages_name_the_component() {
+        let idx = index("a 1");
+        let err = resolve(&idx, "amd64", &request(&["nope"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("component c") && err.contains("\"nope\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn result_does_not_depend_on_index_order() {
+        let spec = "app 1; Depends: virt, a | b
+             p2 1; Provides: virt
+             p1 1; Provides: virt
+             a 1
+             b 1";
+        let reversed: Vec<&str> = spec.split('\n').rev().collect();
+        let one = names(&resolve(&index(spec), "amd64", &request(&["app"])).unwrap());
+        let two =
+            names(&resolve(&index(&reversed.join("\n")), "amd64", &request(&["app"])).unwrap());
+        assert_eq!(one, two);
+        assert_eq!(one, ["a=1", "app=1", "p1=1"]);
+    }
+}

@@ -1,0 +1,288 @@
+//! Shared test support: a signed Debian archive built in Rust, served over HTTP on
+//! 127.0.0.1, and a sandbox that runs the real `carbon-store` binary against it.
+#![allow(dead_code)]
+
+pub mod archive;
+pub mod deb;
+pub mod server;
+
+use archive::{Signer, Suite, days_ago, publish};
+use deb::DebSpec;
+use server::Server;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary working directory with recipes, lockfiles, a store and a mirror.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub server: Server,
+    pub debs: BTreeMap<String, Vec<u8>>,
+}
+
+/// The packages of the standard test archive (a miniature essential set and friends).
+pub fn base_packages() -> Vec<(Vec<&'static str>, DebSpec)> {
+    let both = vec!["amd64", "arm64"];
+    let mut out = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        out.push((
+            vec![arch],
+            DebSpec::new("libc6", "2.41-12", arch)
+                .field("Priority", "required")
+                .field("Multi-Arch", "same")
+                .file("./usr/lib/libc.so.6", arch.as_bytes(), 0o755),
+        ));
+        out.push((
+            vec![arch],
+            DebSpec::new("dash", "0.5.12-12", arch)
+                .field("Essential", "yes")
+                .field("Priority", "required")
+                .field("Depends", "libc6 (>= 2.34)")
+                .file("./usr/bin/dash", b"#!dash", 0o755),
+        ));
+        out.push((
+            vec![arch],
+            DebSpec::new("coreutils", "9.7-3", arch)
+                .field("Essential", "yes")
+                .field("Priority", "required")
+                .field("Pre-Depends", "libc6 (>= 2.38)"),
+        ));
+        out.push((
+            vec![arch],
+            DebSpec::new("mawk", "1.3.4-1", arch)
+                .field("Priority", "required")
+                .field("Provides", "awk")
+                .field("Depends", "libc6"),
+        ));
+        out.push((
+            vec![arch],
+            DebSpec::new("hello", "2.10-5", arch)
+                .field("Priority", "optional")
+                .field("Depends", "libc6 (>= 2.34), hello-data | hello-data-legacy"),
+        ));
+        out.push((
+            vec![arch],
+            DebSpec::new("usrmerge", "39", arch).field("Depends", "perl"),
+        ));
+    }
+    out.push((
+        both.clone(),
+        DebSpec::new("base-files", "13.8", "all")
+            .field("Essential", "yes")
+            .field("Priority", "required"),
+    ));
+    out.push((
+        both.clone(),
+        DebSpec::new("usr-is-merged", "39", "all").field("Priority", "optional"),
+    ));
+    out.push((
+        both.clone(),
+        DebSpec::new("init-system-helpers", "1.69", "all")
+            .field("Priority", "optional")
+            .field("Depends", "usrmerge | usr-is-merged"),
+    ));
+    out.push((both.clone(), DebSpec::new("hello-data", "2.10-5", "all")));
+    out.push((
+        both,
+        DebSpec::new("tzdata", "2025b-4", "all")
+            .field("Priority", "required")
+            .field("Depends", "debconf | debconf-2.0"),
+    ));
+    out
+}
+
+pub const BASE_COMPONENT: &str = r#"# The miniature essential set.
+[component]
+name = "base-system"
+description = "test base"
+
+[debian]
+packages = ["usr-is-merged", "init-system-helpers"]
+essential = true
+"#;
+
+pub const HELLO_COMPONENT: &str = r#"[component]
+name = "hello"
+description = "a greeting"
+after = ["base-system"]
+
+[debian]
+packages = ["hello"]
+"#;
+
+pub const TEST_IMAGE: &str = r#"[image]
+name = "test"
+description = "test image"
+archs = ["amd64", "arm64"]
+debian-source = "testing"
+components = ["hello"]
+"#;
+
+impl Sandbox {
+    /// A sandbox whose main suite is signed by `signer`, plus a security overlay.
+    pub fn with_signer(signer: Signer) -> Sandbox {
+        Self::build(|main, _| main.signer = signer)
+    }
+
+    pub fn new() -> Sandbox {
+        Self::build(|_, _| {})
+    }
+
+    /// Builds the standard archive, letting the caller adjust both suites before publishing.
+    pub fn build(adjust: impl FnOnce(&mut Suite, &mut Suite)) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("mirror");
+        let mut main = Suite::new("testing", days_ago(2));
+        main.valid_until = Some(days_ago(0) + std::time::Duration::from_secs(7 * 86_400));
+        for (archs, spec) in base_packages() {
+            main.add(&archs, spec);
+        }
+        // tzdata's debconf alternative is missing on purpose: debconf-2.0 is provided below.
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("cdebconf", "0.280", "all").field("Provides", "debconf-2.0"),
+        );
+        let mut security = Suite::new("testing-security", days_ago(1));
+        security.signer = Signer::Release;
+        for arch in ["amd64", "arm64"] {
+            security.add(
+                &[arch],
+                DebSpec::new("libc6", "2.41-12+deb13u1", arch)
+                    .field("Priority", "required")
+                    .field("Multi-Arch", "same"),
+            );
+        }
+        adjust(&mut main, &mut security);
+        let mut debs = publish(&mirror.join("debian"), &main, "pool");
+        debs.extend(publish(
+            &mirror.join("debian-security"),
+            &security,
+            "pool/updates",
+        ));
+        let server = Server::start(mirror);
+        let sandbox = Sandbox { dir, server, debs };
+        sandbox.write("recipes/components/base-system.toml", BASE_COMPONENT);
+        sandbox.write("recipes/components/hello.toml", HELLO_COMPONENT);
+        sandbox.write("recipes/images/test.toml", TEST_IMAGE);
+        sandbox.write(
+            "recipes/sources/testing.toml",
+            r#"[debian-source]
+name = "testing"
+components = ["main"]
+keyrings = ["keys/archive.pub.asc", "keys/release.pub.asc", "keys/expired.pub.asc"]
+
+[[debian-source.suite]]
+suite = "testing"
+
+[[debian-source.suite]]
+suite = "testing-security"
+mirror = "debian-security"
+"#,
+        );
+        for k in ["archive", "release", "expired"] {
+            let bytes = fs::read(archive::fixtures().join(format!("keys/{k}.pub.asc"))).unwrap();
+            sandbox.write_bytes(&format!("recipes/keys/{k}.pub.asc"), &bytes);
+        }
+        fs::create_dir_all(sandbox.path("lockfiles")).unwrap();
+        fs::create_dir_all(sandbox.path("empty-apt")).unwrap();
+        sandbox
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        self.write_bytes(rel, text.as_bytes());
+    }
+
+    pub fn write_bytes(&self, rel: &str, bytes: &[u8]) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, bytes).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// The binary, run in the sandbox with mirrors pointing at the test server and the
+    /// host's own configuration hidden.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("CARBON_CONFIG", self.path("no-config.toml"))
+            .env("CARBON_APT_DIR", self.path("empty-apt"))
+            .env(
+                "CARBON_MIRROR_DEBIAN",
+                format!("{}/debian", self.server.url),
+            )
+            .env(
+                "CARBON_MIRROR_DEBIAN_SECURITY",
+                format!("{}/debian-security", self.server.url),
+            );
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and asserts success, returning stderr (where carbon-store reports).
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "carbon-store {args:?} failed ({:?}):\n{stderr}",
+            out.status.code()
+        );
+        stderr + &String::from_utf8_lossy(&out.stdout)
+    }
+
+    /// Runs and asserts failure with `code`, returning stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "carbon-store {args:?}: expected exit {code}:\n{stderr}"
+        );
+        stderr
+    }
+
+    /// Files in the store that are final objects (not temp, lock or refs).
+    pub fn store_objects(&self) -> Vec<String> {
+        let mut out: Vec<String> = fs::read_dir(self.path("store"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.') && n != "refs")
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    pub fn temp_files(&self) -> usize {
+        fs::read_dir(self.path("store/.tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
