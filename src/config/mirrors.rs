@@ -80,12 +80,17 @@ fn split_urls(value: &str) -> Vec<String> {
 }
 
 impl MirrorSettings {
-    /// Reads the process environment, the user config file and `/etc/apt`.
+    /// Reads the process environment, the user config file and the host's apt directory
+    /// (`/etc/apt`, or `$CARBON_APT_DIR` to read another system's sources).
     pub fn from_host(flags: &[String]) -> Result<MirrorSettings, MirrorError> {
         let env = std::env::vars()
             .filter(|(k, _)| k.starts_with("CARBON_MIRROR_"))
             .collect();
-        Self::load(flags, env, default_config_path(), Path::new("/etc/apt"))
+        let apt_dir = std::env::var_os("CARBON_APT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/etc/apt"));
+        Self::load(flags, env, default_config_path(), &apt_dir)
+
     }
 
     /// Builds settings from explicit inputs (used by tests, and by `from_host`).

@@ -30,7 +30,7 @@ pub enum LockError {
     Resolve {
         image: String,
         arch: String,
-        error: ResolveError,
+        error: Box<ResolveError>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -187,8 +187,9 @@ pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockErro
                 solver::resolve(index, arch, &requests).map_err(|error| LockError::Resolve {
                     image: plan.name.clone(),
                     arch: arch.clone(),
-                    error,
+                    error: Box::new(error),
                 })?;
+
             let debian = selected
                 .into_iter()
                 .map(|s| DebianArtifact {
