@@ -19,7 +19,15 @@ fn locked_files(sb: &Sandbox) -> Vec<String> {
         .read("lockfiles/test.lock")
         .lines()
         .filter_map(|l| l.split("path = \"").nth(1))
-        .map(|p| p.split('"').next().unwrap().rsplit('/').next().unwrap().to_string())
+        .map(|p| {
+            p.split('"')
+                .next()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     names.sort();
     names.dedup();
@@ -27,7 +35,11 @@ fn locked_files(sb: &Sandbox) -> Vec<String> {
 }
 
 fn deb_requests(sb: &Sandbox) -> usize {
-    sb.server.requests().iter().filter(|r| r.ends_with(".deb")).count()
+    sb.server
+        .requests()
+        .iter()
+        .filter(|r| r.ends_with(".deb"))
+        .count()
 }
 
 #[test]
@@ -38,21 +50,43 @@ fn fetch_stores_every_artifact_under_its_nix_path_and_skips_them_next_time() {
     let distinct = files.len();
     // 11 packages per arch, 6 of them `all` and shared.
     assert_eq!(distinct, 16);
-    assert!(out.contains(&format!("{distinct} artifacts: 0 already in the store, {distinct} downloaded")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{distinct} artifacts: 0 already in the store, {distinct} downloaded"
+        )),
+        "{out}"
+    );
     for name in &files {
         let bytes = &sb.debs[name];
-        let stored = sb.store_objects().into_iter().find(|o| o.ends_with(&format!("-{name}"))).unwrap_or_else(|| panic!("{name} not stored"));
-        assert_eq!(std::fs::read(sb.path(&format!("store/{stored}"))).unwrap(), *bytes);
+        let stored = sb
+            .store_objects()
+            .into_iter()
+            .find(|o| o.ends_with(&format!("-{name}")))
+            .unwrap_or_else(|| panic!("{name} not stored"));
+        assert_eq!(
+            std::fs::read(sb.path(&format!("store/{stored}"))).unwrap(),
+            *bytes
+        );
         // Where nix is installed, its own tool agrees on the store path.
-        if let Ok(o) = Command::new("nix-store").args(["--print-fixed-path", "sha256", &sha256_hex(bytes), name]).output() {
-            if o.status.success() {
-                assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("/nix/store/{stored}"));
-            }
+        if let Ok(o) = Command::new("nix-store")
+            .args(["--print-fixed-path", "sha256", &sha256_hex(bytes), name])
+            .output()
+            && o.status.success()
+        {
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).trim(),
+                format!("/nix/store/{stored}")
+            );
         }
     }
     let before = deb_requests(&sb);
     let out = sb.ok(&["fetch", "test"]);
-    assert!(out.contains(&format!("{distinct} artifacts: {distinct} already in the store, 0 downloaded")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{distinct} artifacts: {distinct} already in the store, 0 downloaded"
+        )),
+        "{out}"
+    );
     assert_eq!(deb_requests(&sb), before);
     assert_eq!(sb.temp_files(), 0);
 }
@@ -60,13 +94,31 @@ fn fetch_stores_every_artifact_under_its_nix_path_and_skips_them_next_time() {
 #[test]
 fn transient_failures_are_retried() {
     let sb = locked();
-    sb.server.fault("/debian/pool/main/h/hello/hello_2.10-5_amd64.deb", Fault::Status(503));
-    sb.server.fault("/debian/pool/main/h/hello/hello_2.10-5_amd64.deb", Fault::Truncate(100));
-    sb.server.fault("/debian/pool/main/h/hello/hello_2.10-5_arm64.deb", Fault::Status(429));
+    sb.server.fault(
+        "/debian/pool/main/h/hello/hello_2.10-5_amd64.deb",
+        Fault::Status(503),
+    );
+    sb.server.fault(
+        "/debian/pool/main/h/hello/hello_2.10-5_amd64.deb",
+        Fault::Truncate(100),
+    );
+    sb.server.fault(
+        "/debian/pool/main/h/hello/hello_2.10-5_arm64.deb",
+        Fault::Status(429),
+    );
     sb.ok(&["fetch", "test"]);
-    let hello = sb.server.requests().iter().filter(|r| r.ends_with("hello_2.10-5_amd64.deb")).count();
+    let hello = sb
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.ends_with("hello_2.10-5_amd64.deb"))
+        .count();
     assert_eq!(hello, 3, "two failures then a success");
-    assert!(sb.store_objects().iter().any(|o| o.ends_with("-hello_2.10-5_amd64.deb")));
+    assert!(
+        sb.store_objects()
+            .iter()
+            .any(|o| o.ends_with("-hello_2.10-5_amd64.deb"))
+    );
     assert_eq!(sb.temp_files(), 0);
 }
 
@@ -79,12 +131,27 @@ fn a_file_that_does_not_match_the_lock_is_refused_and_nothing_partial_remains() 
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     let err = sb.fails(&["fetch", "test"], 1);
-    assert!(err.contains("1 download(s) failed") && err.contains("hello_2.10-5_amd64.deb") && err.contains("sha256 mismatch"), "{err}");
+    assert!(
+        err.contains("1 download(s) failed")
+            && err.contains("hello_2.10-5_amd64.deb")
+            && err.contains("sha256 mismatch"),
+        "{err}"
+    );
     assert!(err.contains("re-running resumes"), "{err}");
-    assert!(!sb.store_objects().iter().any(|o| o.ends_with("-hello_2.10-5_amd64.deb")));
+    assert!(
+        !sb.store_objects()
+            .iter()
+            .any(|o| o.ends_with("-hello_2.10-5_amd64.deb"))
+    );
     assert_eq!(sb.temp_files(), 0);
     // Everything else was verified and kept.
-    assert_eq!(sb.store_objects().iter().filter(|o| o.ends_with(".deb")).count(), locked_files(&sb).len() - 1);
+    assert_eq!(
+        sb.store_objects()
+            .iter()
+            .filter(|o| o.ends_with(".deb"))
+            .count(),
+        locked_files(&sb).len() - 1
+    );
 }
 
 #[test]
@@ -93,13 +160,31 @@ fn a_missing_file_falls_back_to_the_next_mirror() {
     let second = tempfile::tempdir().unwrap();
     // The second mirror is a plain directory (file://), as an air-gapped site might use.
     let src = sb.path("mirror/debian/pool/main/h/hello/hello_2.10-5_amd64.deb");
-    let dst = second.path().join("pool/main/h/hello/hello_2.10-5_amd64.deb");
+    let dst = second
+        .path()
+        .join("pool/main/h/hello/hello_2.10-5_amd64.deb");
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     std::fs::rename(&src, &dst).unwrap();
-    let mirrors = format!("{}/debian,file://{}", sb.server.url, second.path().display());
-    let out = sb.cmd(&["fetch", "test"]).env("CARBON_MIRROR_DEBIAN", mirrors).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(sb.store_objects().iter().any(|o| o.ends_with("-hello_2.10-5_amd64.deb")));
+    let mirrors = format!(
+        "{}/debian,file://{}",
+        sb.server.url,
+        second.path().display()
+    );
+    let out = sb
+        .cmd(&["fetch", "test"])
+        .env("CARBON_MIRROR_DEBIAN", mirrors)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        sb.store_objects()
+            .iter()
+            .any(|o| o.ends_with("-hello_2.10-5_amd64.deb"))
+    );
 }
 
 #[test]
@@ -107,7 +192,10 @@ fn offline_fetch_makes_no_connection_and_lists_what_is_missing() {
     let sb = locked();
     let before = sb.server.requests().len();
     let err = sb.fails(&["--offline", "fetch", "test"], 4);
-    assert!(err.contains("offline mode: 16 artifact(s) are not in the store"), "{err}");
+    assert!(
+        err.contains("offline mode: 16 artifact(s) are not in the store"),
+        "{err}"
+    );
     assert!(err.contains("hello_2.10-5_amd64.deb (sha256 "), "{err}");
     assert_eq!(sb.server.requests().len(), before);
     sb.ok(&["fetch"]);
@@ -117,13 +205,28 @@ fn offline_fetch_makes_no_connection_and_lists_what_is_missing() {
 #[test]
 fn two_processes_fetching_into_one_store_both_succeed() {
     let sb = locked();
-    let mut a = sb.cmd(&["fetch", "test"]).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let mut b = sb.cmd(&["fetch", "test", "-j", "1"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut a = sb
+        .cmd(&["fetch", "test"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut b = sb
+        .cmd(&["fetch", "test", "-j", "1"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
     for (name, bytes) in &sb.debs {
-        if let Some(o) = sb.store_objects().into_iter().find(|o| o.ends_with(&format!("-{name}"))) {
-            assert_eq!(sha256_hex(&std::fs::read(sb.path(&format!("store/{o}"))).unwrap()), sha256_hex(bytes));
+        if let Some(o) = sb
+            .store_objects()
+            .into_iter()
+            .find(|o| o.ends_with(&format!("-{name}")))
+        {
+            assert_eq!(
+                sha256_hex(&std::fs::read(sb.path(&format!("store/{o}"))).unwrap()),
+                sha256_hex(bytes)
+            );
         }
     }
     assert_eq!(sb.temp_files(), 0);
@@ -133,5 +236,8 @@ fn two_processes_fetching_into_one_store_both_succeed() {
 fn fetch_without_a_lock_says_to_lock_first() {
     let sb = Sandbox::new();
     let err = sb.fails(&["fetch", "test"], 3);
-    assert!(err.contains("no lockfile; run `carbon-store lock test`"), "{err}");
+    assert!(
+        err.contains("no lockfile; run `carbon-store lock test`"),
+        "{err}"
+    );
 }

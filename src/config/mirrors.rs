@@ -90,7 +90,6 @@ impl MirrorSettings {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/etc/apt"));
         Self::load(flags, env, default_config_path(), &apt_dir)
-
     }
 
     /// Builds settings from explicit inputs (used by tests, and by `from_host`).

@@ -242,12 +242,11 @@ pub fn lock_image(
 ) -> Result<LockOutcome, LockError> {
     let plan = recipes.plan(image)?;
     let path = lock_path(lockfiles, image);
-    if let Ok(existing) = read(lockfiles, image) {
-        if existing.recipes == plan.recipes_hash()
-            && plan.archs.iter().all(|a| existing.archs.contains_key(a))
-        {
-            return Ok(LockOutcome::Unchanged);
-        }
+    if let Ok(existing) = read(lockfiles, image)
+        && existing.recipes == plan.recipes_hash()
+        && plan.archs.iter().all(|a| existing.archs.contains_key(a))
+    {
+        return Ok(LockOutcome::Unchanged);
     }
     let lock = resolve(&plan, ctx)?;
     let text = lock.to_toml();

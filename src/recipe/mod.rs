@@ -182,16 +182,16 @@ impl Recipes {
                         ),
                     });
                 }
-                if let Some(mode) = &p.mode {
-                    if u32::from_str_radix(mode, 8).is_err() || mode.len() > 4 {
-                        return Err(RecipeError::Invalid {
-                            path: path.clone(),
-                            message: format!(
-                                "mode {mode:?} of {} is not an octal mode such as \"0755\"",
-                                p.path
-                            ),
-                        });
-                    }
+                if let Some(mode) = &p.mode
+                    && (u32::from_str_radix(mode, 8).is_err() || mode.len() > 4)
+                {
+                    return Err(RecipeError::Invalid {
+                        path: path.clone(),
+                        message: format!(
+                            "mode {mode:?} of {} is not an octal mode such as \"0755\"",
+                            p.path
+                        ),
+                    });
                 }
                 if p.kind != PathKind::Dir && p.source.is_none() {
                     return Err(RecipeError::Invalid {

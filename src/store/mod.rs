@@ -253,14 +253,14 @@ impl PendingObject {
 
     /// Verifies size and hash, syncs, and moves the object to its final name.
     pub fn commit(mut self, expected: &Expected) -> Result<PathBuf, StoreError> {
-        if let Some(size) = expected.size {
-            if size != self.size {
-                return Err(StoreError::SizeMismatch {
-                    name: self.name.clone(),
-                    expected: size,
-                    actual: self.size,
-                });
-            }
+        if let Some(size) = expected.size
+            && size != self.size
+        {
+            return Err(StoreError::SizeMismatch {
+                name: self.name.clone(),
+                expected: size,
+                actual: self.size,
+            });
         }
         let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
         if actual != expected.sha256 {

@@ -139,13 +139,13 @@ pub fn load(
             // A stale InRelease is refused when it comes from the network; one already in the
             // store was checked when it arrived, and offline builds must keep working.
             if fresh {
-                if let Some(until) = release.valid_until {
-                    if until <= now {
-                        return Err(DebianIndexError::Expired {
-                            suite: spec.suite.clone(),
-                            valid_until: httpdate::fmt_http_date(until),
-                        });
-                    }
+                if let Some(until) = release.valid_until
+                    && until <= now
+                {
+                    return Err(DebianIndexError::Expired {
+                        suite: spec.suite.clone(),
+                        valid_until: httpdate::fmt_http_date(until),
+                    });
                 }
                 store.set_ref(
                     &inrelease_ref(&spec.suite),

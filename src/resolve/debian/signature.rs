@@ -115,12 +115,10 @@ impl Keyring {
         let now_secs = secs(now);
         if let (Some(created), Some(expires)) =
             (signature.created(), signature.signature_expiration_time())
+            && expires.as_secs() != 0
+            && created.as_secs() as u64 + expires.as_secs() as u64 <= now_secs
         {
-            if expires.as_secs() != 0
-                && created.as_secs() as u64 + expires.as_secs() as u64 <= now_secs
-            {
-                return Err("the signature has expired".into());
-            }
+            return Err("the signature has expired".into());
         }
         let mut last_reason = "made by a key that is not in the keyring".to_string();
         for key in &self.keys {

@@ -60,16 +60,8 @@ pub enum ResolveError {
         arch: String,
         explanation: String,
     },
-    #[error("{a} {kind} {relation} ({arch}), but both are needed:\n  {a}: {why_a}\n  {b}: {why_b}")]
-    Conflict {
-        a: String,
-        b: String,
-        kind: &'static str,
-        relation: String,
-        arch: String,
-        why_a: String,
-        why_b: String,
-    },
+    #[error("{0}")]
+    Conflict(Box<ConflictReport>),
     #[error("component {component}: {error} in {field} of {package}")]
     BadRelation {
         component: String,
@@ -77,6 +69,19 @@ pub enum ResolveError {
         field: &'static str,
         error: RelationError,
     },
+}
+
+/// Two chosen packages that cannot be installed together, and why each was chosen.
+#[derive(Debug, thiserror::Error)]
+#[error("{a} {kind} {relation} ({arch}), but both are needed:\n  {a}: {why_a}\n  {b}: {why_b}")]
+pub struct ConflictReport {
+    pub a: String,
+    pub b: String,
+    pub kind: &'static str,
+    pub relation: String,
+    pub arch: String,
+    pub why_a: String,
+    pub why_b: String,
 }
 
 struct ConflictRule {
@@ -116,25 +121,27 @@ pub fn resolve(
             if solver.satisfied(&relation) {
                 continue;
             }
-            let choice = solver.choose(&[relation.clone()]).map_err(|explanation| {
-                if index.candidate(&relation.name).is_none()
-                    && !solver.providers.contains_key(relation.name.as_str())
-                {
-                    ResolveError::UnknownPackage {
-                        component: request.component.clone(),
-                        name: relation.name.clone(),
-                        arch: arch.to_string(),
-                        hint: String::new(),
+            let choice = solver
+                .choose(std::slice::from_ref(&relation))
+                .map_err(|explanation| {
+                    if index.candidate(&relation.name).is_none()
+                        && !solver.providers.contains_key(relation.name.as_str())
+                    {
+                        ResolveError::UnknownPackage {
+                            component: request.component.clone(),
+                            name: relation.name.clone(),
+                            arch: arch.to_string(),
+                            hint: String::new(),
+                        }
+                    } else {
+                        ResolveError::Unsatisfiable {
+                            group: relation.to_string(),
+                            chain: format!("component {}", request.component),
+                            arch: arch.to_string(),
+                            explanation,
+                        }
                     }
-                } else {
-                    ResolveError::Unsatisfiable {
-                        group: relation.to_string(),
-                        chain: format!("component {}", request.component),
-                        arch: arch.to_string(),
-                        explanation,
-                    }
-                }
-            })?;
+                })?;
             solver.install(choice, request, Reason::Requested)?;
         }
         if request.essential {
@@ -303,23 +310,21 @@ impl<'i> Solver<'i> {
                 .into_iter()
                 .flatten()
             {
-                if let Some(&i) = self.by_name.get(&relation.name) {
-                    if relation.version_matches(Some(&self.selected[i].package.version)) {
-                        return Some(format!("{kind} {relation}, which is already chosen"));
-                    }
+                if let Some(&i) = self.by_name.get(&relation.name)
+                    && relation.version_matches(Some(&self.selected[i].package.version))
+                {
+                    return Some(format!("{kind} {relation}, which is already chosen"));
                 }
-                if relation.constraint.is_none() {
-                    if let Some(list) = self.provided.get(&relation.name) {
-                        if let Some((i, _)) = list
-                            .iter()
-                            .find(|(i, _)| self.selected[*i].package.name != package.name)
-                        {
-                            return Some(format!(
-                                "{kind} {relation}, provided by chosen {}",
-                                self.selected[*i].package.name
-                            ));
-                        }
-                    }
+                if relation.constraint.is_none()
+                    && let Some(list) = self.provided.get(&relation.name)
+                    && let Some((i, _)) = list
+                        .iter()
+                        .find(|(i, _)| self.selected[*i].package.name != package.name)
+                {
+                    return Some(format!(
+                        "{kind} {relation}, provided by chosen {}",
+                        self.selected[*i].package.name
+                    ));
                 }
             }
         }
@@ -487,7 +492,7 @@ impl<'i> Solver<'i> {
                     continue;
                 }
                 if self.relation_hits(&rule.relation, &other.package) {
-                    return Err(ResolveError::Conflict {
+                    return Err(ResolveError::Conflict(Box::new(ConflictReport {
                         a: owner.name.clone(),
                         b: other.package.name.clone(),
                         kind: if rule.kind == "Conflicts" {
@@ -499,7 +504,7 @@ impl<'i> Solver<'i> {
                         arch: self.arch.to_string(),
                         why_a: self.chain(rule.owner),
                         why_b: self.chain(i),
-                    });
+                    })));
                 }
             }
         }
