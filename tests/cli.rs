@@ -188,3 +188,16 @@ fn a_missing_mirror_says_what_to_set() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_committed_locks_match_the_committed_recipes() {
+    // Runs in the repository itself: no network is needed to check a lock.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carbon-store"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["lock", "--check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("minimal: lock is up to date"), "{err}");
+}
