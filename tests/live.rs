@@ -13,9 +13,32 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BIG_REQUESTS: &[&str] = &[
-    "postgresql-17", "postgresql-17-pgvector", "postgresql-17-postgis-3", "python3", "python3-venv", "build-essential",
-    "openjdk-21-jdk-headless", "git", "curl", "nodejs", "npm", "r-base-core", "vim", "redis-server", "openssh-server",
-    "tigervnc-standalone-server", "golang-go", "cargo", "cmake", "jq", "ripgrep", "tmux", "htop", "sudo", "xrdp", "cinnamon-core",
+    "postgresql-17",
+    "postgresql-17-pgvector",
+    "postgresql-17-postgis-3",
+    "python3",
+    "python3-venv",
+    "build-essential",
+    "openjdk-21-jdk-headless",
+    "git",
+    "curl",
+    "nodejs",
+    "npm",
+    "r-base-core",
+    "vim",
+    "redis-server",
+    "openssh-server",
+    "tigervnc-standalone-server",
+    "golang-go",
+    "cargo",
+    "cmake",
+    "jq",
+    "ripgrep",
+    "tmux",
+    "htop",
+    "sudo",
+    "xrdp",
+    "cinnamon-core",
 ];
 
 fn repo() -> PathBuf {
@@ -24,7 +47,9 @@ fn repo() -> PathBuf {
 
 /// A store kept inside the clone between runs, so repeated live runs download little.
 fn live_store() -> PathBuf {
-    std::env::var_os("CARBON_LIVE_STORE").map(PathBuf::from).unwrap_or_else(|| repo().join("target/live-store"))
+    std::env::var_os("CARBON_LIVE_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/live-store"))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -40,38 +65,83 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn carbon(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_carbon-store")).current_dir(dir).arg("--store").arg(live_store()).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_carbon-store"))
+        .current_dir(dir)
+        .arg("--store")
+        .arg(live_store())
+        .args(args)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() && (stderr.contains("error sending request") || stderr.contains("dns error") || stderr.contains("Connection refused")) {
-        panic!("the Debian mirror is unreachable, so the live tests cannot run.\nSet CARBON_MIRROR_DEBIAN / CARBON_MIRROR_DEBIAN_SECURITY or fix the network; `cargo test` alone runs the hermetic tests.\n{stderr}");
+    if !out.status.success()
+        && (stderr.contains("error sending request")
+            || stderr.contains("dns error")
+            || stderr.contains("Connection refused"))
+    {
+        panic!(
+            "the Debian mirror is unreachable, so the live tests cannot run.\nSet CARBON_MIRROR_DEBIAN / CARBON_MIRROR_DEBIAN_SECURITY or fix the network; `cargo test` alone runs the hermetic tests.\n{stderr}"
+        );
     }
-    assert!(out.status.success(), "carbon-store {args:?} failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "carbon-store {args:?} failed:\n{stderr}"
+    );
     stderr + &String::from_utf8_lossy(&out.stdout)
 }
 
 /// Every `name version` the lock pins for an arch.
 fn locked(lock: &toml::Table, arch: &str) -> BTreeSet<String> {
-    lock[arch]["debian"].as_array().unwrap().iter().map(|p| format!("{} {}", p["name"].as_str().unwrap(), p["version"].as_str().unwrap())).collect()
+    lock[arch]["debian"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap(),
+                p["version"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 /// What apt chooses for the same requests over the lock's own Packages files.
 fn apt_choice(lock: &toml::Table, arch: &str, requests: &[&str]) -> BTreeSet<String> {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    for d in ["state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d"] {
+    for d in [
+        "state/lists/partial",
+        "cache/archives/partial",
+        "etc/apt.conf.d",
+        "etc/preferences.d",
+        "etc/sources.list.d",
+    ] {
         fs::create_dir_all(r.join(d)).unwrap();
     }
     fs::write(r.join("status"), "").unwrap();
     let mut sources = String::new();
     let mut essential = BTreeSet::new();
-    for index in lock["index"].as_array().unwrap().iter().filter(|i| i["arch"].as_str() == Some(arch)) {
+    for index in lock["index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["arch"].as_str() == Some(arch))
+    {
         let suite = index["suite"].as_str().unwrap();
-        let sha = index["packages"]["main"].as_str().unwrap().trim_start_matches("sha256:");
+        let sha = index["packages"]["main"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
         let name = format!("Packages_{suite}_main_{arch}");
         let stored = live_store().join(carbon_store::store::path::fixed_output_name(sha, &name));
         let text = fs::read_to_string(&stored).unwrap();
         for stanza in text.split("\n\n") {
-            let field = |f: &str| stanza.lines().find_map(|l| l.strip_prefix(&format!("{f}: "))).map(str::trim);
+            let field = |f: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{f}: ")))
+                    .map(str::trim)
+            };
             if field("Essential") == Some("yes") || field("Priority") == Some("required") {
                 essential.insert(field("Package").unwrap().to_string());
             }
@@ -79,7 +149,10 @@ fn apt_choice(lock: &toml::Table, arch: &str, requests: &[&str]) -> BTreeSet<Str
         let dir = r.join(format!("repo/dists/{suite}/main/binary-{arch}"));
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("Packages"), text).unwrap();
-        sources.push_str(&format!("deb [trusted=yes arch={arch}] file:{}/repo {suite} main\n", r.display()));
+        sources.push_str(&format!(
+            "deb [trusted=yes arch={arch}] file:{}/repo {suite} main\n",
+            r.display()
+        ));
     }
     fs::write(r.join("etc/sources.list"), sources).unwrap();
     let d = r.display();
@@ -88,14 +161,24 @@ fn apt_choice(lock: &toml::Table, arch: &str, requests: &[&str]) -> BTreeSet<Str
         format!("Dir \"{d}/\"; Dir::State \"{d}/state/\"; Dir::State::status \"{d}/status\"; Dir::Cache \"{d}/cache/\"; Dir::Etc \"{d}/etc/\";\nAPT::Architecture \"{arch}\"; APT::Architectures {{ \"{arch}\"; }}; Acquire::Languages \"none\";\n"),
     )
     .unwrap();
-    let apt = |args: &[&str]| Command::new("apt-get").env("APT_CONFIG", r.join("apt.conf")).args(args).output().expect("apt-get runs (Debian hosts have it)");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .env("APT_CONFIG", r.join("apt.conf"))
+            .args(args)
+            .output()
+            .expect("apt-get runs (Debian hosts have it)")
+    };
     assert!(apt(&["-q", "update"]).status.success());
     let mut args = vec!["-s", "install", "--no-install-recommends"];
     args.extend(requests);
     args.extend(essential.iter().map(String::as_str));
     let out = apt(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "apt-get failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "apt-get failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
         .lines()
         .filter_map(|l| l.strip_prefix("Inst "))
@@ -110,8 +193,14 @@ fn apt_choice(lock: &toml::Table, arch: &str, requests: &[&str]) -> BTreeSet<Str
 fn assert_same(image: &str, arch: &str, ours: &BTreeSet<String>, apt: &BTreeSet<String>) {
     let only_ours: Vec<_> = ours.difference(apt).collect();
     let only_apt: Vec<_> = apt.difference(ours).collect();
-    assert!(only_ours.is_empty() && only_apt.is_empty(), "{image} {arch}: carbon-store and apt disagree\nonly carbon-store: {only_ours:?}\nonly apt: {only_apt:?}");
-    println!("{image} {arch}: {} packages, identical to apt-get", ours.len());
+    assert!(
+        only_ours.is_empty() && only_apt.is_empty(),
+        "{image} {arch}: carbon-store and apt disagree\nonly carbon-store: {only_ours:?}\nonly apt: {only_apt:?}"
+    );
+    println!(
+        "{image} {arch}: {} packages, identical to apt-get",
+        ours.len()
+    );
 }
 
 #[test]
@@ -132,14 +221,30 @@ fn lock_matches_apt_for_minimal_and_a_large_set_then_fetches() {
     )
     .unwrap();
     carbon(work.path(), &["lock", "minimal", "live-big"]);
-    let base_requests = ["usr-is-merged", "apt", "ca-certificates", "tzdata", "bash", "coreutils"];
+    let base_requests = [
+        "usr-is-merged",
+        "apt",
+        "ca-certificates",
+        "tzdata",
+        "bash",
+        "coreutils",
+    ];
     let mut big_requests: Vec<&str> = base_requests.to_vec();
     big_requests.extend(BIG_REQUESTS);
-    for (image, requests) in [("minimal", base_requests.to_vec()), ("live-big", big_requests)] {
-        let lock: toml::Table = toml::from_str(&fs::read_to_string(work.path().join(format!("lockfiles/{image}.lock"))).unwrap()).unwrap();
+    for (image, requests) in [
+        ("minimal", base_requests.to_vec()),
+        ("live-big", big_requests),
+    ] {
+        let lock: toml::Table = toml::from_str(
+            &fs::read_to_string(work.path().join(format!("lockfiles/{image}.lock"))).unwrap(),
+        )
+        .unwrap();
         for arch in ["amd64", "arm64"] {
             let ours = locked(&lock, arch);
-            assert!(ours.iter().any(|p| p.starts_with("usr-is-merged ")) && !ours.iter().any(|p| p.starts_with("usrmerge ")));
+            assert!(
+                ours.iter().any(|p| p.starts_with("usr-is-merged "))
+                    && !ours.iter().any(|p| p.starts_with("usrmerge "))
+            );
             assert_same(image, arch, &ours, &apt_choice(&lock, arch, &requests));
         }
     }
