@@ -4,7 +4,9 @@
 
 pub mod config;
 pub mod fetch;
+pub mod layer;
 pub mod lock;
 pub mod recipe;
 pub mod resolve;
 pub mod store;
+pub mod unpack;

@@ -1,0 +1,6 @@
+//! Layers: the deterministic tar writer, compression, and a layer value that knows its
+//! digests and size (as go-containerregistry's `v1.Layer`).
+
+pub mod compress;
+pub mod tar;
+pub mod tree;

@@ -1,0 +1,465 @@
+//! One layer's file tree, built from package entries (and fixups) and written as a sorted,
+//! deterministic tar.
+//!
+//! Placing an entry follows what dpkg does on a merged-/usr system: paths under `/bin`,
+//! `/sbin` and `/lib*` land under `/usr`, and a parent directory that is a symlink in this
+//! layer is followed (tar's `--keep-directory-symlink`), never replaced. A symlink that
+//! would lead outside the root is refused, as are two packages shipping the same file
+//! unless one `Replaces` the other.
+
+use super::tar::{EntryKind, Header, TarWriter};
+use crate::unpack::deb::DataEntry;
+use std::collections::BTreeMap;
+
+/// An entry of the tree: metadata, content, and the package that put it there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    pub data: Vec<u8>,
+    /// The owning package, or `None` for files made by fixups.
+    pub package: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TreeError {
+    #[error("{package}: {path:?} leads outside the image root through symlink {link:?}")]
+    Escape {
+        package: String,
+        path: String,
+        link: String,
+    },
+    #[error("{package}: too many levels of symlinks resolving {path:?}")]
+    Loop { package: String, path: String },
+    #[error(
+        "file conflict: {path:?} is shipped by both {first} and {second} (and {second} does not Replace {first})"
+    )]
+    Conflict {
+        path: String,
+        first: String,
+        second: String,
+    },
+    #[error("{package}: {path:?} is a directory in one package and not in another ({other})")]
+    DirectoryClash {
+        package: String,
+        path: String,
+        other: String,
+    },
+}
+
+const MERGED: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "libo32"];
+
+/// `bin/ls` → `usr/bin/ls`. The top-level names themselves are left alone when they are
+/// symlinks (base-files ships `bin -> usr/bin`), and mapped when they are directories.
+pub fn merged_usr(path: &str, kind: &EntryKind) -> String {
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    if !MERGED.contains(&first) {
+        return path.to_string();
+    }
+    if rest.is_empty() && !matches!(kind, EntryKind::Dir) {
+        return path.to_string();
+    }
+    format!("usr/{path}")
+}
+
+/// Joins a symlink's target onto the directory holding the link, inside the root.
+/// `None` when `..` climbs above the root.
+pub fn resolve_link(link_path: &str, target: &str) -> Option<String> {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let mut p: Vec<&str> = link_path.split('/').collect();
+        p.pop();
+        p
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Decides whether `new` may overwrite a file of `old` (dpkg's `Replaces`).
+pub type ReplacesFn<'a> = &'a (dyn Fn(&str, &str) -> bool + Sync);
+
+/// A layer's entries by path; iteration order is path-byte order, which is tar order.
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    pub nodes: BTreeMap<String, Node>,
+}
+
+impl Tree {
+    /// Follows symlinked parent directories of `path` within this tree.
+    fn place(&self, package: &str, path: &str) -> Result<String, TreeError> {
+        let mut current = path.to_string();
+        for _ in 0..40 {
+            let mut redirected = None;
+            let mut prefix_end = 0;
+            for (i, b) in current.bytes().enumerate() {
+                if b != b'/' {
+                    continue;
+                }
+                let prefix = &current[..i];
+                if let Some(Node {
+                    kind: EntryKind::Symlink(target),
+                    ..
+                }) = self.nodes.get(prefix)
+                {
+                    let resolved =
+                        resolve_link(prefix, target).ok_or_else(|| TreeError::Escape {
+                            package: package.into(),
+                            path: path.into(),
+                            link: prefix.into(),
+                        })?;
+                    redirected = Some(if resolved.is_empty() {
+                        current[i + 1..].to_string()
+                    } else {
+                        format!("{resolved}{}", &current[i..])
+                    });
+                    prefix_end = i;
+                    break;
+                }
+            }
+            match redirected {
+                Some(next) => {
+                    let _ = prefix_end;
+                    current = next;
+                }
+                None => return Ok(current),
+            }
+        }
+        Err(TreeError::Loop {
+            package: package.into(),
+            path: path.into(),
+        })
+    }
+
+    /// Adds one package's entries. Directory metadata already present wins (as in dpkg).
+    pub fn add_package(
+        &mut self,
+        package: &str,
+        entries: Vec<DataEntry>,
+        replaces: ReplacesFn,
+    ) -> Result<(), TreeError> {
+        for e in entries {
+            let mapped = merged_usr(&e.path, &e.kind);
+            let path = self.place(package, &mapped)?;
+            let kind = match e.kind {
+                EntryKind::Hardlink(t) => {
+                    EntryKind::Hardlink(self.place(package, &merged_usr(&t, &EntryKind::File))?)
+                }
+                other => other,
+            };
+            let node = Node {
+                kind,
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                mtime: e.mtime,
+                data: e.data,
+                package: Some(package.to_string()),
+            };
+            self.insert(package, path, node, replaces)?;
+        }
+        Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        package: &str,
+        path: String,
+        node: Node,
+        replaces: ReplacesFn,
+    ) -> Result<(), TreeError> {
+        match self.nodes.get(&path) {
+            None => {
+                self.nodes.insert(path, node);
+            }
+            Some(existing) => {
+                let other = existing
+                    .package
+                    .clone()
+                    .unwrap_or_else(|| "carbon-store".into());
+                match (&existing.kind, &node.kind) {
+                    (EntryKind::Dir, EntryKind::Dir) => {}
+                    // A directory where a package ships a symlink to a directory (or vice
+                    // versa) is kept as it is: dpkg keeps directory symlinks.
+                    (EntryKind::Symlink(_), EntryKind::Dir) => {}
+                    (EntryKind::Dir, _) | (_, EntryKind::Dir) => {
+                        return Err(TreeError::DirectoryClash {
+                            package: package.into(),
+                            path,
+                            other,
+                        });
+                    }
+                    _ if other == package => {
+                        self.nodes.insert(path, node);
+                    }
+                    _ if replaces(package, &other) => {
+                        self.nodes.insert(path, node);
+                    }
+                    _ if existing.kind == node.kind
+                        && existing.data == node.data
+                        && existing.mode == node.mode =>
+                    {
+                        // Identical content shipped twice (dpkg refuses this too, but only
+                        // for differing files in Multi-Arch: same packages of one arch).
+                    }
+                    _ => {
+                        return Err(TreeError::Conflict {
+                            path,
+                            first: other,
+                            second: package.into(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a file made by a fixup, replacing whatever was there.
+    pub fn put(&mut self, path: &str, node: Node) {
+        self.nodes.insert(path.to_string(), node);
+    }
+
+    /// Paths of non-directories with their owning package, for cross-layer checks.
+    pub fn owned_files(&self) -> impl Iterator<Item = (&String, &str)> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.kind != EntryKind::Dir)
+            .filter_map(|(p, n)| n.package.as_deref().map(|pkg| (p, pkg)))
+    }
+
+    /// Writes the tree as a tar. Hard links point at the first path of their group in tar order.
+    pub fn to_tar(&self) -> Vec<u8> {
+        // Group hard links with their targets so that the first path in order holds the data.
+        let mut leader: BTreeMap<&str, &str> = BTreeMap::new();
+        for (path, node) in &self.nodes {
+            if let EntryKind::Hardlink(target) = &node.kind {
+                let group_first = leader
+                    .get(target.as_str())
+                    .copied()
+                    .unwrap_or(target.as_str());
+                let first = group_first.min(path.as_str());
+                leader.insert(target.as_str(), first);
+            }
+        }
+        let mut data_of: BTreeMap<&str, &str> = BTreeMap::new(); // leader path -> target holding data
+        for (target, first) in &leader {
+            data_of.insert(first, target);
+        }
+        let size_hint: usize = self.nodes.values().map(|n| n.data.len() + 1024).sum();
+        let mut w = TarWriter::new(Vec::with_capacity(size_hint + 1024));
+        for (path, node) in &self.nodes {
+            let (kind, data): (EntryKind, &[u8]) = match &node.kind {
+                EntryKind::Hardlink(target) => {
+                    let first = leader[target.as_str()];
+                    if first == path.as_str() {
+                        let holder = self
+                            .nodes
+                            .get(target.as_str())
+                            .map(|n| n.data.as_slice())
+                            .unwrap_or(&[]);
+                        (EntryKind::File, holder)
+                    } else {
+                        (EntryKind::Hardlink(first.to_string()), &[])
+                    }
+                }
+                EntryKind::File => match leader.get(path.as_str()) {
+                    Some(first) if *first != path.as_str() => {
+                        (EntryKind::Hardlink(first.to_string()), &[])
+                    }
+                    _ => (EntryKind::File, node.data.as_slice()),
+                },
+                other => (other.clone(), &[]),
+            };
+            let size = if kind == EntryKind::File {
+                data.len() as u64
+            } else {
+                0
+            };
+            let header = Header {
+                path: path.clone(),
+                kind,
+                mode: node.mode,
+                uid: node.uid,
+                gid: node.gid,
+                size,
+                mtime: node.mtime,
+            };
+            w.append(&header, data).expect("writing to memory");
+        }
+        w.finish().expect("writing to memory")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, data: &[u8]) -> DataEntry {
+        DataEntry {
+            path: path.into(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            data: data.to_vec(),
+        }
+    }
+    fn dir(path: &str, mode: u32) -> DataEntry {
+        DataEntry {
+            path: path.into(),
+            kind: EntryKind::Dir,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            data: vec![],
+        }
+    }
+    fn link(path: &str, target: &str) -> DataEntry {
+        DataEntry {
+            path: path.into(),
+            kind: EntryKind::Symlink(target.into()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            data: vec![],
+        }
+    }
+    const NO: ReplacesFn = &|_, _| false;
+
+    #[test]
+    fn merged_usr_and_directory_symlinks_are_followed() {
+        let mut t = Tree::default();
+        t.add_package(
+            "base-files",
+            vec![link("bin", "usr/bin"), dir("usr/bin", 0o755)],
+            NO,
+        )
+        .unwrap();
+        t.add_package(
+            "coreutils",
+            vec![
+                dir("bin", 0o755),
+                file("bin/ls", b"ls"),
+                file("lib/x86_64-linux-gnu/libc.so", b"c"),
+            ],
+            NO,
+        )
+        .unwrap();
+        assert!(
+            t.nodes.contains_key("usr/bin/ls")
+                && t.nodes.contains_key("usr/lib/x86_64-linux-gnu/libc.so")
+        );
+        assert_eq!(t.nodes["bin"].kind, EntryKind::Symlink("usr/bin".into()));
+        t.add_package(
+            "foo",
+            vec![
+                link("usr/share/foo", "../lib/foo"),
+                file("usr/share/foo/data", b"d"),
+            ],
+            NO,
+        )
+        .unwrap();
+        assert!(
+            t.nodes.contains_key("usr/lib/foo/data"),
+            "{:?}",
+            t.nodes.keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn escaping_symlinks_and_conflicts_are_refused() {
+        let mut t = Tree::default();
+        let err = t
+            .add_package(
+                "evil",
+                vec![link("usr/x", "../../../etc"), file("usr/x/passwd", b"")],
+                NO,
+            )
+            .unwrap_err();
+        assert!(matches!(err, TreeError::Escape { .. }), "{err}");
+        let mut t = Tree::default();
+        t.add_package("a", vec![file("usr/bin/tool", b"a")], NO)
+            .unwrap();
+        let err = t
+            .add_package("b", vec![file("usr/bin/tool", b"b")], NO)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "file conflict: \"usr/bin/tool\" is shipped by both a and b (and b does not Replace a)"
+        );
+        t.add_package("b", vec![file("usr/bin/tool", b"b")], &|new, old| {
+            new == "b" && old == "a"
+        })
+        .unwrap();
+        assert_eq!(t.nodes["usr/bin/tool"].data, b"b");
+    }
+
+    #[test]
+    fn first_directory_metadata_wins() {
+        let mut t = Tree::default();
+        t.add_package("base-files", vec![dir("tmp", 0o1777)], NO)
+            .unwrap();
+        t.add_package("other", vec![dir("tmp", 0o755)], NO).unwrap();
+        assert_eq!(t.nodes["tmp"].mode, 0o1777);
+    }
+
+    #[test]
+    fn hard_links_point_at_the_first_path_in_tar_order() {
+        let mut t = Tree::default();
+        let hl = DataEntry {
+            path: "usr/bin/a-link".into(),
+            kind: EntryKind::Hardlink("usr/bin/z-file".into()),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            data: vec![],
+        };
+        t.add_package("p", vec![file("usr/bin/z-file", b"payload"), hl], NO)
+            .unwrap();
+        let tar = t.to_tar();
+        let mut ar = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, tar::EntryType, u64)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.header().entry_type(),
+                    e.header().size().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries[0],
+            ("usr/bin/a-link".into(), tar::EntryType::Regular, 7)
+        );
+        assert_eq!(entries[1].1, tar::EntryType::Link);
+    }
+
+    #[test]
+    fn resolve_link_stays_inside_the_root() {
+        assert_eq!(
+            resolve_link("usr/lib/foo", "../share/x").as_deref(),
+            Some("usr/share/x")
+        );
+        assert_eq!(resolve_link("usr/lib/foo", "/etc").as_deref(), Some("etc"));
+        assert_eq!(resolve_link("a", "../../b"), None);
+    }
+}

@@ -1,0 +1,222 @@
+//! Streaming `.deb` reader: the ar container, `control.tar.*` and `data.tar.*` (xz, zstd,
+//! gzip or plain) read as streams into entries — nothing is unpacked to disk and no
+//! privilege is needed. Owners, modes (setuid, setgid, sticky), hard links, symlinks and
+//! device nodes are kept exactly as the package ships them; paths that try to leave the
+//! root are refused with the package and path named.
+
+use crate::layer::tar::EntryKind;
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// One member of the data archive, path normalized (`usr/bin/ls`, no `./`, no trailing `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    pub data: Vec<u8>,
+}
+
+/// A package's control members and data entries (in archive order).
+#[derive(Clone, Debug, Default)]
+pub struct DebContents {
+    /// `control`, `md5sums`, `conffiles`, `postinst`, `triggers`, … by member name.
+    pub control: BTreeMap<String, Vec<u8>>,
+    pub entries: Vec<DataEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("{package}: {reason}")]
+    Malformed { package: String, reason: String },
+    #[error("{package}: entry {path:?} escapes the image root")]
+    Escape { package: String, path: String },
+}
+
+/// Normalizes an archive path; `None` for the root itself. Absolute paths and `..` are errors.
+pub fn normalize(package: &str, raw: &str) -> Result<Option<String>, UnpackError> {
+    if raw.starts_with('/') {
+        return Err(UnpackError::Escape {
+            package: package.into(),
+            path: raw.into(),
+        });
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(UnpackError::Escape {
+                    package: package.into(),
+                    path: raw.into(),
+                });
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("/"))
+    })
+}
+
+fn decompressor<'a>(
+    name: &str,
+    data: &'a [u8],
+    package: &str,
+) -> Result<Box<dyn Read + 'a>, UnpackError> {
+    let bad = |reason: String| UnpackError::Malformed {
+        package: package.into(),
+        reason,
+    };
+    Ok(match name.rsplit_once('.').map(|(_, e)| e) {
+        Some("xz") => Box::new(liblzma::read::XzDecoder::new(data)),
+        Some("zst") => {
+            Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| bad(e.to_string()))?)
+        }
+        Some("gz") => Box::new(flate2::read::GzDecoder::new(data)),
+        Some("tar") => Box::new(data),
+        _ => return Err(bad(format!("unsupported member {name}"))),
+    })
+}
+
+/// Reads a whole `.deb` from memory. `package` names it in errors.
+pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError> {
+    let bad = |reason: String| UnpackError::Malformed {
+        package: package.into(),
+        reason,
+    };
+    let mut archive = ar::Archive::new(bytes);
+    let mut contents = DebContents::default();
+    let mut saw_version = false;
+    let mut saw_data = false;
+    while let Some(member) = archive.next_entry() {
+        let mut member = member.map_err(|e| bad(format!("not an ar archive: {e}")))?;
+        let name = String::from_utf8_lossy(member.header().identifier())
+            .trim_end_matches('/')
+            .to_string();
+        let mut raw = Vec::with_capacity(member.header().size() as usize);
+        member
+            .read_to_end(&mut raw)
+            .map_err(|e| bad(format!("reading {name}: {e}")))?;
+        if name == "debian-binary" {
+            if !raw.starts_with(b"2.") {
+                return Err(bad(format!(
+                    "unsupported format version {:?}",
+                    String::from_utf8_lossy(&raw).trim()
+                )));
+            }
+            saw_version = true;
+        } else if name.starts_with("control.tar") {
+            let mut tar = tar::Archive::new(decompressor(&name, &raw, package)?);
+            for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
+                let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
+                if entry.header().entry_type() != tar::EntryType::Regular {
+                    continue;
+                }
+                let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                let Some(member_name) = normalize(package, &path)? else {
+                    continue;
+                };
+                let mut data = Vec::new();
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| bad(format!("{name}: {e}")))?;
+                contents.control.insert(member_name, data);
+            }
+        } else if name.starts_with("data.tar") {
+            saw_data = true;
+            let mut tar = tar::Archive::new(decompressor(&name, &raw, package)?);
+            for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
+                let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
+                let raw_path = String::from_utf8(entry.path_bytes().into_owned())
+                    .map_err(|_| bad("a path is not UTF-8".into()))?;
+                let Some(path) = normalize(package, &raw_path)? else {
+                    continue;
+                };
+                let header = entry.header();
+                let mode = header.mode().map_err(|e| bad(e.to_string()))? & 0o7777;
+                let uid = header.uid().map_err(|e| bad(e.to_string()))?;
+                let gid = header.gid().map_err(|e| bad(e.to_string()))?;
+                let mtime = header.mtime().unwrap_or(0);
+                let link = || -> Result<String, UnpackError> {
+                    entry
+                        .link_name_bytes()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .ok_or_else(|| bad(format!("{raw_path}: link without a target")))
+                };
+                let kind = match header.entry_type() {
+                    tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+                    tar::EntryType::Directory => EntryKind::Dir,
+                    tar::EntryType::Symlink => EntryKind::Symlink(link()?),
+                    tar::EntryType::Link => {
+                        let target = normalize(package, &link()?)?
+                            .ok_or_else(|| bad(format!("{raw_path}: hard link to the root")))?;
+                        EntryKind::Hardlink(target)
+                    }
+                    tar::EntryType::Char => EntryKind::CharDevice(
+                        header.device_major().ok().flatten().unwrap_or(0),
+                        header.device_minor().ok().flatten().unwrap_or(0),
+                    ),
+                    tar::EntryType::Block => EntryKind::BlockDevice(
+                        header.device_major().ok().flatten().unwrap_or(0),
+                        header.device_minor().ok().flatten().unwrap_or(0),
+                    ),
+                    tar::EntryType::Fifo => EntryKind::Fifo,
+                    other => {
+                        return Err(bad(format!(
+                            "{raw_path}: unsupported tar entry type {other:?}"
+                        )));
+                    }
+                };
+                let mut data = Vec::new();
+                if kind == EntryKind::File {
+                    entry
+                        .read_to_end(&mut data)
+                        .map_err(|e| bad(format!("{raw_path}: {e}")))?;
+                }
+                contents.entries.push(DataEntry {
+                    path,
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    mtime,
+                    data,
+                });
+            }
+        }
+    }
+    if !saw_version || !saw_data || !contents.control.contains_key("control") {
+        return Err(bad(
+            "not a Debian binary package (debian-binary, control or data.tar missing)".into(),
+        ));
+    }
+    Ok(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_strips_dots_and_refuses_escapes() {
+        assert_eq!(
+            normalize("p", "./usr/bin/").unwrap(),
+            Some("usr/bin".to_string())
+        );
+        assert_eq!(normalize("p", "./").unwrap(), None);
+        assert!(matches!(
+            normalize("p", "./usr/../../etc/passwd"),
+            Err(UnpackError::Escape { .. })
+        ));
+        assert!(matches!(
+            normalize("p", "/etc/passwd"),
+            Err(UnpackError::Escape { .. })
+        ));
+    }
+}

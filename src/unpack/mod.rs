@@ -1,0 +1,3 @@
+//! Streaming readers for package formats.
+
+pub mod deb;
