@@ -204,7 +204,11 @@ pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockErro
                 .collect();
             Ok((arch.clone(), ArchLock { debian }))
         })
-        .collect::<Result<_, LockError>>()?;
+        // All results, then the first error in input order: the error reported must not
+        // depend on thread timing.
+        .collect::<Vec<Result<_, LockError>>>()
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     let source_date_epoch = loaded
         .records
         .iter()

@@ -160,6 +160,10 @@ pub fn load(
                 release,
             })
         })
+        // All results, then the first error in input order: the error reported must not
+        // depend on thread timing.
+        .collect::<Vec<Result<_, _>>>()
+        .into_iter()
         .collect::<Result<_, _>>()?;
 
     // One job per (suite, arch, component).
@@ -177,7 +181,11 @@ pub fn load(
             let (sha, parsed) = load_packages(r, arch, component, *suite_index, store, fetcher)?;
             Ok((*suite_index, arch.clone(), component.clone(), sha, parsed))
         })
-        .collect::<Result<_, DebianIndexError>>()?;
+        // All results, then the first error in input order: the error reported must not
+        // depend on thread timing.
+        .collect::<Vec<Result<_, DebianIndexError>>>()
+        .into_iter()
+        .collect::<Result<_, _>>()?;
 
     let mut records = Vec::new();
     for (suite_index, r) in releases.iter().enumerate() {
