@@ -4,8 +4,11 @@
 
 pub mod config;
 pub mod fetch;
+pub mod fixup;
 pub mod layer;
 pub mod lock;
+pub mod oci;
+pub mod realize;
 pub mod recipe;
 pub mod resolve;
 pub mod store;

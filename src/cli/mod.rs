@@ -6,6 +6,7 @@ mod fetch;
 mod list;
 mod lock;
 mod progress;
+mod realize;
 mod show;
 
 use clap::{Parser, Subcommand};
@@ -29,7 +30,7 @@ pub mod exit {
     long_about = "Declarative, reproducible container images.\n\n\
 Recipes (recipes/) say what an image holds; `lock` pins exact artifacts by sha256 into\n\
 lockfiles/<image>.lock; `fetch` downloads them into a content-addressed store.\n\n\
-Typical use:\n  carbon-store list                 what images and components exist\n  carbon-store lock minimal         resolve and pin (commit the lockfile)\n  carbon-store fetch minimal        download what the lock names\n  carbon-store lock --check         CI: fail when a lock is missing or stale\n\n\
+Typical use:\n  carbon-store realize minimal      lock if needed, fetch, build oci-out/minimal and per-arch tarballs\n  carbon-store list                 what images and components exist\n  carbon-store lock minimal         resolve and pin (commit the lockfile)\n  carbon-store fetch minimal        download what the lock names\n  carbon-store lock --check         CI: fail when a lock is missing or stale\n\n\
 Mirrors are configuration, never part of recipes or locks: --mirror debian=URL,\n\
 CARBON_MIRROR_DEBIAN, ~/.config/carbon-store/config.toml, or the host's apt sources.\n\n\
 Exit codes: 0 ok, 1 failure, 2 usage, 3 lock check failed, 4 offline and something is missing."
@@ -69,6 +70,8 @@ enum Command {
     Lock(lock::LockArgs),
     /// Download everything the images' lockfiles name into the store
     Fetch(fetch::FetchArgs),
+    /// Build images from their locks: OCI layout and docker-archive tarballs per arch
+    Realize(realize::RealizeArgs),
     /// List images and components with their descriptions
     List,
     /// Show an image: components, archs, package counts and download size
@@ -110,6 +113,7 @@ pub fn run() -> i32 {
     let result: Result<(), CliError> = match &cli.command {
         Command::Lock(args) => lock::run(&cli, args, &out),
         Command::Fetch(args) => fetch::run(&cli, args, &out),
+        Command::Realize(args) => realize::run(&cli, args, &out),
         Command::List => list::run(&cli),
         Command::Show(args) => show::run(&cli, args),
     };

@@ -118,6 +118,15 @@ impl<W: Write> TarWriter<W> {
 
     /// Writes one entry; `data` must be `h.size` bytes for files and empty otherwise.
     pub fn append(&mut self, h: &Header, data: &[u8]) -> io::Result<()> {
+        debug_assert_eq!(
+            data.len() as u64,
+            if h.kind == EntryKind::File { h.size } else { 0 }
+        );
+        self.write_header(h)?;
+        self.write_padded(data)
+    }
+
+    fn write_header(&mut self, h: &Header) -> io::Result<()> {
         let (typeflag, link, size) = match &h.kind {
             EntryKind::File => (b'0', "", h.size),
             EntryKind::Dir => (b'5', "", 0),
@@ -127,7 +136,6 @@ impl<W: Write> TarWriter<W> {
             EntryKind::BlockDevice(..) => (b'4', "", 0),
             EntryKind::Fifo => (b'6', "", 0),
         };
-        debug_assert_eq!(data.len() as u64, size);
         let mut path = h.path.clone();
         if h.kind == EntryKind::Dir && !path.ends_with('/') {
             path.push('/');
@@ -182,8 +190,21 @@ impl<W: Write> TarWriter<W> {
             truncate_ascii(link, 100)
         };
         let block = raw_header(&name, prefix, h, size, typeflag, &link_field);
-        self.out.write_all(&block)?;
-        self.write_padded(data)
+        self.out.write_all(&block)
+    }
+
+    /// Writes a regular file whose content comes from a reader of exactly `h.size` bytes.
+    pub fn append_reader(&mut self, h: &Header, reader: impl io::Read) -> io::Result<()> {
+        self.write_header(h)?;
+        let n = io::copy(&mut reader.take(h.size), &mut self.out)?;
+        if n != h.size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: {n} of {} bytes", h.path, h.size),
+            ));
+        }
+        let pad = (BLOCK - (n as usize) % BLOCK) % BLOCK;
+        self.out.write_all(&[0u8; BLOCK][..pad])
     }
 
     fn write_padded(&mut self, data: &[u8]) -> io::Result<()> {

@@ -1,0 +1,160 @@
+//! `carbon-store realize`: lock if needed, fetch what is missing, build every arch.
+
+use super::error::CliError;
+use super::progress::Progress;
+use super::{Cli, Output, exit};
+use carbon_store::fetch::Fetcher;
+use carbon_store::fetch::lockfile as fetch_lock;
+use carbon_store::layer::compress::Compression;
+use carbon_store::lock::{self, LockContext, LockError};
+use carbon_store::realize::{self, RealizeError, RealizeOptions};
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+#[derive(clap::Args, Debug)]
+pub struct RealizeArgs {
+    /// Images to build
+    images: Vec<String>,
+    /// Build every image under recipes/images
+    #[arg(long, conflicts_with = "images")]
+    all: bool,
+    /// Archs to build, comma-separated (default: all of the image's)
+    #[arg(long, value_delimiter = ',')]
+    arch: Vec<String>,
+    /// Layer compression: gzip (loads in Docker 20.10+), zstd, none
+    #[arg(long, default_value = "gzip")]
+    compression: String,
+    /// Outputs, comma-separated: oci (layout dir) and/or docker (tarball per arch)
+    #[arg(long, value_delimiter = ',', default_value = "oci,docker")]
+    format: Vec<String>,
+    /// Output directory
+    #[arg(long, default_value = "oci-out")]
+    out: PathBuf,
+    /// Repository and tag for the images, NAME:TAG (default carbon/IMAGE:latest)
+    #[arg(long)]
+    tag: Option<String>,
+    /// Rebuild from the sources ignoring cached layers and compare with the existing output
+    #[arg(long)]
+    check: bool,
+}
+
+impl From<RealizeError> for CliError {
+    fn from(e: RealizeError) -> Self {
+        match &e {
+            RealizeError::Store(s) if s.is_disk_full() => CliError::new(e.to_string()).hint("the disk is full: free space or use --store/--out on a larger disk"),
+            RealizeError::Load { .. } => CliError::new(e.to_string()).hint("`carbon-store verify`-style check: a store object failed its hash; delete it and re-run `carbon-store fetch`"),
+            _ => CliError::new(e.to_string()),
+        }
+    }
+}
+
+pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> {
+    let recipes = cli.load_recipes()?;
+    let images = if args.all {
+        recipes.image_names()
+    } else {
+        cli.images(&recipes, &args.images)?
+    };
+    let compression = Compression::parse(&args.compression).ok_or_else(|| {
+        CliError::new(format!("unknown compression {:?}", args.compression))
+            .hint("use gzip, zstd or none")
+            .code(exit::USAGE)
+    })?;
+    for f in &args.format {
+        if f != "oci" && f != "docker" {
+            return Err(CliError::new(format!("unknown format {f:?}"))
+                .hint("use oci, docker or oci,docker")
+                .code(exit::USAGE));
+        }
+    }
+    if args.tag.is_some() && images.len() > 1 {
+        return Err(
+            CliError::new("--tag names one image; realize one image at a time with it")
+                .code(exit::USAGE),
+        );
+    }
+    let store = cli.open_store()?;
+    let _guard = store.lock_shared()?;
+    let fetcher = Fetcher::new(cli.offline);
+    let mirrors = cli.mirror_settings()?;
+    for image in &images {
+        let started = Instant::now();
+        let plan = recipes.plan(image)?;
+        let lock = match lock::check(&recipes, &cli.lockfiles, image) {
+            Ok(lock) => lock,
+            Err(LockError::Missing { .. }) => {
+                out.info(format!("{image}: no lockfile yet, locking"));
+                let ctx = LockContext {
+                    store: &store,
+                    fetcher: &fetcher,
+                    mirrors: &mirrors,
+                    now: SystemTime::now(),
+                };
+                lock::lock_image(&recipes, &cli.lockfiles, image, &ctx)?;
+                lock::read(&cli.lockfiles, image)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let lock_text = std::fs::read_to_string(lock::lock_path(&cli.lockfiles, image))
+            .map_err(|e| CliError::new(e.to_string()))?;
+        let archs = if args.arch.is_empty() {
+            plan.archs.clone()
+        } else {
+            args.arch.clone()
+        };
+        let mut selected = lock.clone();
+        selected.archs.retain(|a, _| archs.contains(a));
+        let wanted = fetch_lock::wanted(&selected)?;
+        let progress = Progress::new(out);
+        let fetched = fetch_lock::fetch_all(
+            &wanted,
+            &store,
+            &fetcher,
+            &mirrors,
+            cli.download_jobs(),
+            &progress,
+        );
+        progress.finish();
+        fetched?;
+        let opts = RealizeOptions {
+            archs: archs.clone(),
+            compression,
+            oci: args.format.iter().any(|f| f == "oci"),
+            docker: args.format.iter().any(|f| f == "docker"),
+            out_dir: args.out.clone(),
+            repo_tag: args
+                .tag
+                .clone()
+                .unwrap_or_else(|| format!("carbon/{image}:latest")),
+            check: args.check,
+        };
+        let files_dir = cli.recipes.join("files");
+        let realized = realize::realize(&plan, &lock, &lock_text, &store, &opts, &files_dir)?;
+        let secs = started.elapsed().as_secs_f64();
+        if args.check {
+            out.info(format!(
+                "{image}: rebuilt from sources and identical to {} ({secs:.2}s)",
+                args.out.join(image).display()
+            ));
+            continue;
+        }
+        let how = if realized.reused {
+            "unchanged"
+        } else {
+            "built"
+        };
+        out.info(format!("{image}: {how} in {secs:.2}s"));
+        if let (Some(dir), Some(d)) = (&realized.oci_layout, &realized.index_digest) {
+            println!("{image}: OCI layout {} (index {d})", dir.display());
+        }
+        for (arch, (digest, archive)) in &realized.archs {
+            let layers = realized.layers.get(arch).map(|l| l.len()).unwrap_or(0);
+            let archive = archive
+                .as_ref()
+                .map(|p| format!(", docker archive {}", p.display()))
+                .unwrap_or_default();
+            println!("{image} {arch}: manifest {digest} ({layers} layers{archive})");
+        }
+    }
+    Ok(())
+}

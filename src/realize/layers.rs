@@ -1,0 +1,209 @@
+//! Turning an arch's packages into layers: one per component in image order (a package of
+//! 200 MB or more gets its own), directory metadata as the first layer defines it, files
+//! checked for conflicts across layers, then tar + compression, reusing any layer whose
+//! uncompressed tar (its diff id) the store already has in that compression.
+
+use super::packages::{LoadedPackage, ReplacesTable};
+use crate::layer::compress::{Compression, compress};
+use crate::layer::tar::EntryKind;
+use crate::layer::tree::{Tree, TreeError};
+use crate::oci::{BuiltLayer, digest_of};
+use crate::store::{Store, StoreError, write_atomic};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// A package this big (uncompressed) gets a layer of its own, shared by every image using it.
+pub const OWN_LAYER_BYTES: u64 = 200 * 1024 * 1024;
+/// Layers an image may have, the fixups layer included.
+pub const MAX_LAYERS: usize = 100;
+/// Bump when the bytes of layers change for the same inputs (cache key).
+pub const LAYER_FORMAT: &str = "carbon-store layer format 1";
+
+/// Which packages go into one layer, and what the history says of it.
+pub struct LayerPlan {
+    pub comment: String,
+    pub packages: Vec<usize>,
+}
+
+/// Groups packages (indexes into `packages`) into layers, in component order.
+pub fn plan(components: &[String], packages: &[LoadedPackage]) -> Vec<LayerPlan> {
+    let mut out = Vec::new();
+    for component in components {
+        let mut members: Vec<usize> = (0..packages.len())
+            .filter(|&i| &packages[i].artifact.component == component)
+            .collect();
+        members.sort_by(|&a, &b| packages[a].artifact.name.cmp(&packages[b].artifact.name));
+        let (big, small): (Vec<usize>, Vec<usize>) = members
+            .into_iter()
+            .partition(|&i| packages[i].data_size >= OWN_LAYER_BYTES);
+        if !small.is_empty() {
+            out.push(LayerPlan {
+                comment: format!("component {component}: {} packages", small.len()),
+                packages: small,
+            });
+        }
+        for i in big {
+            out.push(LayerPlan {
+                comment: format!(
+                    "component {component}: package {}",
+                    packages[i].artifact.name
+                ),
+                packages: vec![i],
+            });
+        }
+    }
+    // Keep room for the fixups layer: fold the excess into the last package layer.
+    while out.len() > MAX_LAYERS - 1 {
+        let last = out.pop().expect("more than one layer");
+        let prev = out.last_mut().expect("more than one layer");
+        prev.packages.extend(last.packages);
+        prev.comment = format!("{} + {}", prev.comment, last.comment);
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Builds each planned layer's tree in parallel, consuming the packages' entries.
+pub fn trees(
+    plans: &[LayerPlan],
+    packages: &mut [LoadedPackage],
+    replaces: &ReplacesTable,
+) -> Result<Vec<Tree>, LayerError> {
+    let mut entries: Vec<Option<Vec<crate::unpack::deb::DataEntry>>> = packages
+        .iter_mut()
+        .map(|p| Some(std::mem::take(&mut p.entries)))
+        .collect();
+    let inputs: Vec<Vec<(String, Vec<crate::unpack::deb::DataEntry>)>> = plans
+        .iter()
+        .map(|plan| {
+            plan.packages
+                .iter()
+                .map(|&i| {
+                    (
+                        packages[i].artifact.name.clone(),
+                        entries[i].take().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let allows = |new: &str, old: &str| replaces.allows(new, old);
+    inputs
+        .into_par_iter()
+        .map(|members| {
+            let mut tree = Tree::default();
+            for (name, entries) in members {
+                tree.add_package(&name, entries, &allows)?;
+            }
+            Ok(tree)
+        })
+        .collect::<Vec<Result<Tree, LayerError>>>()
+        .into_iter()
+        .collect()
+}
+
+/// Directory metadata as the lowest layer defining it has it, in every layer; files that
+/// two layers' packages both ship are conflicts unless the upper one `Replaces` the lower.
+pub fn reconcile(trees: &mut [Tree], replaces: &ReplacesTable) -> Result<(), TreeError> {
+    let mut dirs: HashMap<String, (u32, u64, u64, u64)> = HashMap::new();
+    let mut files: HashMap<String, String> = HashMap::new();
+    for tree in trees.iter_mut() {
+        for (path, node) in tree.nodes.iter_mut() {
+            if node.kind == EntryKind::Dir {
+                match dirs.get(path) {
+                    Some(&(mode, uid, gid, mtime)) => {
+                        node.mode = mode;
+                        node.uid = uid;
+                        node.gid = gid;
+                        node.mtime = mtime;
+                    }
+                    None => {
+                        dirs.insert(path.clone(), (node.mode, node.uid, node.gid, node.mtime));
+                    }
+                }
+            }
+        }
+        let mut new_files = Vec::new();
+        for (path, package) in tree.owned_files() {
+            if let Some(old) = files.get(path) {
+                if old != package && !replaces.allows(package, old) {
+                    return Err(TreeError::Conflict {
+                        path: path.clone(),
+                        first: old.clone(),
+                        second: package.to_string(),
+                    });
+                }
+            }
+            new_files.push((path.clone(), package.to_string()));
+        }
+        files.extend(new_files);
+    }
+    Ok(())
+}
+
+/// The store's blob directory (`store/blobs`, holding `sha256/<hex>`).
+pub fn blob_dir(store: &Store) -> PathBuf {
+    store.root().join("blobs")
+}
+
+fn cache_path(store: &Store, diff_id: &str, compression: Compression) -> PathBuf {
+    store.root().join("layers").join(format!(
+        "{}-{}.json",
+        diff_id.trim_start_matches("sha256:"),
+        compression.name()
+    ))
+}
+
+/// Writes (or reuses) one layer: tar, diff id, compressed blob in the store.
+pub fn finish(
+    store: &Store,
+    tree: &Tree,
+    comment: &str,
+    compression: Compression,
+    use_cache: bool,
+) -> Result<(BuiltLayer, Vec<u8>), LayerError> {
+    let tar = tree.to_tar();
+    let diff_id = digest_of(&tar);
+    let cache = cache_path(store, &diff_id, compression);
+    if use_cache {
+        if let Ok(text) = std::fs::read_to_string(&cache) {
+            if let Ok(mut layer) = serde_json::from_str::<BuiltLayer>(&text) {
+                let blob = blob_dir(store)
+                    .join("sha256")
+                    .join(layer.digest.trim_start_matches("sha256:"));
+                if std::fs::metadata(&blob).is_ok_and(|m| m.len() == layer.size) {
+                    layer.comment = comment.to_string();
+                    return Ok((layer, tar));
+                }
+            }
+        }
+    }
+    let blob = compress(&tar, compression);
+    let digest = digest_of(&blob);
+    let path = blob_dir(store)
+        .join("sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    if !std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.len() as u64) {
+        write_atomic(&path, &blob)?;
+    }
+    let layer = BuiltLayer {
+        diff_id,
+        digest,
+        size: blob.len() as u64,
+        media_type: compression.media_type().to_string(),
+        comment: comment.to_string(),
+    };
+    write_atomic(
+        &cache,
+        &serde_json::to_vec(&layer).expect("layer metadata serializes"),
+    )?;
+    Ok((layer, tar))
+}

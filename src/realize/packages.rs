@@ -1,0 +1,156 @@
+//! Loading an arch's locked packages from the store: each `.deb` re-hashed, then read as a
+//! stream into entries, with what the fixups need about it (control members, file list,
+//! conffile checksums, the few files whose content they copy).
+
+use crate::fixup::{InstalledPackage, RETAINED_PREFIXES};
+use crate::layer::tar::EntryKind;
+use crate::layer::tree::merged_usr;
+use crate::lock::DebianArtifact;
+use crate::resolve::debian::control::Paragraphs;
+use crate::resolve::debian::relation::{self, Relation};
+use crate::resolve::debian::version::Version;
+use crate::store::{Store, StoreError};
+use crate::unpack::deb::{DataEntry, UnpackError, read_deb};
+use md5::{Digest, Md5};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// One unpacked package.
+pub struct LoadedPackage {
+    pub artifact: DebianArtifact,
+    pub info: InstalledPackage,
+    pub entries: Vec<DataEntry>,
+    pub replaces: Vec<Relation>,
+    /// Uncompressed size of its files (decides whether it gets a layer of its own).
+    pub data_size: u64,
+    pub retained: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+}
+
+fn load_one(store: &Store, artifact: &DebianArtifact) -> Result<LoadedPackage, LoadError> {
+    let bytes = store.read_verified(&artifact.sha256, artifact.file_name())?;
+    let label = format!("{} {}", artifact.name, artifact.version);
+    let contents = read_deb(&bytes, &label)?;
+    drop(bytes);
+    let control_text = String::from_utf8_lossy(
+        contents
+            .control
+            .get("control")
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    let paragraph = Paragraphs::new(&control_text).next().and_then(Result::ok);
+    let field = |name: &str| {
+        paragraph
+            .as_ref()
+            .and_then(|p| p.get(name))
+            .unwrap_or("")
+            .to_string()
+    };
+    let replaces = relation::parse_field(&field("Replaces"))
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut list = vec!["/.".to_string()];
+    list.extend(contents.entries.iter().map(|e| format!("/{}", e.path)));
+    let conffiles = contents
+        .control
+        .get("conffiles")
+        .map(|c| {
+            String::from_utf8_lossy(c)
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('/'))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|path| {
+            let entry = contents
+                .entries
+                .iter()
+                .find(|e| e.path == path.trim_start_matches('/'))?;
+            Some((path, hex::encode(Md5::digest(&entry.data))))
+        })
+        .collect();
+    let mut retained = BTreeMap::new();
+    let mut data_size = 0;
+    for e in &contents.entries {
+        data_size += e.data.len() as u64;
+        let mapped = merged_usr(&e.path, &e.kind);
+        if e.kind == EntryKind::File && RETAINED_PREFIXES.iter().any(|p| mapped.starts_with(p)) {
+            retained.insert(mapped, e.data.clone());
+        }
+    }
+    let info = InstalledPackage {
+        name: field("Package"),
+        architecture: field("Architecture"),
+        multi_arch_same: field("Multi-Arch") == "same",
+        control: contents.control,
+        list,
+        conffiles,
+    };
+    Ok(LoadedPackage {
+        artifact: artifact.clone(),
+        info,
+        entries: contents.entries,
+        replaces,
+        data_size,
+        retained,
+    })
+}
+
+/// Loads every package in parallel; errors are reported in lock order.
+pub fn load_all(
+    store: &Store,
+    artifacts: &[DebianArtifact],
+) -> Result<Vec<LoadedPackage>, LoadError> {
+    artifacts
+        .par_iter()
+        .map(|a| load_one(store, a))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// `Replaces` as a decision: may package `new` overwrite a file of package `old`?
+pub struct ReplacesTable {
+    replaces: BTreeMap<String, Vec<Relation>>,
+    versions: BTreeMap<String, Version>,
+}
+
+impl ReplacesTable {
+    pub fn new(packages: &[LoadedPackage]) -> ReplacesTable {
+        ReplacesTable {
+            replaces: packages
+                .iter()
+                .map(|p| (p.artifact.name.clone(), p.replaces.clone()))
+                .collect(),
+            versions: packages
+                .iter()
+                .filter_map(|p| {
+                    Version::parse(&p.artifact.version)
+                        .ok()
+                        .map(|v| (p.artifact.name.clone(), v))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn allows(&self, new: &str, old: &str) -> bool {
+        self.replaces.get(new).is_some_and(|rels| {
+            rels.iter()
+                .any(|r| r.name == old && r.version_matches(self.versions.get(old)))
+        })
+    }
+}
