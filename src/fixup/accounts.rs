@@ -51,8 +51,17 @@ pub fn build(input: &FixupInput, tree: &mut Tree) -> Result<Accounts, FixupError
             reason: "recipe users need base-passwd in the image".into(),
         });
     };
-    let mut passwd_lines: Vec<String> = passwd.lines().map(str::to_string).collect();
-    let mut group_lines: Vec<String> = group.lines().map(str::to_string).collect();
+    // `shadowconfig on` (passwd's postinst) moves the password fields to the shadow files.
+    let shadowed = input.has_package("passwd");
+    let shadow_field = |line: &str| -> String {
+        let mut f: Vec<&str> = line.split(':').collect();
+        if shadowed && f.len() > 1 {
+            f[1] = "x";
+        }
+        f.join(":")
+    };
+    let mut passwd_lines: Vec<String> = passwd.lines().map(shadow_field).collect();
+    let mut group_lines: Vec<String> = group.lines().map(shadow_field).collect();
     for line in &passwd_lines {
         let f: Vec<&str> = line.split(':').collect();
         if f.len() >= 4 {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 const FIELD_ORDER: &[&str] = &[
     "Package",
     "Essential",
+    "Protected",
     "Status",
     "Priority",
     "Section",

@@ -10,6 +10,7 @@ mod alternatives;
 mod base;
 mod certificates;
 mod dpkg_db;
+mod pam;
 mod recipe_paths;
 
 use crate::layer::tar::EntryKind;
@@ -73,6 +74,8 @@ pub const RETAINED_PREFIXES: &[&str] = &[
     "usr/share/debianutils/",
     "usr/share/ca-certificates/",
     "etc/ca-certificates.conf",
+    "usr/share/pam/",
+    "usr/share/pam-configs/",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +135,7 @@ pub fn build(input: &FixupInput) -> Result<Tree, FixupError> {
     base::build(input, &accounts, &mut tree);
     alternatives::build(input, &mut tree);
     certificates::build(input, &mut tree);
+    pam::build(input, &mut tree);
     dpkg_db::build(input, &mut tree);
     recipe_paths::build(input, &accounts, &mut tree)?;
     Ok(tree)

@@ -85,7 +85,7 @@ fn realize_key(lock_text: &str, opts: &RealizeOptions) -> String {
     let text = format!(
         "{}\n{}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{}",
         layers::LAYER_FORMAT,
-        env!("CARGO_PKG_VERSION"),
+        env!("CARBON_SOURCE_HASH"),
         opts.compression.name(),
         opts.archs,
         opts.oci,
