@@ -46,21 +46,22 @@ fn base_files(input: &FixupInput, accounts: &Accounts, tree: &mut Tree) {
         ("profile", "etc/profile"),
         ("motd", "etc/motd"),
     ] {
-        if !input.exists(to) {
-            if let Some(data) = input.retained(&format!("usr/share/base-files/{from}")) {
-                put(input, tree, to, input.file(data.to_vec(), 0o644));
-            }
+        if !input.exists(to)
+            && let Some(data) = input.retained(&format!("usr/share/base-files/{from}"))
+        {
+            put(input, tree, to, input.file(data.to_vec(), 0o644));
         }
     }
-    if input.exists("usr/share/info") && !input.exists("usr/share/info/dir") {
-        if let Some(data) = input.retained("usr/share/base-files/info.dir") {
-            put(
-                input,
-                tree,
-                "usr/share/info/dir",
-                input.file(data.to_vec(), 0o644),
-            );
-        }
+    if input.exists("usr/share/info")
+        && !input.exists("usr/share/info/dir")
+        && let Some(data) = input.retained("usr/share/base-files/info.dir")
+    {
+        put(
+            input,
+            tree,
+            "usr/share/info/dir",
+            input.file(data.to_vec(), 0o644),
+        );
     }
     if input.exists("etc/dpkg/origins/debian") && !input.exists("etc/dpkg/origins/default") {
         put(

@@ -133,14 +133,15 @@ pub fn reconcile(trees: &mut [Tree], replaces: &ReplacesTable) -> Result<(), Tre
         }
         let mut new_files = Vec::new();
         for (path, package) in tree.owned_files() {
-            if let Some(old) = files.get(path) {
-                if old != package && !replaces.allows(package, old) {
-                    return Err(TreeError::Conflict {
-                        path: path.clone(),
-                        first: old.clone(),
-                        second: package.to_string(),
-                    });
-                }
+            if let Some(old) = files.get(path)
+                && old != package
+                && !replaces.allows(package, old)
+            {
+                return Err(TreeError::Conflict {
+                    path: path.clone(),
+                    first: old.clone(),
+                    second: package.to_string(),
+                });
             }
             new_files.push((path.clone(), package.to_string()));
         }
@@ -173,17 +174,16 @@ pub fn finish(
     let tar = tree.to_tar();
     let diff_id = digest_of(&tar);
     let cache = cache_path(store, &diff_id, compression);
-    if use_cache {
-        if let Ok(text) = std::fs::read_to_string(&cache) {
-            if let Ok(mut layer) = serde_json::from_str::<BuiltLayer>(&text) {
-                let blob = blob_dir(store)
-                    .join("sha256")
-                    .join(layer.digest.trim_start_matches("sha256:"));
-                if std::fs::metadata(&blob).is_ok_and(|m| m.len() == layer.size) {
-                    layer.comment = comment.to_string();
-                    return Ok((layer, tar));
-                }
-            }
+    if use_cache
+        && let Ok(text) = std::fs::read_to_string(&cache)
+        && let Ok(mut layer) = serde_json::from_str::<BuiltLayer>(&text)
+    {
+        let blob = blob_dir(store)
+            .join("sha256")
+            .join(layer.digest.trim_start_matches("sha256:"));
+        if std::fs::metadata(&blob).is_ok_and(|m| m.len() == layer.size) {
+            layer.comment = comment.to_string();
+            return Ok((layer, tar));
         }
     }
     let blob = compress(&tar, compression);

@@ -243,10 +243,10 @@ pub fn realize(
         }
     }
     let key = realize_key(lock_text, opts);
-    if !opts.check {
-        if let Some(done) = previous(store, &key) {
-            return Ok(done);
-        }
+    if !opts.check
+        && let Some(done) = previous(store, &key)
+    {
+        return Ok(done);
     }
     let built: Vec<(BuiltImage, Vec<Vec<u8>>)> = opts
         .archs
