@@ -52,7 +52,7 @@ fn show_reports_components_archs_counts_and_sizes_from_the_lock() {
         .find(|l| l.trim_start().starts_with("base-system"))
         .unwrap();
     assert!(
-        base.contains("amd64: 9 packages") && base.contains("arm64: 9 packages"),
+        base.contains("amd64: 10 packages") && base.contains("arm64: 10 packages"),
         "{base}"
     );
     let hello = out
@@ -60,7 +60,7 @@ fn show_reports_components_archs_counts_and_sizes_from_the_lock() {
         .find(|l| l.trim_start().starts_with("hello "))
         .unwrap();
     assert!(hello.contains("amd64: 2 packages"), "{hello}");
-    assert!(out.contains("total amd64: 11 packages"), "{out}");
+    assert!(out.contains("total amd64: 12 packages"), "{out}");
     // base-system comes first: hello names it in `after`.
     assert!(out.find("  base-system").unwrap() < out.find("  hello").unwrap());
 }

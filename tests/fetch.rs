@@ -48,8 +48,8 @@ fn fetch_stores_every_artifact_under_its_nix_path_and_skips_them_next_time() {
     let out = sb.ok(&["fetch", "test"]);
     let files = locked_files(&sb);
     let distinct = files.len();
-    // 11 packages per arch, 6 of them `all` and shared.
-    assert_eq!(distinct, 16);
+    // 12 packages per arch, 7 of them `all` and shared.
+    assert_eq!(distinct, 17);
     assert!(
         out.contains(&format!(
             "{distinct} artifacts: 0 already in the store, {distinct} downloaded"
@@ -193,7 +193,7 @@ fn offline_fetch_makes_no_connection_and_lists_what_is_missing() {
     let before = sb.server.requests().len();
     let err = sb.fails(&["--offline", "fetch", "test"], 4);
     assert!(
-        err.contains("offline mode: 16 artifact(s) are not in the store"),
+        err.contains("offline mode: 17 artifact(s) are not in the store"),
         "{err}"
     );
     assert!(err.contains("hello_2.10-5_amd64.deb (sha256 "), "{err}");

@@ -34,6 +34,7 @@ fn lock_pins_the_closure_with_hashes_suites_and_components() {
             arch_names(&lock, arch),
             [
                 "base-files",
+                "base-passwd",
                 "cdebconf",
                 "coreutils",
                 "dash",

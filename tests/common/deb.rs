@@ -17,6 +17,10 @@ pub enum Entry {
         path: String,
         target: String,
     },
+    Hardlink {
+        path: String,
+        target: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +31,8 @@ pub struct DebSpec {
     /// Extra control fields in order (Depends, Priority, Essential, Provides, ...).
     pub fields: Vec<(String, String)>,
     pub entries: Vec<Entry>,
+    /// Extra control members (postinst, conffiles, triggers, ...).
+    pub members: Vec<(String, Vec<u8>)>,
 }
 
 impl DebSpec {
@@ -36,6 +42,7 @@ impl DebSpec {
             version: version.into(),
             arch: arch.into(),
             fields: vec![],
+            members: vec![],
             entries: vec![
                 Entry::Dir {
                     path: "./usr/".into(),
@@ -63,6 +70,16 @@ impl DebSpec {
         self
     }
 
+    pub fn entry(mut self, entry: Entry) -> DebSpec {
+        self.entries.push(entry);
+        self
+    }
+
+    pub fn member(mut self, name: &str, data: &str) -> DebSpec {
+        self.members.push((name.into(), data.as_bytes().to_vec()));
+        self
+    }
+
     pub fn control(&self) -> String {
         let mut c = format!(
             "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: Test <test@test.invalid>\n",
@@ -76,11 +93,24 @@ impl DebSpec {
     }
 
     pub fn build(&self) -> Vec<u8> {
-        let control_tar = tar_gz(&[Entry::File {
+        let mut control = vec![Entry::File {
             path: "./control".into(),
             data: self.control().into_bytes(),
             mode: 0o644,
-        }]);
+        }];
+        for (name, data) in &self.members {
+            let mode = if name.ends_with("inst") || name.ends_with("rm") {
+                0o755
+            } else {
+                0o644
+            };
+            control.push(Entry::File {
+                path: format!("./{name}"),
+                data: data.clone(),
+                mode,
+            });
+        }
+        let control_tar = tar_gz(&control);
         let data_tar = tar_xz(&self.entries);
         let mut out = Vec::new();
         {
@@ -99,35 +129,34 @@ impl DebSpec {
     }
 }
 
+/// Writes the entries with carbon-store's own tar writer, which (unlike the tar crate's
+/// builder) writes any path as given, so tests can also build malicious archives.
 fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
+    use carbon_store::layer::tar::{EntryKind, Header, TarWriter};
+    let mut w = TarWriter::new(Vec::new());
     for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mtime(1_700_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        match e {
-            Entry::Dir { path, mode } => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(*mode);
-                h.set_size(0);
-                builder.append_data(&mut h, path, std::io::empty()).unwrap();
-            }
-            Entry::File { path, data, mode } => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_size(data.len() as u64);
-                builder.append_data(&mut h, path, data.as_slice()).unwrap();
-            }
+        let (path, kind, mode, data): (&str, EntryKind, u32, &[u8]) = match e {
+            Entry::Dir { path, mode } => (path, EntryKind::Dir, *mode, &[]),
+            Entry::File { path, data, mode } => (path, EntryKind::File, *mode, data),
             Entry::Symlink { path, target } => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_size(0);
-                builder.append_link(&mut h, path, target).unwrap();
+                (path, EntryKind::Symlink(target.clone()), 0o777, &[])
             }
-        }
+            Entry::Hardlink { path, target } => {
+                (path, EntryKind::Hardlink(target.clone()), 0o755, &[])
+            }
+        };
+        let header = Header {
+            path: path.trim_end_matches('/').to_string(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            size: data.len() as u64,
+            mtime: 1_700_000_000,
+        };
+        w.append(&header, data).unwrap();
     }
-    builder.into_inner().unwrap()
+    w.finish().unwrap()
 }
 
 fn tar_gz(entries: &[Entry]) -> Vec<u8> {

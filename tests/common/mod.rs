@@ -21,7 +21,8 @@ pub struct Sandbox {
     pub debs: BTreeMap<String, Vec<u8>>,
 }
 
-/// The packages of the standard test archive (a miniature essential set and friends).
+/// The packages of the standard test archive: a miniature essential set whose files
+/// exercise merged /usr, setuid, hard links, symlinks, conffiles and alternatives.
 pub fn base_packages() -> Vec<(Vec<&'static str>, DebSpec)> {
     let both = vec!["amd64", "arm64"];
     let mut out = Vec::new();
@@ -46,20 +47,37 @@ pub fn base_packages() -> Vec<(Vec<&'static str>, DebSpec)> {
             DebSpec::new("coreutils", "9.7-3", arch)
                 .field("Essential", "yes")
                 .field("Priority", "required")
-                .field("Pre-Depends", "libc6 (>= 2.38)"),
+                .field("Pre-Depends", "libc6 (>= 2.38)")
+                // An old-style path: lands under /usr through the merged-/usr rule.
+                .entry(deb::Entry::Dir {
+                    path: "./bin/".into(),
+                    mode: 0o755,
+                })
+                .file("./bin/ls", format!("ls for {arch}").as_bytes(), 0o755)
+                .file("./usr/bin/su", b"setuid", 0o4755)
+                .file("./usr/bin/test", b"test binary", 0o755)
+                .entry(deb::Entry::Hardlink {
+                    path: "./usr/bin/[".into(),
+                    target: "./usr/bin/test".into(),
+                }),
         ));
         out.push((
             vec![arch],
             DebSpec::new("mawk", "1.3.4-1", arch)
                 .field("Priority", "required")
                 .field("Provides", "awk")
-                .field("Depends", "libc6"),
+                .field("Depends", "libc6")
+                .file("./usr/bin/mawk", b"mawk", 0o755)
+                .member("postinst", "#!/bin/sh\nset -e\nupdate-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\\n  --slave /usr/bin/nawk nawk /usr/bin/mawk\n"),
         ));
         out.push((
             vec![arch],
             DebSpec::new("hello", "2.10-5", arch)
                 .field("Priority", "optional")
-                .field("Depends", "libc6 (>= 2.34), hello-data | hello-data-legacy"),
+                .field("Depends", "libc6 (>= 2.34), hello-data | hello-data-legacy")
+                .file("./usr/bin/hello", b"hello world", 0o755)
+                .file("./etc/hello.conf", b"greeting=hi\n", 0o644)
+                .member("conffiles", "/etc/hello.conf\n"),
         ));
         out.push((
             vec![arch],
@@ -70,7 +88,37 @@ pub fn base_packages() -> Vec<(Vec<&'static str>, DebSpec)> {
         both.clone(),
         DebSpec::new("base-files", "13.8", "all")
             .field("Essential", "yes")
-            .field("Priority", "required"),
+            .field("Priority", "required")
+            .entry(deb::Entry::Symlink {
+                path: "./bin".into(),
+                target: "usr/bin".into(),
+            })
+            .entry(deb::Entry::Symlink {
+                path: "./lib".into(),
+                target: "usr/lib".into(),
+            })
+            .entry(deb::Entry::Dir {
+                path: "./tmp/".into(),
+                mode: 0o1777,
+            })
+            .entry(deb::Entry::Dir {
+                path: "./usr/bin/".into(),
+                mode: 0o755,
+            })
+            .entry(deb::Entry::Dir {
+                path: "./etc/".into(),
+                mode: 0o755,
+            })
+            .file("./usr/share/base-files/profile", b"# profile\n", 0o644)
+            .file("./etc/dpkg/origins/debian", b"Vendor: Debian\n", 0o644),
+    ));
+    out.push((
+        both.clone(),
+        DebSpec::new("base-passwd", "3.6.7", "all")
+            .field("Essential", "yes")
+            .field("Priority", "required")
+            .file("./usr/share/base-passwd/passwd.master", b"root:*:0:0:root:/root:/bin/bash\nnobody:*:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0o644)
+            .file("./usr/share/base-passwd/group.master", b"root:*:0:\nmail:*:8:\nshadow:*:42:\nutmp:*:43:\nnogroup:*:65534:\n", 0o644),
     ));
     out.push((
         both.clone(),
@@ -82,7 +130,14 @@ pub fn base_packages() -> Vec<(Vec<&'static str>, DebSpec)> {
             .field("Priority", "optional")
             .field("Depends", "usrmerge | usr-is-merged"),
     ));
-    out.push((both.clone(), DebSpec::new("hello-data", "2.10-5", "all")));
+    out.push((
+        both.clone(),
+        DebSpec::new("hello-data", "2.10-5", "all").file(
+            "./usr/share/hello/greeting",
+            b"hi",
+            0o644,
+        ),
+    ));
     out.push((
         both,
         DebSpec::new("tzdata", "2025b-4", "all")
@@ -210,9 +265,15 @@ mirror = "debian-security"
     /// The binary, run in the sandbox with mirrors pointing at the test server and the
     /// host's own configuration hidden.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
+        let mut c = self.program(env!("CARGO_BIN_EXE_carbon-store"));
+        c.args(args);
+        c
+    }
+
+    /// Any program, in the sandbox's directory and environment.
+    pub fn program(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
         c.current_dir(self.dir.path())
-            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())

@@ -1,0 +1,520 @@
+//! `carbon-store realize` against the signed test archive: layer contents and tar headers,
+//! merged /usr, the dpkg database and other fixups, docker archives, determinism under
+//! changed conditions, caching, `--check`, and refusal of malicious or conflicting packages.
+
+mod common;
+
+use common::Sandbox;
+use common::deb::{DebSpec, Entry};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+/// One tar entry as a test sees it.
+#[derive(Debug, Clone, PartialEq)]
+struct Item {
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    link: Option<String>,
+    data: Vec<u8>,
+}
+
+fn read_tar(bytes: &[u8]) -> Vec<(String, Item)> {
+    let mut out = Vec::new();
+    let mut ar = tar::Archive::new(bytes);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        let link = e
+            .link_name_bytes()
+            .map(|l| String::from_utf8_lossy(&l).into_owned());
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.push((
+            path,
+            Item {
+                kind: h.entry_type(),
+                mode: h.mode().unwrap(),
+                uid: h.uid().unwrap(),
+                gid: h.gid().unwrap(),
+                mtime: h.mtime().unwrap(),
+                link,
+                data,
+            },
+        ));
+    }
+    out
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The manifest of an arch in an OCI layout, and its layers' uncompressed tars.
+fn layers(layout: &Path, arch: &str) -> (Value, Vec<Vec<(String, Item)>>) {
+    let index = json(&layout.join("index.json"));
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == format!("latest-{arch}"))
+        .unwrap()
+        .clone();
+    let blob = |d: &Value| {
+        layout
+            .join("blobs/sha256")
+            .join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let manifest = json(&blob(&desc));
+    let tars = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| read_tar(&gunzip(&std::fs::read(blob(l)).unwrap())))
+        .collect();
+    (manifest, tars)
+}
+
+fn find<'a>(layer: &'a [(String, Item)], path: &str) -> &'a Item {
+    &layer
+        .iter()
+        .find(|(p, _)| p == path)
+        .unwrap_or_else(|| {
+            panic!(
+                "{path} not in layer: {:?}",
+                layer.iter().map(|(p, _)| p).collect::<Vec<_>>()
+            )
+        })
+        .1
+}
+
+#[test]
+fn layers_hold_the_packages_with_exact_headers_in_path_order() {
+    let sb = Sandbox::new();
+    let out = sb.ok(&["realize", "test"]);
+    assert!(
+        out.contains("test amd64: manifest sha256:")
+            && out.contains("(3 layers, docker archive oci-out/test-amd64.tar)"),
+        "{out}"
+    );
+    let (manifest, tars) = layers(&sb.path("oci-out/test"), "amd64");
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        3,
+        "base-system, hello, fixups"
+    );
+    let base = &tars[0];
+    let paths: Vec<&String> = base.iter().map(|(p, _)| p).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "entries are in path-byte order");
+    // merged /usr: ./bin/ls of coreutils lands in usr/bin; bin itself is base-files' symlink.
+    assert_eq!(find(base, "usr/bin/ls").data, b"ls for amd64");
+    assert!(!paths.iter().any(|p| p.starts_with("bin/")));
+    assert_eq!(find(base, "bin").link.as_deref(), Some("usr/bin"));
+    // Modes as packaged, setuid and sticky included; numeric owners; package mtimes.
+    assert_eq!(find(base, "usr/bin/su").mode, 0o4755);
+    assert_eq!(find(base, "tmp/").mode, 0o1777);
+    let su = find(base, "usr/bin/su");
+    assert_eq!((su.uid, su.gid, su.mtime), (0, 0, 1_700_000_000));
+    // Hard links: the first path in tar order carries the data, the other links to it.
+    assert_eq!(find(base, "usr/bin/[").data, b"test binary");
+    assert_eq!(find(base, "usr/bin/test").kind, tar::EntryType::Link);
+    assert_eq!(
+        find(base, "usr/bin/test").link.as_deref(),
+        Some("usr/bin/[")
+    );
+    // The hello component's layer holds only its packages.
+    let hello: Vec<&String> = tars[1]
+        .iter()
+        .filter(|(_, i)| i.kind == tar::EntryType::Regular)
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        hello,
+        [
+            "etc/hello.conf",
+            "usr/bin/hello",
+            "usr/share/hello/greeting"
+        ]
+    );
+    // The fixups layer: everything stamped with SOURCE_DATE_EPOCH.
+    let lock = sb.read("lockfiles/test.lock");
+    let sde: u64 = lock
+        .lines()
+        .find_map(|l| l.strip_prefix("source-date-epoch = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        tars[2]
+            .iter()
+            .all(|(_, i)| i.mtime == sde || i.kind == tar::EntryType::Directory)
+    );
+}
+
+#[test]
+fn the_fixups_layer_writes_what_the_scripts_would_have() {
+    let sb = Sandbox::new();
+    sb.ok(&["realize", "test", "--arch", "arm64"]);
+    let (manifest, tars) = layers(&sb.path("oci-out/test"), "arm64");
+    let fixups = tars.last().unwrap();
+    let text = |p: &str| String::from_utf8(find(fixups, p).data.clone()).unwrap();
+    let status = text("var/lib/dpkg/status");
+    assert_eq!(
+        status.matches("Status: install ok installed\n").count(),
+        12,
+        "{status}"
+    );
+    assert!(
+        status.contains("Package: hello\nStatus: install ok installed\nPriority: optional\n"),
+        "{status}"
+    );
+    // Conffiles with the md5 of the shipped file.
+    assert!(status.contains("Conffiles:\n /etc/hello.conf "), "{status}");
+    let md5 = text("var/lib/dpkg/status")
+        .lines()
+        .skip_while(|l| *l != "Conffiles:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    use md5::Digest;
+    assert_eq!(md5, hex::encode(md5::Md5::digest(b"greeting=hi\n")));
+    // The file lists are dpkg's: "/." then every path as packaged.
+    let list = text("var/lib/dpkg/info/coreutils.list");
+    assert!(
+        list.starts_with("/.\n/usr\n")
+            && list.contains("\n/bin/ls\n")
+            && list.contains("\n/usr/bin/[\n"),
+        "{list}"
+    );
+    assert!(
+        fixups
+            .iter()
+            .any(|(p, _)| p == "var/lib/dpkg/info/libc6:arm64.list"),
+        "Multi-Arch: same packages are arch-qualified"
+    );
+    assert_eq!(text("var/lib/dpkg/info/format"), "1\n");
+    assert_eq!(find(fixups, "var/lib/dpkg/info/mawk.postinst").mode, 0o755);
+    // Accounts from base-passwd's masters, no passwd package so no shadow files.
+    assert!(text("etc/passwd").starts_with("root:*:0:0:root:/root:/bin/bash\n"));
+    assert!(!fixups.iter().any(|(p, _)| p == "etc/shadow"));
+    // Alternatives from mawk's postinst.
+    assert_eq!(
+        find(fixups, "etc/alternatives/awk").link.as_deref(),
+        Some("/usr/bin/mawk")
+    );
+    assert_eq!(
+        find(fixups, "usr/bin/awk").link.as_deref(),
+        Some("/etc/alternatives/awk")
+    );
+    assert_eq!(
+        find(fixups, "usr/bin/nawk").link.as_deref(),
+        Some("/etc/alternatives/nawk")
+    );
+    assert_eq!(
+        text("var/lib/dpkg/alternatives/awk"),
+        "auto\n/usr/bin/awk\nnawk\n/usr/bin/nawk\n\n/usr/bin/mawk\n5\n/usr/bin/mawk\n\n"
+    );
+    // base-files' postinst effects.
+    assert_eq!(find(fixups, "var/run").link.as_deref(), Some("/run"));
+    assert_eq!(
+        find(fixups, "etc/dpkg/origins/default").link.as_deref(),
+        Some("debian")
+    );
+    assert_eq!(text("etc/profile"), "# profile\n");
+    // Directories the lower layers define keep their metadata (tmp stays sticky).
+    assert!(
+        fixups
+            .iter()
+            .filter(|(p, _)| p == "tmp/")
+            .all(|(_, i)| i.mode == 0o1777)
+    );
+    // arm64 config carries its variant.
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let config = json(&sb.path("oci-out/test/blobs/sha256").join(config_digest));
+    assert_eq!(
+        (
+            config["architecture"].as_str(),
+            config["variant"].as_str(),
+            config["os"].as_str()
+        ),
+        (Some("arm64"), Some("v8"), Some("linux"))
+    );
+    assert_eq!(config["history"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        config["history"][0]["comment"],
+        "component base-system: 10 packages"
+    );
+}
+
+#[test]
+fn docker_archives_name_the_tag_config_and_layers() {
+    let sb = Sandbox::new();
+    sb.ok(&[
+        "realize",
+        "test",
+        "--tag",
+        "example/test:1.0",
+        "--arch",
+        "amd64",
+    ]);
+    let bytes = std::fs::read(sb.path("oci-out/test-amd64.tar")).unwrap();
+    let entries: BTreeMap<String, Item> = read_tar(&bytes).into_iter().collect();
+    let manifest: Value = serde_json::from_slice(&entries["manifest.json"].data).unwrap();
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!(["example/test:1.0"])
+    );
+    let config: Value =
+        serde_json::from_slice(&entries[manifest[0]["Config"].as_str().unwrap()].data).unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    for (i, layer) in manifest[0]["Layers"].as_array().unwrap().iter().enumerate() {
+        let blob = &entries[layer.as_str().unwrap()].data;
+        assert_eq!(
+            diff_ids[i].as_str().unwrap(),
+            common::sha256_hex(&gunzip(blob))
+                .as_str()
+                .pipe(|h| format!("sha256:{h}"))
+        );
+    }
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("PATH=/usr/local/sbin:"))
+    );
+    // The OCI layout names references after the tag.
+    let index = json(&sb.path("oci-out/test/index.json"));
+    let refs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(refs, ["1.0", "1.0-amd64"]);
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+/// Every file under a directory with its sha256, relative paths.
+fn digests(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    common::sha256_hex(&std::fs::read(&p).unwrap()),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn outputs_are_bit_identical_across_threads_time_zones_umasks_locales_dirs_and_stores() {
+    let sb = Sandbox::new();
+    sb.ok(&["realize", "test"]);
+    let first = digests(&sb.path("oci-out"));
+    // Again from a subdirectory, one thread, another zone, locale and umask, a fresh store.
+    std::fs::create_dir_all(sb.path("elsewhere")).unwrap();
+    let out = sb
+        .program("sh")
+        .current_dir(sb.path("elsewhere"))
+        .env("RAYON_NUM_THREADS", "1")
+        .env("TZ", "Pacific/Chatham")
+        .env("LC_ALL", "C")
+        .env("LANG", "tr_TR.UTF-8")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" --store ../store2 --recipes ../recipes --lockfiles ../lockfiles realize test --out ../oci-out2")
+        .arg(env!("CARGO_BIN_EXE_carbon-store"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(digests(&sb.path("oci-out2")), first);
+}
+
+#[test]
+fn an_unchanged_realize_reuses_and_a_changed_component_rebuilds_only_its_layer() {
+    let sb = Sandbox::build(|main, _| {
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("extra", "1.0", "all").file("./usr/share/extra/data", b"extra", 0o644),
+        );
+    });
+    sb.ok(&["realize", "test"]);
+    let out = sb.ok(&["realize", "test"]);
+    assert!(out.contains("test: unchanged"), "{out}");
+    let (before, _) = layers(&sb.path("oci-out/test"), "amd64");
+    sb.write(
+        "recipes/components/hello.toml",
+        &common::HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"extra\"]"),
+    );
+    let err = sb.fails(&["realize", "test"], 3);
+    assert!(
+        err.contains("is stale") && err.contains("carbon-store lock test"),
+        "{err}"
+    );
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["realize", "test"]);
+    let (after, _) = layers(&sb.path("oci-out/test"), "amd64");
+    let digest = |m: &Value, i: usize| m["layers"][i]["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        digest(&before, 0),
+        digest(&after, 0),
+        "base-system's layer is untouched"
+    );
+    assert_ne!(digest(&before, 1), digest(&after, 1));
+    assert_ne!(digest(&before, 2), digest(&after, 2));
+}
+
+#[test]
+fn realize_check_passes_and_names_the_first_differing_path() {
+    let sb = Sandbox::new();
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let out = sb.ok(&["realize", "test", "--arch", "amd64", "--check"]);
+    assert!(out.contains("rebuilt from sources and identical"), "{out}");
+    // Tamper with the published hello layer: one byte of /usr/bin/hello.
+    let layout = sb.path("oci-out/test");
+    let index_path = layout.join("index.json");
+    let mut index = json(&index_path);
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let desc = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "latest-amd64")
+        .unwrap();
+    let mut manifest = json(&blob(desc["digest"].as_str().unwrap()));
+    let old = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut tar = gunzip(&std::fs::read(blob(&old)).unwrap());
+    let pos = tar.windows(11).position(|w| w == b"hello world").unwrap();
+    tar[pos] = b'H';
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let new_blob = gz.finish().unwrap();
+    let new_digest = format!("sha256:{}", common::sha256_hex(&new_blob));
+    std::fs::write(blob(&new_digest), &new_blob).unwrap();
+    manifest["layers"][1]["digest"] = new_digest.into();
+    manifest["layers"][1]["size"] = new_blob.len().into();
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = format!("sha256:{}", common::sha256_hex(&manifest_bytes));
+    std::fs::write(blob(&manifest_digest), &manifest_bytes).unwrap();
+    desc["digest"] = manifest_digest.into();
+    desc["size"] = manifest_bytes.len().into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let err = sb.fails(&["realize", "test", "--arch", "amd64", "--check"], 1);
+    assert!(
+        err.contains("amd64: layer 2 (component hello: 2 packages) differs"),
+        "{err}"
+    );
+    assert!(
+        err.contains("first differing path: usr/bin/hello: content differs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn packages_escaping_the_root_or_clashing_are_refused() {
+    let sb = Sandbox::build(|main, _| {
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("evil", "1", "all")
+                .entry(Entry::Symlink {
+                    path: "./usr/share/evil".into(),
+                    target: "../../../etc".into(),
+                })
+                .file("./usr/share/evil/passwd", b"pwned", 0o644),
+        );
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("dotdot", "1", "all").file("./usr/../../etc/shadow", b"pwned", 0o644),
+        );
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("clash", "1", "all").file("./usr/bin/hello", b"another hello", 0o755),
+        );
+    });
+    for (package, expected) in [
+        (
+            "evil",
+            "evil: \"usr/share/evil/passwd\" leads outside the image root through symlink \"usr/share/evil\"",
+        ),
+        (
+            "dotdot",
+            "dotdot 1: entry \"./usr/../../etc/shadow\" escapes the image root",
+        ),
+        (
+            "clash",
+            "file conflict: \"usr/bin/hello\" is shipped by both",
+        ),
+    ] {
+        sb.write(
+            "recipes/components/hello.toml",
+            &common::HELLO_COMPONENT.replace("[\"hello\"]", &format!("[\"hello\", \"{package}\"]")),
+        );
+        sb.ok(&["lock", "test"]);
+        let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+        assert!(err.contains(expected), "{package}: {err}");
+    }
+}
+
+#[test]
+fn offline_realize_after_fetch_makes_no_connection() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["fetch", "test"]);
+    let before = sb.server.requests().len();
+    sb.ok(&["--offline", "realize", "test"]);
+    assert_eq!(sb.server.requests().len(), before);
+    let fresh = Sandbox::new();
+    fresh.ok(&["lock", "test"]);
+    let err = fresh.fails(&["--offline", "realize", "test"], 4);
+    assert!(err.contains("are not in the store"), "{err}");
+}
