@@ -12,25 +12,39 @@ fn repo() -> PathBuf {
 }
 
 fn store() -> PathBuf {
-    std::env::var_os("CARBON_LIVE_STORE").map(PathBuf::from).unwrap_or_else(|| repo().join("target/live-store"))
+    std::env::var_os("CARBON_LIVE_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/live-store"))
 }
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
 
 fn carbon(out_dir: &Path, extra: &[&str]) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
-    c.current_dir(repo()).arg("--store").arg(store()).args(["realize", "minimal", "--out"]).arg(out_dir).args(extra);
+    c.current_dir(repo())
+        .arg("--store")
+        .arg(store())
+        .args(["realize", "minimal", "--out"])
+        .arg(out_dir)
+        .args(extra);
     run(&mut c)
 }
 
 fn docker(args: &[&str]) -> String {
     let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST is set by scripts/engines-up");
-    run(Command::new("/usr/bin/docker").arg("-H").arg(host).args(args))
+    run(Command::new("/usr/bin/docker")
+        .arg("-H")
+        .arg(host)
+        .args(args))
 }
 
 #[test]
@@ -39,10 +53,18 @@ fn minimal_loads_and_runs_in_docker_and_reads_in_skopeo_and_umoci() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     let report = carbon(&out, &[]);
-    assert!(report.contains("minimal amd64: manifest sha256:") && report.contains("minimal arm64: manifest sha256:"), "{report}");
+    assert!(
+        report.contains("minimal amd64: manifest sha256:")
+            && report.contains("minimal arm64: manifest sha256:"),
+        "{report}"
+    );
 
     // Docker 20.10 loads the gzip docker-archive and the image is a working Debian.
-    docker(&["load", "-i", out.join("minimal-amd64.tar").to_str().unwrap()]);
+    docker(&[
+        "load",
+        "-i",
+        out.join("minimal-amd64.tar").to_str().unwrap(),
+    ]);
     let checks = "set -e
 dpkg --audit > /tmp/audit; test ! -s /tmp/audit && echo audit-silent
 apt-get check > /dev/null && echo apt-check-ok
@@ -53,39 +75,102 @@ echo certs=$(grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt) moz
 for l in /etc/ssl/certs/*.0; do [ \"$(openssl x509 -hash -noout -in \"$l\").0\" = \"$(basename \"$l\")\" ] || echo bad-hash-link $l; done
 dpkg -S /usr/bin/ls
 test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
-    let got = docker(&["run", "--rm", "--network", "none", "carbon/minimal:latest", "sh", "-c", checks]);
-    for expected in ["audit-silent", "apt-check-ok", "awk-ok", "/usr/bin/which", "root:x:0:0:root:/root:/bin/bash", "coreutils: /usr/bin/ls", "merged-usr"] {
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "carbon/minimal:latest",
+        "sh",
+        "-c",
+        checks,
+    ]);
+    for expected in [
+        "audit-silent",
+        "apt-check-ok",
+        "awk-ok",
+        "/usr/bin/which",
+        "root:x:0:0:root:/root:/bin/bash",
+        "coreutils: /usr/bin/ls",
+        "merged-usr",
+    ] {
         assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
     }
     assert!(!got.contains("bad-hash-link"), "{got}");
     let certs = got.lines().find(|l| l.starts_with("certs=")).unwrap();
-    let (c, m) = certs.trim_start_matches("certs=").split_once(" mozilla=").unwrap();
+    let (c, m) = certs
+        .trim_start_matches("certs=")
+        .split_once(" mozilla=")
+        .unwrap();
     assert_eq!(c, m, "the bundle holds every Mozilla root: {certs}");
     assert!(c.parse::<u32>().unwrap() > 100, "{certs}");
 
     // arm64 runs under qemu-user-static.
-    docker(&["load", "-i", out.join("minimal-arm64.tar").to_str().unwrap()]);
-    let got = docker(&["run", "--rm", "--network", "none", "--platform", "linux/arm64", "carbon/minimal:latest", "sh", "-c", "uname -m; dpkg --print-architecture; dpkg --audit"]);
+    docker(&[
+        "load",
+        "-i",
+        out.join("minimal-arm64.tar").to_str().unwrap(),
+    ]);
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        "linux/arm64",
+        "carbon/minimal:latest",
+        "sh",
+        "-c",
+        "uname -m; dpkg --print-architecture; dpkg --audit",
+    ]);
     assert_eq!(got.trim(), "aarch64\narm64", "{got}");
 
     // skopeo reads the multi-arch layout; umoci unpacks the amd64 manifest.
     let layout = out.join("minimal");
-    let inspect = run(Command::new("skopeo").args(["inspect", &format!("oci:{}:latest", layout.display())]));
+    let inspect =
+        run(Command::new("skopeo").args(["inspect", &format!("oci:{}:latest", layout.display())]));
     assert!(inspect.contains("\"Architecture\": \"amd64\""), "{inspect}");
-    let inspect = run(Command::new("skopeo").args(["inspect", "--override-arch", "arm64", &format!("oci:{}:latest", layout.display())]));
+    let inspect = run(Command::new("skopeo").args([
+        "inspect",
+        "--override-arch",
+        "arm64",
+        &format!("oci:{}:latest", layout.display()),
+    ]));
     assert!(inspect.contains("\"Architecture\": \"arm64\""), "{inspect}");
     let bundle = work.path().join("bundle");
-    run(Command::new("umoci").args(["unpack", "--rootless", "--image", &format!("{}:latest-amd64", layout.display())]).arg(&bundle));
+    run(Command::new("umoci")
+        .args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:latest-amd64", layout.display()),
+        ])
+        .arg(&bundle));
     assert!(bundle.join("rootfs/usr/bin/apt").exists());
-    assert_eq!(std::fs::read_link(bundle.join("rootfs/bin")).unwrap(), Path::new("usr/bin"));
+    assert_eq!(
+        std::fs::read_link(bundle.join("rootfs/bin")).unwrap(),
+        Path::new("usr/bin")
+    );
 
     // Determinism with the real packages: a rebuild from the sources matches, and so does a
     // single-threaded build into another directory.
     carbon(&out, &["--check"]);
     let out2 = work.path().join("oci-out-1thread");
     let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
-    c.current_dir(repo()).env("RAYON_NUM_THREADS", "1").env("TZ", "Asia/Kolkata").arg("--store").arg(store()).args(["realize", "minimal", "--out"]).arg(&out2);
+    c.current_dir(repo())
+        .env("RAYON_NUM_THREADS", "1")
+        .env("TZ", "Asia/Kolkata")
+        .arg("--store")
+        .arg(store())
+        .args(["realize", "minimal", "--out"])
+        .arg(&out2);
     run(&mut c);
-    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), std::fs::read(out2.join("minimal/index.json")).unwrap());
-    assert_eq!(std::fs::read(out.join("minimal-amd64.tar")).unwrap(), std::fs::read(out2.join("minimal-amd64.tar")).unwrap());
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        std::fs::read(out2.join("minimal/index.json")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out.join("minimal-amd64.tar")).unwrap(),
+        std::fs::read(out2.join("minimal-amd64.tar")).unwrap()
+    );
 }

@@ -4,8 +4,9 @@ use super::error::CliError;
 use super::progress::Progress;
 use super::{Cli, Output};
 use carbon_store::fetch::Fetcher;
-use carbon_store::fetch::lockfile::{self as fetch_lock, Wanted};
+use carbon_store::fetch::lockfile::{self as fetch_lock, FetchReport, Wanted};
 use carbon_store::lock;
+use carbon_store::store::Store;
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -31,20 +32,8 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     }
     let store = cli.open_store()?;
     let _guard = store.lock_shared()?;
-    let fetcher = Fetcher::new(cli.offline);
-    let mirrors = cli.mirror_settings()?;
     let started = Instant::now();
-    let progress = Progress::new(out);
-    let report = fetch_lock::fetch_all(
-        &wanted,
-        &store,
-        &fetcher,
-        &mirrors,
-        cli.download_jobs(),
-        &progress,
-    );
-    progress.finish();
-    let report = report?;
+    let report = download(cli, out, &store, &wanted)?;
     let secs = started.elapsed().as_secs_f64();
     out.info(format!(
         "{} artifacts: {} already in the store, {} downloaded ({:.1} MB in {:.1}s)",
@@ -55,4 +44,26 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
         secs
     ));
     Ok(())
+}
+
+/// Downloads what is missing with a progress display; shared by `fetch` and `realize`.
+pub fn download(
+    cli: &Cli,
+    out: &Output,
+    store: &Store,
+    wanted: &[Wanted],
+) -> Result<FetchReport, CliError> {
+    let fetcher = Fetcher::new(cli.offline);
+    let mirrors = cli.mirror_settings()?;
+    let progress = Progress::new(out);
+    let report = fetch_lock::fetch_all(
+        wanted,
+        store,
+        &fetcher,
+        &mirrors,
+        cli.download_jobs(),
+        &progress,
+    );
+    progress.finish();
+    Ok(report?)
 }

@@ -1,7 +1,6 @@
 //! `carbon-store realize`: lock if needed, fetch what is missing, build every arch.
 
 use super::error::CliError;
-use super::progress::Progress;
 use super::{Cli, Output, exit};
 use carbon_store::fetch::Fetcher;
 use carbon_store::fetch::lockfile as fetch_lock;
@@ -42,7 +41,7 @@ impl From<RealizeError> for CliError {
     fn from(e: RealizeError) -> Self {
         match &e {
             RealizeError::Store(s) if s.is_disk_full() => CliError::new(e.to_string()).hint("the disk is full: free space or use --store/--out on a larger disk"),
-            RealizeError::Load { .. } => CliError::new(e.to_string()).hint("`carbon-store verify`-style check: a store object failed its hash; delete it and re-run `carbon-store fetch`"),
+            RealizeError::Load { .. } => CliError::new(e.to_string()).hint("a package in the store failed its hash check or is not a valid .deb: delete that file from the store and run `carbon-store fetch` again"),
             _ => CliError::new(e.to_string()),
         }
     }
@@ -105,17 +104,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         let mut selected = lock.clone();
         selected.archs.retain(|a, _| archs.contains(a));
         let wanted = fetch_lock::wanted(&selected)?;
-        let progress = Progress::new(out);
-        let fetched = fetch_lock::fetch_all(
-            &wanted,
-            &store,
-            &fetcher,
-            &mirrors,
-            cli.download_jobs(),
-            &progress,
-        );
-        progress.finish();
-        fetched?;
+        super::fetch::download(cli, out, &store, &wanted)?;
         let opts = RealizeOptions {
             archs: archs.clone(),
             compression,

@@ -97,44 +97,36 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// The first proper prefix of `path` that is a symlink in this tree: (its length, target).
+    fn symlinked_parent<'t>(&'t self, path: &str) -> Option<(usize, &'t str)> {
+        path.match_indices('/')
+            .find_map(|(i, _)| match self.nodes.get(&path[..i]) {
+                Some(Node {
+                    kind: EntryKind::Symlink(target),
+                    ..
+                }) => Some((i, target.as_str())),
+                _ => None,
+            })
+    }
+
     /// Follows symlinked parent directories of `path` within this tree.
     fn place(&self, package: &str, path: &str) -> Result<String, TreeError> {
         let mut current = path.to_string();
         for _ in 0..40 {
-            let mut redirected = None;
-            let mut prefix_end = 0;
-            for (i, b) in current.bytes().enumerate() {
-                if b != b'/' {
-                    continue;
-                }
-                let prefix = &current[..i];
-                if let Some(Node {
-                    kind: EntryKind::Symlink(target),
-                    ..
-                }) = self.nodes.get(prefix)
-                {
-                    let resolved =
-                        resolve_link(prefix, target).ok_or_else(|| TreeError::Escape {
-                            package: package.into(),
-                            path: path.into(),
-                            link: prefix.into(),
-                        })?;
-                    redirected = Some(if resolved.is_empty() {
-                        current[i + 1..].to_string()
-                    } else {
-                        format!("{resolved}{}", &current[i..])
-                    });
-                    prefix_end = i;
-                    break;
-                }
-            }
-            match redirected {
-                Some(next) => {
-                    let _ = prefix_end;
-                    current = next;
-                }
-                None => return Ok(current),
-            }
+            let Some((i, target)) = self.symlinked_parent(&current) else {
+                return Ok(current);
+            };
+            let link = &current[..i];
+            let resolved = resolve_link(link, target).ok_or_else(|| TreeError::Escape {
+                package: package.into(),
+                path: path.into(),
+                link: link.into(),
+            })?;
+            current = if resolved.is_empty() {
+                current[i + 1..].to_string()
+            } else {
+                format!("{resolved}{}", &current[i..])
+            };
         }
         Err(TreeError::Loop {
             package: package.into(),
