@@ -109,7 +109,7 @@ fn an_up_to_date_lock_is_left_byte_for_byte_and_update_reproduces_it() {
         requests,
         "an up-to-date lock needs no network"
     );
-    let out = sb.ok(&["lock", "--update", "test"]);
+    let out = sb.ok(&["lock", "--update", "--image", "test"]);
     assert!(out.contains("lock unchanged"), "{out}");
     assert_eq!(
         std::fs::read(sb.path("lockfiles/test.lock")).unwrap(),

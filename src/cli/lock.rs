@@ -1,26 +1,63 @@
-//! `carbon-store lock`: resolve recipes into lockfiles, or check them (`--check`).
+//! `carbon-store lock`: resolve recipes into lockfiles, check them (`--check`), refresh pins
+//! (`--update [PACKAGE...]`), and review changes (`lock diff`).
 
 use super::error::CliError;
-use super::{Cli, Output};
+use super::{Cli, Output, exit};
 use carbon_store::fetch::Fetcher;
-use carbon_store::lock::{self, LockContext, LockOutcome};
+use carbon_store::lock::diff::{LockDiff, diff_image};
+use carbon_store::lock::{self, LockContext, LockOutcome, Lockfile};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Instant, SystemTime};
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LockArgs {
-    /// Images to lock (default: every image under recipes/images)
-    images: Vec<String>,
+    #[command(subcommand)]
+    action: Option<LockAction>,
+    /// Images to lock (default: every image). With --update: the packages to refresh.
+    names: Vec<String>,
     /// Exit non-zero (code 3) when a lock is missing, malformed or stale; change nothing
     #[arg(long)]
     check: bool,
-    /// Re-resolve even up-to-date locks against the newest indexes
+    /// Refresh pins to the newest the indexes allow: all of them, or only the PACKAGEs named
+    /// (and what they newly need), keeping every other pin
     #[arg(long, conflicts_with = "check")]
     update: bool,
+    /// With --update: the images to update (repeatable; default: every image)
+    #[arg(long = "image", requires = "update")]
+    image: Vec<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum LockAction {
+    /// Show what changed between two sets of locks: `lock diff OLD NEW` or `lock diff --git REF`
+    Diff(DiffArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DiffArgs {
+    /// Old and new lockfile (or lockfiles directory)
+    paths: Vec<PathBuf>,
+    /// Compare the lockfiles at a git revision with the working tree
+    #[arg(long, conflicts_with = "paths")]
+    git: Option<String>,
+    /// text, markdown (a pull-request body) or json
+    #[arg(long, default_value = "text")]
+    format: String,
 }
 
 pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
+    if let Some(LockAction::Diff(diff)) = &args.action {
+        return run_diff(cli, diff);
+    }
     let recipes = cli.load_recipes()?;
-    let images = cli.images(&recipes, &args.images)?;
+    let images = if args.update {
+        cli.images(&recipes, &args.image)?
+    } else {
+        cli.images(&recipes, &args.names)?
+    };
     if args.check {
         let mut failures = Vec::new();
         for image in &images {
@@ -37,7 +74,7 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
                     .iter()
                     .map(|f| f.code)
                     .max()
-                    .unwrap_or(super::exit::FAILURE);
+                    .unwrap_or(exit::FAILURE);
                 let text: Vec<String> = failures.into_iter().map(|f| f.message).collect();
                 Err(
                     CliError::new(format!("{n} locks failed the check:\n{}", text.join("\n")))
@@ -56,28 +93,37 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
         mirrors: &mirrors,
         now: SystemTime::now(),
     };
+    if args.update {
+        let refresh = &args.names;
+        if !refresh.is_empty() {
+            let known: BTreeSet<String> = images
+                .iter()
+                .filter_map(|i| lock::read(&cli.lockfiles, i).ok())
+                .flat_map(|l| {
+                    l.archs
+                        .into_values()
+                        .flat_map(|a| a.debian.into_iter().map(|d| d.name))
+                })
+                .collect();
+            if let Some(missing) = refresh.iter().find(|n| !known.contains(*n)) {
+                return Err(CliError::new(format!("{missing} is not pinned in any of the locks being updated ({})", images.join(", ")))
+                    .hint("name packages as they appear in the lockfiles; `lock --update` alone refreshes everything"));
+            }
+        }
+        for image in &images {
+            let started = Instant::now();
+            let plan = recipes.plan(image)?;
+            let old = lock::read(&cli.lockfiles, image).ok();
+            let resolved = match (&old, refresh.is_empty()) {
+                (Some(old), false) => lock::resolve_refreshing(&plan, &ctx, old, refresh)?,
+                _ => lock::resolve(&plan, &ctx)?,
+            };
+            write_if_changed(&cli.lockfiles, image, &resolved, out, started)?;
+        }
+        return Ok(());
+    }
     for image in &images {
         let started = Instant::now();
-        if args.update {
-            let plan = recipes.plan(image)?;
-            let resolved = lock::resolve(&plan, &ctx).map_err(CliError::from)?;
-            let path = lock::lock_path(&cli.lockfiles, image);
-            let text = resolved.to_toml();
-            if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
-                out.info(format!(
-                    "{image}: lock unchanged ({:.2}s)",
-                    started.elapsed().as_secs_f64()
-                ));
-            } else {
-                carbon_store::store::write_atomic(&path, text.as_bytes())?;
-                out.info(format!(
-                    "{image}: wrote {} ({:.2}s)",
-                    path.display(),
-                    started.elapsed().as_secs_f64()
-                ));
-            }
-            continue;
-        }
         match lock::lock_image(&recipes, &cli.lockfiles, image, &ctx)? {
             LockOutcome::Unchanged => out.info(format!("{image}: lock is up to date")),
             LockOutcome::Written { packages } => out.info(format!(
@@ -87,5 +133,140 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
             )),
         }
     }
+    Ok(())
+}
+
+fn write_if_changed(
+    dir: &Path,
+    image: &str,
+    lock: &Lockfile,
+    out: &Output,
+    started: Instant,
+) -> Result<(), CliError> {
+    let path = lock::lock_path(dir, image);
+    let text = lock.to_toml();
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        out.info(format!(
+            "{image}: lock unchanged ({:.2}s)",
+            started.elapsed().as_secs_f64()
+        ));
+    } else {
+        carbon_store::store::write_atomic(&path, text.as_bytes())?;
+        out.info(format!(
+            "{image}: wrote {} ({:.2}s)",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// Every `<image>.lock` in a directory, by image name.
+fn locks_in_dir(dir: &Path) -> Result<Vec<(String, String)>, CliError> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CliError::new(format!("cannot read {}: {e}", dir.display())))?;
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "lock") {
+            let name = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(&p)
+                .map_err(|err| CliError::new(format!("{}: {err}", p.display())))?;
+            out.push((name, text));
+        }
+    }
+    Ok(out)
+}
+
+/// The lockfiles at a git revision: `(image, text)`.
+fn locks_at_git(dir: &Path, rev: &str) -> Result<Vec<(String, String)>, CliError> {
+    let git = |args: &[&str]| -> Result<String, CliError> {
+        let o = Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .map_err(|e| CliError::new(format!("cannot run git: {e}")))?;
+        if !o.status.success() {
+            return Err(CliError::new(format!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+            .hint("run inside the repository; REF must be a commit, branch or tag"));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let mut out = Vec::new();
+    for file in git(&["ls-tree", "--name-only", rev, "./"])?.lines() {
+        let name = file.rsplit('/').next().unwrap_or(file);
+        if let Some(image) = name.strip_suffix(".lock") {
+            out.push((
+                image.to_string(),
+                git(&["show", &format!("{rev}:./{name}")])?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn parse(label: &str, text: &str) -> Result<Lockfile, CliError> {
+    Lockfile::parse(text).map_err(|e| CliError::new(format!("{label}: {e}")))
+}
+
+fn run_diff(cli: &Cli, args: &DiffArgs) -> Result<(), CliError> {
+    let (old, new): (Vec<(String, String)>, Vec<(String, String)>) =
+        match (&args.git, args.paths.as_slice()) {
+            (Some(rev), _) => (
+                locks_at_git(&cli.lockfiles, rev)?,
+                locks_in_dir(&cli.lockfiles)?,
+            ),
+            (None, [a, b]) if a.is_dir() && b.is_dir() => (locks_in_dir(a)?, locks_in_dir(b)?),
+            (None, [a, b]) => {
+                let read = |p: &PathBuf| {
+                    std::fs::read_to_string(p)
+                        .map_err(|e| CliError::new(format!("{}: {e}", p.display())))
+                };
+                let (ta, tb) = (read(a)?, read(b)?);
+                let image = parse(&b.display().to_string(), &tb)?.image;
+                (vec![(image.clone(), ta)], vec![(image, tb)])
+            }
+            _ => {
+                return Err(CliError::new(
+                    "lock diff needs OLD NEW (files or directories) or --git REF",
+                )
+                .code(exit::USAGE));
+            }
+        };
+    let mut images: BTreeSet<String> = old.iter().map(|(i, _)| i.clone()).collect();
+    images.extend(new.iter().map(|(i, _)| i.clone()));
+    let mut diff = LockDiff::default();
+    for image in images {
+        let find = |list: &[(String, String)], side: &str| -> Result<Option<Lockfile>, CliError> {
+            list.iter()
+                .find(|(i, _)| *i == image)
+                .map(|(_, t)| parse(&format!("{image} ({side})"), t))
+                .transpose()
+        };
+        let (o, n) = (find(&old, "old")?, find(&new, "new")?);
+        let archs = diff_image(o.as_ref(), n.as_ref());
+        if !archs.is_empty() {
+            diff.images.insert(image, archs);
+        }
+    }
+    let text = match args.format.as_str() {
+        "text" => diff.to_text(),
+        "markdown" => diff.to_markdown(),
+        "json" => diff.to_json(),
+        other => {
+            return Err(CliError::new(format!("unknown format {other:?}"))
+                .hint("use text, markdown or json")
+                .code(exit::USAGE));
+        }
+    };
+    print!("{text}");
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! lock only when its bytes change; `check` is the CI gate that compares a lock with
 //! the recipes it claims to come from.
 
+pub mod diff;
 pub mod model;
 
 pub use model::{ArchLock, DebianArtifact, LockParseError, LockedIndex, Lockfile};
@@ -58,6 +59,15 @@ pub enum LockError {
         path: PathBuf,
         image: String,
         found: String,
+    },
+    #[error(
+        "image {image}, {arch}: {name} {version} is pinned, but neither the current indexes nor the ones the lock was made from (not in the store) have it; run `carbon-store lock --update` to refresh every package"
+    )]
+    PinUnavailable {
+        image: String,
+        arch: String,
+        name: String,
+        version: String,
     },
     #[error(
         "{path} has no [{arch}] section although {image} is built for {arch}; run `carbon-store lock {image}`"
@@ -167,7 +177,12 @@ pub struct LockContext<'a> {
 
 /// Resolves a plan into a lockfile against the current indexes.
 pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
-    let loaded = index::load(
+    let loaded = load_indexes(plan, ctx)?;
+    resolve_loaded(plan, loaded)
+}
+
+fn load_indexes(plan: &ImagePlan, ctx: &LockContext) -> Result<index::LoadedIndexes, LockError> {
+    Ok(index::load(
         &plan.source,
         &plan.keyring_bytes,
         &plan.archs,
@@ -175,7 +190,95 @@ pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockErro
         ctx.fetcher,
         ctx.mirrors,
         ctx.now,
-    )?;
+    )?)
+}
+
+/// `lock --update NAME...`: re-resolves against the current indexes, but every package of
+/// `old` not named in `refresh` keeps its locked version — unless a refreshed package now
+/// needs a newer one. Pinned stanzas come from the Packages files `old` was made from,
+/// which the store keeps.
+pub fn resolve_refreshing(
+    plan: &ImagePlan,
+    ctx: &LockContext,
+    old: &Lockfile,
+    refresh: &[String],
+) -> Result<Lockfile, LockError> {
+    let loaded = load_indexes(plan, ctx)?;
+    let mut refresh: Vec<String> = refresh.to_vec();
+    // Each round that finds a pin too old for a refreshed package unpins it and retries.
+    loop {
+        match resolve_with_pins(plan, ctx.store, loaded.clone(), old, &refresh) {
+            Err(LockError::Resolve { error, .. }) if matches!(&*error, ResolveError::AlreadyChosen { name, .. } if !refresh.contains(name)) =>
+            {
+                let ResolveError::AlreadyChosen { name, .. } = *error else {
+                    unreachable!()
+                };
+                refresh.push(name);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn resolve_with_pins(
+    plan: &ImagePlan,
+    store: &Store,
+    mut loaded: index::LoadedIndexes,
+    old: &Lockfile,
+    refresh: &[String],
+) -> Result<Lockfile, LockError> {
+    let suites: Vec<&str> = plan.source.suite.iter().map(|s| s.suite.as_str()).collect();
+    for (arch, index) in loaded.by_arch.iter_mut() {
+        let Some(locked) = old.archs.get(arch) else {
+            continue;
+        };
+        let mut old_stanzas: std::collections::HashMap<
+            (String, String),
+            crate::resolve::debian::packages::BinaryPackage,
+        > = Default::default();
+        for record in old.index.iter().filter(|r| &r.arch == arch) {
+            let Some(suite_index) = suites.iter().position(|s| *s == record.suite) else {
+                continue;
+            };
+            for (component, hash) in &record.packages {
+                let sha = hash.trim_start_matches("sha256:");
+                let name = format!("Packages_{}_{component}_{arch}", record.suite);
+                let Ok(bytes) = store.read_verified(sha, &name) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&bytes);
+                if let Ok(parsed) =
+                    crate::resolve::debian::packages::parse_packages(&text, &name, suite_index)
+                {
+                    for p in parsed {
+                        old_stanzas.insert((p.name.clone(), p.version.to_string()), p);
+                    }
+                }
+            }
+        }
+        for artifact in locked.debian.iter().filter(|a| !refresh.contains(&a.name)) {
+            let key = (artifact.name.clone(), artifact.version.clone());
+            let stanza = match old_stanzas.remove(&key) {
+                Some(s) => s,
+                None => match index.candidate(&artifact.name) {
+                    Some(c) if c.version.as_str() == artifact.version => c.clone(),
+                    _ => {
+                        return Err(LockError::PinUnavailable {
+                            image: plan.name.clone(),
+                            arch: arch.clone(),
+                            name: artifact.name.clone(),
+                            version: artifact.version.clone(),
+                        });
+                    }
+                },
+            };
+            index.pin(stanza);
+        }
+    }
+    resolve_loaded(plan, loaded)
+}
+
+fn resolve_loaded(plan: &ImagePlan, loaded: index::LoadedIndexes) -> Result<Lockfile, LockError> {
     let requests = requests(plan);
     let suite_names: Vec<String> = plan.source.suite.iter().map(|s| s.suite.clone()).collect();
     let archs: BTreeMap<String, ArchLock> = plan

@@ -174,7 +174,48 @@ debian-source = "testing"
 components = ["hello"]
 "#;
 
+/// The standard archive (main suite and security overlay), adjusted, published under
+/// `mirror`; returns the .deb bytes by file name.
+pub fn publish_standard(
+    mirror: &Path,
+    adjust: impl FnOnce(&mut Suite, &mut Suite),
+) -> BTreeMap<String, Vec<u8>> {
+    let mut main = Suite::new("testing", days_ago(2));
+    main.valid_until = Some(days_ago(0) + std::time::Duration::from_secs(7 * 86_400));
+    for (archs, spec) in base_packages() {
+        main.add(&archs, spec);
+    }
+    // tzdata's debconf alternative is missing on purpose: debconf-2.0 is provided below.
+    main.add(
+        &["amd64", "arm64"],
+        DebSpec::new("cdebconf", "0.280", "all").field("Provides", "debconf-2.0"),
+    );
+    let mut security = Suite::new("testing-security", days_ago(1));
+    security.signer = Signer::Release;
+    for arch in ["amd64", "arm64"] {
+        security.add(
+            &[arch],
+            DebSpec::new("libc6", "2.41-12+deb13u1", arch)
+                .field("Priority", "required")
+                .field("Multi-Arch", "same"),
+        );
+    }
+    adjust(&mut main, &mut security);
+    let mut debs = publish(&mirror.join("debian"), &main, "pool");
+    debs.extend(publish(
+        &mirror.join("debian-security"),
+        &security,
+        "pool/updates",
+    ));
+    debs
+}
+
 impl Sandbox {
+    /// Publishes the standard archive again, adjusted (a mirror that moved on).
+    pub fn republish(&self, adjust: impl FnOnce(&mut Suite, &mut Suite)) {
+        publish_standard(&self.path("mirror"), adjust);
+    }
+
     /// A sandbox whose main suite is signed by `signer`, plus a security overlay.
     pub fn with_signer(signer: Signer) -> Sandbox {
         Self::build(|main, _| main.signer = signer)
@@ -188,33 +229,7 @@ impl Sandbox {
     pub fn build(adjust: impl FnOnce(&mut Suite, &mut Suite)) -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let mirror = dir.path().join("mirror");
-        let mut main = Suite::new("testing", days_ago(2));
-        main.valid_until = Some(days_ago(0) + std::time::Duration::from_secs(7 * 86_400));
-        for (archs, spec) in base_packages() {
-            main.add(&archs, spec);
-        }
-        // tzdata's debconf alternative is missing on purpose: debconf-2.0 is provided below.
-        main.add(
-            &["amd64", "arm64"],
-            DebSpec::new("cdebconf", "0.280", "all").field("Provides", "debconf-2.0"),
-        );
-        let mut security = Suite::new("testing-security", days_ago(1));
-        security.signer = Signer::Release;
-        for arch in ["amd64", "arm64"] {
-            security.add(
-                &[arch],
-                DebSpec::new("libc6", "2.41-12+deb13u1", arch)
-                    .field("Priority", "required")
-                    .field("Multi-Arch", "same"),
-            );
-        }
-        adjust(&mut main, &mut security);
-        let mut debs = publish(&mirror.join("debian"), &main, "pool");
-        debs.extend(publish(
-            &mirror.join("debian-security"),
-            &security,
-            "pool/updates",
-        ));
+        let debs = publish_standard(&mirror, adjust);
         let server = Server::start(mirror);
         let sandbox = Sandbox { dir, server, debs };
         sandbox.write("recipes/components/base-system.toml", BASE_COMPONENT);

@@ -64,6 +64,7 @@ pub struct IndexRecord {
 }
 
 /// The verified indexes of a Debian source, per arch.
+#[derive(Clone)]
 pub struct LoadedIndexes {
     pub records: Vec<IndexRecord>,
     pub by_arch: BTreeMap<String, PackageIndex>,

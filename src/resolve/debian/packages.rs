@@ -151,9 +151,12 @@ pub fn parse_packages(
 }
 
 /// The candidates of one architecture: the newest version of each name across suites.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PackageIndex {
     candidates: HashMap<String, BinaryPackage>,
+    /// For pinned names (`lock --update NAME`): the newest version the pin displaced, used
+    /// only when the pinned one cannot satisfy a dependency.
+    displaced: HashMap<String, BinaryPackage>,
 }
 
 impl PackageIndex {
@@ -168,7 +171,25 @@ impl PackageIndex {
                 }
             }
         }
-        PackageIndex { candidates }
+        PackageIndex {
+            candidates,
+            displaced: HashMap::new(),
+        }
+    }
+
+    /// Makes `package` the candidate of its name (keeping the newest as a fallback).
+    pub fn pin(&mut self, package: BinaryPackage) {
+        if let Some(newest) = self.candidates.insert(package.name.clone(), package) {
+            let pinned = &self.candidates[&newest.name];
+            if newest.version != pinned.version {
+                self.displaced.insert(newest.name.clone(), newest);
+            }
+        }
+    }
+
+    /// The newest version a pin displaced, if any.
+    pub fn displaced(&self, name: &str) -> Option<&BinaryPackage> {
+        self.displaced.get(name)
     }
 
     pub fn candidate(&self, name: &str) -> Option<&BinaryPackage> {

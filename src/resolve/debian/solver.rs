@@ -62,6 +62,15 @@ pub enum ResolveError {
     },
     #[error("{0}")]
     Conflict(Box<ConflictReport>),
+    #[error(
+        "{needed_by} needs {name} {wanted}, but {name} {chosen} (pinned) was already chosen; update {name} too"
+    )]
+    AlreadyChosen {
+        name: String,
+        wanted: String,
+        chosen: String,
+        needed_by: String,
+    },
     #[error("component {component}: {error} in {field} of {package}")]
     BadRelation {
         component: String,
@@ -229,23 +238,30 @@ impl<'i> Solver<'i> {
         let mut explanation = String::new();
         for relation in group {
             let mut options: Vec<&'i BinaryPackage> = Vec::new();
-            match self.index.candidate(&relation.name) {
-                Some(real) if !relation.version_matches(Some(&real.version)) => {
+            // The candidate, then (for a pinned name) the newer version the pin displaced:
+            // `lock --update NAME` moves a pin only when a dependency needs it.
+            let reals = self
+                .index
+                .candidate(&relation.name)
+                .into_iter()
+                .chain(self.index.displaced(&relation.name));
+            for real in reals {
+                if !relation.version_matches(Some(&real.version)) {
                     let _ = writeln!(
                         explanation,
                         "  {relation}: the candidate is {} {}",
                         real.name, real.version
                     );
-                }
-                Some(real) if !self.arch_ok(relation, real) => {
+                } else if !self.arch_ok(relation, real) {
                     let _ = writeln!(
                         explanation,
                         "  {relation}: {} is not Multi-Arch: allowed",
                         real.name
                     );
+                } else {
+                    options.push(real);
+                    break;
                 }
-                Some(real) => options.push(real),
-                None => {}
             }
             if let Some(list) = self.providers.get(relation.name.as_str()) {
                 for (package, version) in list {
@@ -429,6 +445,24 @@ impl<'i> Solver<'i> {
                 .collect::<Vec<_>>()
                 .join(" | ");
             match self.choose(&group) {
+                Ok(choice)
+                    if self
+                        .by_name
+                        .get(&choice.name)
+                        .is_some_and(|&i| self.selected[i].package.version != choice.version) =>
+                {
+                    // Only possible with pins: a pinned version was chosen earlier and a
+                    // dependency now needs the newer one.
+                    return Err(ResolveError::AlreadyChosen {
+                        name: choice.name.clone(),
+                        wanted: choice.version.to_string(),
+                        chosen: self.selected[self.by_name[&choice.name]]
+                            .package
+                            .version
+                            .to_string(),
+                        needed_by: format!("{} {}", package.name, package.version),
+                    });
+                }
                 Ok(choice) => {
                     let reason = if optional {
                         Reason::Recommends {
