@@ -161,8 +161,11 @@ fn write_if_changed(
     Ok(())
 }
 
+/// Lockfile texts by image name.
+type LockTexts = Vec<(String, String)>;
+
 /// Every `<image>.lock` in a directory, by image name.
-fn locks_in_dir(dir: &Path) -> Result<Vec<(String, String)>, CliError> {
+fn locks_in_dir(dir: &Path) -> Result<LockTexts, CliError> {
     let mut out = Vec::new();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", dir.display())))?;
@@ -183,7 +186,7 @@ fn locks_in_dir(dir: &Path) -> Result<Vec<(String, String)>, CliError> {
 }
 
 /// The lockfiles at a git revision: `(image, text)`.
-fn locks_at_git(dir: &Path, rev: &str) -> Result<Vec<(String, String)>, CliError> {
+fn locks_at_git(dir: &Path, rev: &str) -> Result<LockTexts, CliError> {
     let git = |args: &[&str]| -> Result<String, CliError> {
         let o = Command::new("git")
             .current_dir(dir)
@@ -218,29 +221,28 @@ fn parse(label: &str, text: &str) -> Result<Lockfile, CliError> {
 }
 
 fn run_diff(cli: &Cli, args: &DiffArgs) -> Result<(), CliError> {
-    let (old, new): (Vec<(String, String)>, Vec<(String, String)>) =
-        match (&args.git, args.paths.as_slice()) {
-            (Some(rev), _) => (
-                locks_at_git(&cli.lockfiles, rev)?,
-                locks_in_dir(&cli.lockfiles)?,
-            ),
-            (None, [a, b]) if a.is_dir() && b.is_dir() => (locks_in_dir(a)?, locks_in_dir(b)?),
-            (None, [a, b]) => {
-                let read = |p: &PathBuf| {
-                    std::fs::read_to_string(p)
-                        .map_err(|e| CliError::new(format!("{}: {e}", p.display())))
-                };
-                let (ta, tb) = (read(a)?, read(b)?);
-                let image = parse(&b.display().to_string(), &tb)?.image;
-                (vec![(image.clone(), ta)], vec![(image, tb)])
-            }
-            _ => {
-                return Err(CliError::new(
-                    "lock diff needs OLD NEW (files or directories) or --git REF",
-                )
-                .code(exit::USAGE));
-            }
-        };
+    let (old, new): (LockTexts, LockTexts) = match (&args.git, args.paths.as_slice()) {
+        (Some(rev), _) => (
+            locks_at_git(&cli.lockfiles, rev)?,
+            locks_in_dir(&cli.lockfiles)?,
+        ),
+        (None, [a, b]) if a.is_dir() && b.is_dir() => (locks_in_dir(a)?, locks_in_dir(b)?),
+        (None, [a, b]) => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| CliError::new(format!("{}: {e}", p.display())))
+            };
+            let (ta, tb) = (read(a)?, read(b)?);
+            let image = parse(&b.display().to_string(), &tb)?.image;
+            (vec![(image.clone(), ta)], vec![(image, tb)])
+        }
+        _ => {
+            return Err(CliError::new(
+                "lock diff needs OLD NEW (files or directories) or --git REF",
+            )
+            .code(exit::USAGE));
+        }
+    };
     let mut images: BTreeSet<String> = old.iter().map(|(i, _)| i.clone()).collect();
     images.extend(new.iter().map(|(i, _)| i.clone()));
     let mut diff = LockDiff::default();
