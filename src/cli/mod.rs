@@ -5,6 +5,7 @@ mod error;
 mod fetch;
 mod list;
 mod lock;
+mod maintain;
 mod progress;
 mod realize;
 mod show;
@@ -74,6 +75,13 @@ enum Command {
     Realize(realize::RealizeArgs),
     /// List images and components with their descriptions
     List,
+    /// Carry a store into an air-gapped site: export and import bundles
+    #[command(subcommand)]
+    Bundle(maintain::BundleAction),
+    /// Remove what no lockfile, output or root needs from the store
+    Gc(maintain::GcArgs),
+    /// Re-hash the store; report (or --repair) corrupt and missing objects
+    Verify(maintain::VerifyArgs),
     /// Show an image: components, archs, package counts and download size
     Show(show::ShowArgs),
 }
@@ -115,6 +123,9 @@ pub fn run() -> i32 {
         Command::Fetch(args) => fetch::run(&cli, args, &out),
         Command::Realize(args) => realize::run(&cli, args, &out),
         Command::List => list::run(&cli),
+        Command::Bundle(action) => maintain::bundle(&cli, action, &out),
+        Command::Gc(args) => maintain::gc(&cli, args, &out),
+        Command::Verify(args) => maintain::verify(&cli, args, &out),
         Command::Show(args) => show::run(&cli, args),
     };
     match result {

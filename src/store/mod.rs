@@ -6,6 +6,8 @@
 //! killed process leaves only a temp file. Processes take a shared lock on `.lock`;
 //! garbage collection takes it exclusively.
 
+pub mod bundle;
+pub mod gc;
 pub mod path;
 
 use sha2::{Digest, Sha256};
@@ -108,6 +110,20 @@ impl Store {
     /// A lock held by every process that reads or adds objects.
     pub fn lock_shared(&self) -> Result<StoreLock, StoreError> {
         self.lock(false)
+    }
+
+    /// The exclusive lock if it is free right now (to tell the user when gc must wait).
+    pub fn lock_exclusive_nowait(&self) -> Result<StoreLock, StoreError> {
+        let path = self.root.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("opening", &path, e))?;
+        file.try_lock()
+            .map_err(|e| StoreError::io("locking", &path, std::io::Error::other(e.to_string())))?;
+        Ok(StoreLock { _file: file })
     }
 
     /// A lock that excludes every other process (for removing objects).
@@ -252,7 +268,13 @@ impl PendingObject {
     }
 
     /// Verifies size and hash, syncs, and moves the object to its final name.
-    pub fn commit(mut self, expected: &Expected) -> Result<PathBuf, StoreError> {
+    pub fn commit(self, expected: &Expected) -> Result<PathBuf, StoreError> {
+        self.verify(expected)?.publish()
+    }
+
+    /// Verifies size and hash and syncs the data, without publishing it yet: a caller that
+    /// must take several objects or none (a bundle import) publishes them all at the end.
+    pub fn verify(mut self, expected: &Expected) -> Result<VerifiedObject, StoreError> {
         if let Some(size) = expected.size
             && size != self.size
         {
@@ -270,26 +292,53 @@ impl PendingObject {
                 actual,
             });
         }
-        let writer = self.writer.take().expect("writer present until commit");
+        let writer = self.writer.take().expect("writer present until verify");
         let file = writer
             .into_inner()
             .map_err(|e| StoreError::io("writing", &self.tmp, e.into_error()))?;
         file.sync_all()
             .map_err(|e| StoreError::io("syncing", &self.tmp, e))?;
-        drop(file);
         let final_path = self.store.source_path(&expected.sha256, &self.name);
-        fs::rename(&self.tmp, &final_path)
-            .map_err(|e| StoreError::io("renaming into", &final_path, e))?;
-        if let Ok(dir) = File::open(&self.store.root) {
+        let tmp = std::mem::take(&mut self.tmp);
+        Ok(VerifiedObject {
+            root: self.store.root.clone(),
+            tmp,
+            final_path,
+        })
+    }
+}
+
+/// A verified object under its temp name; dropped unpublished, it is removed.
+pub struct VerifiedObject {
+    root: PathBuf,
+    tmp: PathBuf,
+    final_path: PathBuf,
+}
+
+impl VerifiedObject {
+    /// Moves the object to its final name.
+    pub fn publish(mut self) -> Result<PathBuf, StoreError> {
+        fs::rename(&self.tmp, &self.final_path)
+            .map_err(|e| StoreError::io("renaming into", &self.final_path, e))?;
+        self.tmp = PathBuf::new();
+        if let Ok(dir) = File::open(&self.root) {
             let _ = dir.sync_all();
         }
-        Ok(final_path)
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for VerifiedObject {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 
 impl Drop for PendingObject {
     fn drop(&mut self) {
-        if self.tmp.exists() {
+        if !self.tmp.as_os_str().is_empty() && self.tmp.exists() {
             let _ = fs::remove_file(&self.tmp);
         }
     }

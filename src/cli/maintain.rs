@@ -1,0 +1,257 @@
+//! Store maintenance and air-gapped transport: `bundle export|import`, `gc`, `verify`.
+
+use super::error::CliError;
+use super::{Cli, Output, exit};
+use carbon_store::fetch::lockfile as fetch_lock;
+use carbon_store::lock::{self, Lockfile};
+use carbon_store::store::bundle::{self, BundleError};
+use carbon_store::store::gc::{self, Problem, Roots};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BundleAction {
+    /// Write everything the images' locks need into one archive for an air-gapped site
+    Export {
+        /// Images whose locks to bundle
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// The bundle file to write
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Compress the bundle with zstd
+        #[arg(long)]
+        zstd: bool,
+    },
+    /// Verify a bundle and add its objects to the store (all of them, or none)
+    Import {
+        /// The bundle file
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    /// List what would be removed, remove nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Output directory whose OCI layouts are roots
+    #[arg(long, default_value = "oci-out")]
+    out: PathBuf,
+    /// Extra lockfiles to keep (also every file in STORE/gcroots/)
+    #[arg(long = "root")]
+    roots: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Remove corrupt objects and fetch missing or corrupt packages again
+    #[arg(long)]
+    repair: bool,
+}
+
+impl From<BundleError> for CliError {
+    fn from(e: BundleError) -> Self {
+        match e {
+            BundleError::Store(s) => s.into(),
+            other => CliError::new(other.to_string()),
+        }
+    }
+}
+
+fn all_locks(cli: &Cli) -> Result<Vec<Lockfile>, CliError> {
+    let mut locks = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&cli.lockfiles) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".lock")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        for image in names {
+            locks.push(lock::read(&cli.lockfiles, &image)?);
+        }
+    }
+    Ok(locks)
+}
+
+fn read_lock_file(path: &PathBuf) -> Result<Lockfile, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    Lockfile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.1} kB", b / 1e3)
+    }
+}
+
+pub fn bundle(cli: &Cli, action: &BundleAction, out: &Output) -> Result<(), CliError> {
+    let store = cli.open_store()?;
+    let started = Instant::now();
+    match action {
+        BundleAction::Export {
+            images,
+            output,
+            zstd,
+        } => {
+            let _guard = store.lock_shared()?;
+            let recipes = cli.load_recipes()?;
+            let mut locks = Vec::new();
+            let mut keyrings = Vec::new();
+            for image in images {
+                locks.push(lock::check(&recipes, &cli.lockfiles, image)?);
+                for k in recipes.plan(image)?.keyring_bytes {
+                    if !keyrings.iter().any(|(n, _): &(String, Vec<u8>)| *n == k.0) {
+                        keyrings.push(k);
+                    }
+                }
+            }
+            let report = bundle::export(&store, &locks, &keyrings, output, *zstd)?;
+            let size = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+            out.info(format!(
+                "wrote {} ({} objects, {} of content, {} on disk, {:.2}s)",
+                output.display(),
+                report.objects,
+                human(report.bytes),
+                human(size),
+                started.elapsed().as_secs_f64()
+            ));
+            if !report.missing_indexes.is_empty() {
+                out.info(format!(
+                    "note: {} index file(s) the locks were made from are not in this store, so `lock` cannot run offline at the site (realize can): {}",
+                    report.missing_indexes.len(),
+                    report.missing_indexes.join(", ")
+                ));
+            }
+        }
+        BundleAction::Import { file } => {
+            let _guard = store.lock_shared()?;
+            let report = bundle::import(&store, file)?;
+            out.info(format!(
+                "imported {} objects ({} already present) for {} ({:.2}s)",
+                report.objects,
+                report.already_present,
+                report.images.join(", "),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn roots(cli: &Cli, out_dir: &PathBuf, extra: &[PathBuf]) -> Result<Roots, CliError> {
+    let mut roots = Roots::default();
+    for l in all_locks(cli)? {
+        roots.add_lock(&l);
+    }
+    let mut files: Vec<PathBuf> = extra.to_vec();
+    if let Ok(entries) = std::fs::read_dir(cli.store.join("gcroots")) {
+        files.extend(entries.flatten().map(|e| e.path()));
+    }
+    for f in &files {
+        roots.add_lock(&read_lock_file(f)?);
+    }
+    if let Ok(entries) = std::fs::read_dir(out_dir) {
+        for e in entries.flatten() {
+            if e.path().join("index.json").exists() {
+                roots.add_layout(&e.path());
+            }
+        }
+    }
+    Ok(roots)
+}
+
+pub fn gc(cli: &Cli, args: &GcArgs, out: &Output) -> Result<(), CliError> {
+    let store = cli.open_store()?;
+    let roots = roots(cli, &args.out, &args.roots)?;
+    if store.lock_exclusive_nowait().is_err() {
+        out.info("waiting for other carbon-store processes using the store to finish…");
+    }
+    let report = gc::gc(&store, &roots, args.dry_run)?;
+    if args.dry_run {
+        for (p, size) in &report.removed {
+            println!("{} ({size} bytes)", p.display());
+        }
+        out.info(format!(
+            "would remove {} files, freeing {}; keeping {}",
+            report.removed.len(),
+            human(report.bytes()),
+            report.kept
+        ));
+    } else {
+        out.info(format!(
+            "removed {} files, freed {} ({} bytes); kept {}",
+            report.removed.len(),
+            human(report.bytes()),
+            report.bytes(),
+            report.kept
+        ));
+    }
+    Ok(())
+}
+
+pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError> {
+    let store = cli.open_store()?;
+    let roots = roots(cli, &PathBuf::from("oci-out"), &[])?;
+    let started = Instant::now();
+    let (checked, problems) = gc::verify(&store, &roots)?;
+    for p in &problems {
+        match p {
+            Problem::Corrupt(path) => println!("corrupt: {}", path.display()),
+            Problem::Missing(name) => println!("missing: {name}"),
+        }
+    }
+    out.info(format!(
+        "checked {checked} objects in {:.2}s: {} problem(s)",
+        started.elapsed().as_secs_f64(),
+        problems.len()
+    ));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if !args.repair {
+        return Err(
+            CliError::new(format!("{} problem(s) in the store", problems.len())).hint(
+                "run `carbon-store verify --repair` to remove corrupt objects and fetch them again",
+            ),
+        );
+    }
+    {
+        let _exclusive = store.lock_exclusive()?;
+        for p in &problems {
+            if let Problem::Corrupt(path) = p {
+                std::fs::remove_file(path)
+                    .map_err(|e| CliError::new(format!("removing {}: {e}", path.display())))?;
+            }
+        }
+    }
+    let mut wanted = Vec::new();
+    for l in all_locks(cli)? {
+        for w in fetch_lock::wanted(&l)? {
+            if !wanted.contains(&w) {
+                wanted.push(w);
+            }
+        }
+    }
+    let _guard = store.lock_shared()?;
+    super::fetch::download(cli, out, &store, &wanted)?;
+    let (_, left) = gc::verify(&store, &roots)?;
+    if left.is_empty() {
+        out.info("repaired: every object verifies, every locked package is present");
+        Ok(())
+    } else {
+        Err(
+            CliError::new(format!("{} problem(s) remain after repair", left.len()))
+                .code(exit::FAILURE),
+        )
+    }
+}

@@ -1,0 +1,287 @@
+//! Garbage collection and verification of the store.
+//!
+//! `gc` keeps what a lockfile, an output under `oci-out/` or an explicit root still needs
+//! and removes the rest, holding the store's exclusive lock so no other carbon-store
+//! process is reading or writing meanwhile. `verify` re-hashes every object.
+
+use super::{Store, StoreError, path};
+use crate::lock::Lockfile;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// What must stay.
+#[derive(Debug, Default)]
+pub struct Roots {
+    /// Store file names (`<hash>-<name>`).
+    pub objects: BTreeSet<String>,
+    /// Blob digests (hex) under `store/blobs/sha256/`.
+    pub blobs: BTreeSet<String>,
+    /// The packages among `objects`: what `fetch` brings, so what `verify` calls missing.
+    pub packages: BTreeSet<String>,
+}
+
+impl Roots {
+    /// Everything the locks name: packages, and the InRelease and Packages files.
+    pub fn add_lock(&mut self, lock: &Lockfile) {
+        for arch in lock.archs.values() {
+            for d in &arch.debian {
+                let name = path::fixed_output_name(&d.sha256, d.file_name());
+                self.objects.insert(name.clone());
+                self.packages.insert(name);
+            }
+        }
+        for i in &lock.index {
+            self.objects.insert(path::fixed_output_name(
+                i.inrelease.trim_start_matches("sha256:"),
+                &format!("{}_InRelease", i.suite),
+            ));
+            for (component, hash) in &i.packages {
+                self.objects.insert(path::fixed_output_name(
+                    hash.trim_start_matches("sha256:"),
+                    &format!("Packages_{}_{component}_{}", i.suite, i.arch),
+                ));
+            }
+        }
+    }
+
+    /// Every blob an OCI layout references (through its index.json, manifests, configs).
+    pub fn add_layout(&mut self, layout: &Path) {
+        let blob = |d: &str| {
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"))
+        };
+        let read = |p: PathBuf| {
+            fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        };
+        let mut pending: Vec<serde_json::Value> =
+            read(layout.join("index.json")).into_iter().collect();
+        while let Some(doc) = pending.pop() {
+            let descriptors = doc["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(doc["layers"].as_array().into_iter().flatten())
+                .chain(std::iter::once(&doc["config"]));
+            for d in descriptors {
+                let Some(digest) = d["digest"].as_str() else {
+                    continue;
+                };
+                if self
+                    .blobs
+                    .insert(digest.trim_start_matches("sha256:").to_string())
+                    && d["mediaType"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("manifest") || m.contains("index"))
+                {
+                    pending.extend(read(blob(digest)));
+                }
+            }
+        }
+    }
+}
+
+/// What a gc removed (or would remove).
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub removed: Vec<(PathBuf, u64)>,
+    pub kept: usize,
+}
+
+impl GcReport {
+    pub fn bytes(&self) -> u64 {
+        self.removed.iter().map(|(_, s)| s).sum()
+    }
+}
+
+fn size_of(p: &Path) -> u64 {
+    fs::symlink_metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Removes (or with `dry_run` lists) everything the roots do not need.
+pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, StoreError> {
+    let _lock = store.lock_exclusive()?;
+    let mut report = GcReport::default();
+    let root = store.root();
+    let mut doomed: Vec<PathBuf> = Vec::new();
+    // Objects: `<32 chars>-<name>` files; refs keep the InRelease they point at.
+    let referenced: BTreeSet<String> = fs::read_dir(root.join("refs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            fs::read_to_string(e.path())
+                .ok()
+                .map(|v| (e.file_name().to_string_lossy().into_owned(), v))
+        })
+        .filter_map(|(name, v)| {
+            let sha = v.split_whitespace().next()?.to_string();
+            let suite = name
+                .strip_prefix("debian-")?
+                .strip_suffix("-InRelease")?
+                .to_string();
+            Some(path::fixed_output_name(&sha, &format!("{suite}_InRelease")))
+        })
+        .collect();
+    for e in fs::read_dir(root)
+        .map_err(|e| StoreError::Io {
+            action: "reading",
+            path: root.to_path_buf(),
+            source: e,
+        })?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.len() > 33 && name.as_bytes()[32] == b'-' && e.path().is_file() {
+            if roots.objects.contains(&name) || referenced.contains(&name) {
+                report.kept += 1;
+            } else {
+                doomed.push(e.path());
+            }
+        }
+    }
+    for e in fs::read_dir(root.join("blobs/sha256"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if roots.blobs.contains(&*e.file_name().to_string_lossy()) {
+            report.kept += 1;
+        } else {
+            doomed.push(e.path());
+        }
+    }
+    // Layer cache entries whose blob goes; realize records; abandoned temp files.
+    for e in fs::read_dir(root.join("layers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let keep = fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v["digest"]
+                    .as_str()
+                    .map(|d| roots.blobs.contains(d.trim_start_matches("sha256:")))
+            })
+            .unwrap_or(false);
+        if !keep {
+            doomed.push(e.path());
+        }
+    }
+    // A realize record stays while the outputs it describes are all there.
+    for e in fs::read_dir(root.join("realized"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let outputs_exist = fs::read(e.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v["files"]
+                    .as_object()
+                    .map(|files| files.keys().all(|f| Path::new(f).exists()))
+            })
+            .unwrap_or(false);
+        if !outputs_exist {
+            doomed.push(e.path());
+        }
+    }
+    for e in fs::read_dir(root.join(".tmp"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        doomed.push(e.path());
+    }
+    doomed.sort();
+    for p in doomed {
+        let size = size_of(&p);
+        if !dry_run {
+            fs::remove_file(&p).map_err(|e| StoreError::Io {
+                action: "removing",
+                path: p.clone(),
+                source: e,
+            })?;
+        }
+        report.removed.push((p, size));
+    }
+    Ok(report)
+}
+
+/// One problem `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The content does not hash to the name.
+    Corrupt(PathBuf),
+    /// A root the store does not have.
+    Missing(String),
+}
+
+fn sha256_file(p: &Path) -> std::io::Result<String> {
+    let mut f = fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Re-hashes every object and blob; reports corrupt ones and roots that are missing.
+pub fn verify(store: &Store, roots: &Roots) -> Result<(usize, Vec<Problem>), StoreError> {
+    let _lock = store.lock_shared()?;
+    let root = store.root();
+    let mut files: Vec<(PathBuf, Box<dyn Fn(&str) -> bool + Sync>)> = Vec::new();
+    for e in fs::read_dir(root)
+        .map_err(|e| StoreError::Io {
+            action: "reading",
+            path: root.to_path_buf(),
+            source: e,
+        })?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.len() > 33 && name.as_bytes()[32] == b'-' && e.path().is_file() {
+            let base = name[33..].to_string();
+            files.push((
+                e.path(),
+                Box::new(move |sha: &str| path::fixed_output_name(sha, &base) == name),
+            ));
+        }
+    }
+    for e in fs::read_dir(root.join("blobs/sha256"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        files.push((e.path(), Box::new(move |sha: &str| sha == name)));
+    }
+    use rayon::prelude::*;
+    let mut problems: Vec<Problem> = files
+        .par_iter()
+        .filter_map(|(p, ok)| match sha256_file(p) {
+            Ok(sha) if ok(&sha) => None,
+            _ => Some(Problem::Corrupt(p.clone())),
+        })
+        .collect();
+    problems.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    for name in &roots.packages {
+        if !root.join(name).exists() {
+            problems.push(Problem::Missing(name.clone()));
+        }
+    }
+    Ok((files.len(), problems))
+}

@@ -1,0 +1,166 @@
+//! Store maintenance: gc keeps what locks, outputs and roots need and waits for other
+//! processes; verify finds corrupt and missing objects and --repair fetches them again.
+
+mod common;
+
+use common::Sandbox;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn objects(sb: &Sandbox) -> Vec<String> {
+    sb.store_objects()
+        .into_iter()
+        .filter(|o| o.len() > 33)
+        .collect()
+}
+
+#[test]
+fn gc_keeps_what_locks_outputs_and_roots_need() {
+    let sb = Sandbox::new();
+    sb.ok(&["realize", "test"]);
+    let before = objects(&sb);
+    // Nothing to collect but the downloaded .xz indexes (their plain form is kept).
+    let dry = sb.ok(&["gc", "--dry-run"]);
+    assert!(dry.contains("would remove"), "{dry}");
+    let listed: Vec<&str> = dry.lines().filter(|l| l.contains(" bytes)")).collect();
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.contains("Packages_") && l.contains(".xz") || l.contains("/realized/")),
+        "{listed:#?}"
+    );
+    assert_eq!(objects(&sb), before, "a dry run removes nothing");
+    let out = sb.ok(&["gc"]);
+    assert!(out.contains("removed") && out.contains("freed"), "{out}");
+    // The build is still a no-op and every package is still there.
+    assert!(
+        sb.ok(&["--offline", "realize", "test"])
+            .contains("test: unchanged"),
+        "gc kept everything the outputs need"
+    );
+    let after_first = objects(&sb);
+    assert!(
+        after_first
+            .iter()
+            .any(|o| o.ends_with("-hello_2.10-5_amd64.deb"))
+    );
+    // An explicit root keeps a lock's packages after the lockfile is gone.
+    std::fs::create_dir_all(sb.path("store/gcroots")).unwrap();
+    std::fs::copy(
+        sb.path("lockfiles/test.lock"),
+        sb.path("store/gcroots/test.lock"),
+    )
+    .unwrap();
+    std::fs::rename(sb.path("lockfiles/test.lock"), sb.path("test.lock.saved")).unwrap();
+    std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
+    let out = sb.ok(&["gc"]);
+    assert!(
+        objects(&sb)
+            .iter()
+            .any(|o| o.ends_with("-hello_2.10-5_amd64.deb")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(sb.path("store/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0,
+        "no output references the layer blobs any more"
+    );
+    // Without the root, the packages go too, and gc says how much it freed.
+    std::fs::remove_file(sb.path("store/gcroots/test.lock")).unwrap();
+    let out = sb.ok(&["gc"]);
+    assert!(!objects(&sb).iter().any(|o| o.ends_with(".deb")), "{out}");
+    let freed: u64 = out
+        .split(" bytes)")
+        .next()
+        .unwrap()
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let debs: u64 = sb
+        .debs
+        .iter()
+        .filter(|(n, _)| !n.starts_with("usrmerge") && !n.starts_with("libc6_2.41-12_"))
+        .map(|(_, d)| d.len() as u64)
+        .sum();
+    assert!(
+        freed >= debs,
+        "freed {freed} bytes, the packages alone are {debs}: {out}"
+    );
+}
+
+#[test]
+fn gc_waits_for_a_process_using_the_store() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    // flock(1) and carbon-store use the same flock(2) lock on store/.lock.
+    let mut holder = Command::new("flock")
+        .arg("-s")
+        .arg(sb.path("store/.lock"))
+        .args(["sleep", "2"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let out = sb.ok(&["gc"]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1200),
+        "gc did not wait: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        out.contains("waiting for other carbon-store processes"),
+        "{out}"
+    );
+    holder.wait().unwrap();
+}
+
+#[test]
+fn verify_reports_corrupt_and_missing_objects_and_repair_refetches_them() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["fetch", "test"]);
+    let out = sb.ok(&["verify"]);
+    assert!(out.contains(": 0 problem(s)"), "{out}");
+    let hello = objects(&sb)
+        .into_iter()
+        .find(|o| o.ends_with("-hello_2.10-5_amd64.deb"))
+        .unwrap();
+    let dash = objects(&sb)
+        .into_iter()
+        .find(|o| o.ends_with("-dash_0.5.12-12_arm64.deb"))
+        .unwrap();
+    let path = sb.path(&format!("store/{hello}"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::remove_file(sb.path(&format!("store/{dash}"))).unwrap();
+    let o = sb.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        err.contains(&format!("corrupt: store/{hello}"))
+            || err.contains(&format!("corrupt: {}", path.display())),
+        "{err}"
+    );
+    assert!(err.contains(&format!("missing: {dash}")), "{err}");
+    assert!(
+        err.contains("2 problem(s)") && err.contains("verify --repair"),
+        "{err}"
+    );
+    let out = sb.ok(&["verify", "--repair"]);
+    assert!(out.contains("repaired"), "{out}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        sb.debs["hello_2.10-5_amd64.deb"]
+    );
+    sb.ok(&["verify"]);
+}
