@@ -239,11 +239,28 @@ fn sha256_file(p: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Re-hashes every object and blob; reports corrupt ones and roots that are missing.
+/// How a file's hash must relate to its name.
+enum Named {
+    /// `<nix hash>-<name>`: the fixed-output name of its sha256.
+    Object(String),
+    /// `blobs/sha256/<hex>`: the hex itself.
+    Blob(String),
+}
+
+impl Named {
+    fn matches(&self, sha: &str) -> bool {
+        match self {
+            Named::Object(name) => path::fixed_output_name(sha, &name[33..]) == *name,
+            Named::Blob(hex) => sha == hex,
+        }
+    }
+}
+
+/// Re-hashes every object and blob; reports corrupt ones and packages that are missing.
 pub fn verify(store: &Store, roots: &Roots) -> Result<(usize, Vec<Problem>), StoreError> {
     let _lock = store.lock_shared()?;
     let root = store.root();
-    let mut files: Vec<(PathBuf, Box<dyn Fn(&str) -> bool + Sync>)> = Vec::new();
+    let mut files: Vec<(PathBuf, Named)> = Vec::new();
     for e in fs::read_dir(root)
         .map_err(|e| StoreError::Io {
             action: "reading",
@@ -254,11 +271,7 @@ pub fn verify(store: &Store, roots: &Roots) -> Result<(usize, Vec<Problem>), Sto
     {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.len() > 33 && name.as_bytes()[32] == b'-' && e.path().is_file() {
-            let base = name[33..].to_string();
-            files.push((
-                e.path(),
-                Box::new(move |sha: &str| path::fixed_output_name(sha, &base) == name),
-            ));
+            files.push((e.path(), Named::Object(name)));
         }
     }
     for e in fs::read_dir(root.join("blobs/sha256"))
@@ -266,14 +279,16 @@ pub fn verify(store: &Store, roots: &Roots) -> Result<(usize, Vec<Problem>), Sto
         .flatten()
         .flatten()
     {
-        let name = e.file_name().to_string_lossy().into_owned();
-        files.push((e.path(), Box::new(move |sha: &str| sha == name)));
+        files.push((
+            e.path(),
+            Named::Blob(e.file_name().to_string_lossy().into_owned()),
+        ));
     }
     use rayon::prelude::*;
     let mut problems: Vec<Problem> = files
         .par_iter()
         .filter_map(|(p, ok)| match sha256_file(p) {
-            Ok(sha) if ok(&sha) => None,
+            Ok(sha) if ok.matches(&sha) => None,
             _ => Some(Problem::Corrupt(p.clone())),
         })
         .collect();
