@@ -176,13 +176,7 @@ impl LockDiff {
             .images
             .values()
             .flat_map(|a| a.values())
-            .map(|d| {
-                d.changed
-                    .iter()
-                    .chain(&d.added)
-                    .filter(|c| c.security)
-                    .count()
-            })
+            .map(|d| d.changed.iter().filter(|c| c.security).count())
             .sum();
         if security > 0 {
             out.push_str(&format!(
@@ -194,14 +188,12 @@ impl LockDiff {
                 out.push_str(&format!("### `{image}` ({arch})\n\n{} changed, {} added, {} removed; download size {}\n\n", d.changed.len(), d.added.len(), d.removed.len(), signed_size(d.old_download, d.new_download)));
                 out.push_str("| package | old | new | |\n| --- | --- | --- | --- |\n");
                 for c in d.changed.iter().chain(&d.added).chain(&d.removed) {
-                    let note = if c.security {
-                        "🔒 security"
-                    } else if c.old.is_none() {
-                        "added"
-                    } else if c.new.is_none() {
-                        "removed"
-                    } else {
-                        ""
+                    let note = match (&c.old, &c.new) {
+                        (Some(_), Some(_)) if c.security => "🔒 security",
+                        (Some(_), Some(_)) => "",
+                        (None, _) if c.security => "added (security suite)",
+                        (None, _) => "added",
+                        (_, None) => "removed",
                     };
                     out.push_str(&format!(
                         "| `{}` | {} | {} | {note} |\n",
