@@ -139,6 +139,8 @@ impl MirrorSettings {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             ))
+        } else if name == "pypi" {
+            host_pip_index().map(|url| (vec![url], "the host's pip configuration".to_string()))
         } else {
             self.apt
                 .get(name)
@@ -178,6 +180,32 @@ impl MirrorSettings {
             origin,
         })
     }
+}
+
+/// The index pip on this host would use: `PIP_INDEX_URL`, `index-url` in pip's config
+/// (as `pip config get global.index-url` reports it), or pip's own default index, asked of
+/// the host's pip itself so that no index host is named here.
+fn host_pip_index() -> Option<String> {
+    if let Ok(url) = std::env::var("PIP_INDEX_URL") {
+        if !url.trim().is_empty() {
+            return Some(url.trim().trim_end_matches('/').to_string());
+        }
+    }
+    let run = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("python3")
+            .args(args)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && text.starts_with("http"))
+            .then(|| text.trim_end_matches('/').to_string())
+    };
+    run(&["-m", "pip", "config", "get", "global.index-url"]).or_else(|| {
+        run(&[
+            "-c",
+            "from pip._internal.models.index import PyPI; print(PyPI.simple_url)",
+        ])
+    })
 }
 
 fn read_config(path: &Path) -> Result<BTreeMap<String, Vec<String>>, MirrorError> {
@@ -437,9 +465,9 @@ mod tests {
     fn missing_mirror_says_what_to_set() {
         let dir = apt_dir("", "");
         let s = MirrorSettings::load(&[], BTreeMap::new(), None, dir.path()).unwrap();
-        let err = s.mirror("pypi").unwrap_err().to_string();
+        let err = s.mirror("npm").unwrap_err().to_string();
         assert!(
-            err.contains("CARBON_MIRROR_PYPI") && err.contains("--mirror pypi=URL"),
+            err.contains("CARBON_MIRROR_NPM") && err.contains("--mirror npm=URL"),
             "{err}"
         );
         assert!(

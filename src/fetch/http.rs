@@ -188,6 +188,73 @@ impl Fetcher {
         }
     }
 
+    /// Downloads one URL whole (or a byte range of it), with retries; for index pages and
+    /// wheel metadata. `accept` sets the Accept header. A server that ignores the range
+    /// and sends the whole file is handled by slicing.
+    pub fn get_url(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<(u64, u64)>,
+    ) -> Result<Vec<u8>, FetchError> {
+        if self.offline {
+            return Err(FetchError::Offline {
+                what: url.to_string(),
+            });
+        }
+        let slice = |bytes: Vec<u8>, whole: bool| -> Vec<u8> {
+            match range {
+                Some((start, end)) if whole => bytes
+                    .get(start as usize..(end as usize + 1).min(bytes.len()))
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default(),
+                _ => bytes,
+            }
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            return std::fs::read(path)
+                .map(|b| slice(b, true))
+                .map_err(|e| FetchError::Failed {
+                    name: url.to_string(),
+                    attempts: format!("  {e}"),
+                });
+        }
+        let mut log = Vec::new();
+        for attempt in 0..self.attempts_per_mirror {
+            if attempt > 0 {
+                std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
+            }
+            let mut request = self.client.get(url);
+            if let Some(a) = accept {
+                request = request.header("Accept", a);
+            }
+            if let Some((start, end)) = range {
+                request = request.header("Range", format!("bytes={start}-{end}"));
+            }
+            match request.send() {
+                Ok(response) if response.status().is_success() => {
+                    let whole = response.status().as_u16() == 200;
+                    match response.bytes() {
+                        Ok(b) => return Ok(slice(b.to_vec(), whole)),
+                        Err(e) => log.push(format!("  {url}: {}", error_chain(&e))),
+                    }
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    log.push(format!("  {url}: HTTP {status}"));
+                    if !(status.is_server_error() || status.as_u16() == 429) {
+                        break;
+                    }
+                }
+                Err(e) => log.push(format!("  {url}: {}", error_chain(&e))),
+            }
+        }
+        Err(FetchError::Failed {
+            name: url.to_string(),
+            attempts: log.join("\n"),
+        })
+    }
+
     fn open(&self, url: &str) -> Result<Box<dyn Read>, Attempt> {
         if let Some(path) = url.strip_prefix("file://") {
             return match std::fs::File::open(path) {

@@ -1,3 +1,4 @@
 //! Turning what recipes ask for into exact artifacts, per ecosystem.
 
 pub mod debian;
+pub mod pypi;

@@ -1,0 +1,501 @@
+//! Python requirements → exact wheels for one target, with PubGrub.
+//!
+//! Versions are PEP 440, requirements PEP 508 with markers evaluated for the target
+//! (CPython of the image, Linux, its machine). Only wheels the target accepts count; yanked
+//! files and files whose `Requires-Python` excludes the interpreter are skipped; no sdist
+//! is ever chosen. Extras are packages of their own (`name[extra]`) that pin their base.
+//! Index pages and metadata of the likely graph are prefetched in parallel, so the solver
+//! mostly reads from memory.
+
+use super::simple::{self, CoreMetadata, IndexFile, PypiError};
+use super::tags::{Target, WheelName};
+use crate::fetch::Fetcher;
+use crate::store::Store;
+use pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::{ExtraName, MarkerEnvironment, Requirement, VersionOrUrl};
+use pubgrub::{
+    Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
+    PubGrubError, Ranges, Reporter,
+};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+/// One component's Python request.
+#[derive(Clone, Debug, Default)]
+pub struct PyRequest {
+    pub component: String,
+    pub requirements: Vec<String>,
+    pub constraints: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// The interpreter and platform one arch resolves for.
+pub struct PyTarget {
+    pub arch: String,
+    pub tags: Target,
+    pub env: MarkerEnvironment,
+    pub python: Version,
+}
+
+/// A chosen wheel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub name: String,
+    pub version: String,
+    pub component: String,
+    pub file: IndexFile,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PyResolveError {
+    #[error("component {component}: requirement {text:?}: {reason}")]
+    BadRequirement {
+        component: String,
+        text: String,
+        reason: String,
+    },
+    #[error("{arch}: no set of Python packages satisfies the requirements:\n{report}")]
+    NoSolution { arch: String, report: String },
+    #[error("{arch}: {0}", arch = .1)]
+    Index(PypiError, String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pkg {
+    Root,
+    Name(String),
+    Extra(String, String),
+}
+
+impl fmt::Display for Pkg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pkg::Root => f.write_str("the image's requirements"),
+            Pkg::Name(n) => f.write_str(n),
+            Pkg::Extra(n, e) => write!(f, "{n}[{e}]"),
+        }
+    }
+}
+
+type Range = Ranges<Version>;
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    version: Version,
+    file: IndexFile,
+}
+
+struct Provider<'a> {
+    fetcher: &'a Fetcher,
+    store: &'a Store,
+    indexes: &'a [String],
+    target: &'a PyTarget,
+    root: Vec<(Pkg, Range)>,
+    constraints: HashMap<String, Range>,
+    excluded: HashSet<String>,
+    projects: Mutex<HashMap<String, Arc<Vec<Candidate>>>>,
+    metadata: Mutex<HashMap<String, Arc<CoreMetadata>>>,
+}
+
+fn parse_requirement(text: &str) -> Result<Requirement, String> {
+    Requirement::from_str(text).map_err(|e| e.to_string())
+}
+
+fn range_of(req: &Requirement) -> Result<Range, String> {
+    match &req.version_or_url {
+        None => Ok(Range::full()),
+        Some(VersionOrUrl::VersionSpecifier(spec)) => Ok(Range::from(spec.clone())),
+        Some(VersionOrUrl::Url(_)) => Err("URL requirements are not supported".into()),
+    }
+}
+
+impl<'a> Provider<'a> {
+    fn candidates(&self, name: &str) -> Result<Arc<Vec<Candidate>>, PypiError> {
+        if let Some(c) = self.projects.lock().expect("lock").get(name) {
+            return Ok(c.clone());
+        }
+        let files = simple::project_files(self.fetcher, self.indexes, name)?;
+        let mut best: BTreeMap<Version, (u32, IndexFile)> = BTreeMap::new();
+        for f in files {
+            if f.yanked {
+                continue;
+            }
+            let Some(wheel) = WheelName::parse(&f.filename) else {
+                continue;
+            };
+            let Some(score) = self.target.tags.score(&wheel) else {
+                continue;
+            };
+            if let Some(rp) = &f.requires_python {
+                match VersionSpecifiers::from_str(rp) {
+                    Ok(spec) if spec.contains(&self.target.python) => {}
+                    _ => continue,
+                }
+            }
+            let Ok(version) = Version::from_str(&wheel.version) else {
+                continue;
+            };
+            // Best tag first; equal scores go to the file name that sorts first.
+            let better = best
+                .get(&version)
+                .is_none_or(|(s, b)| score > *s || score == *s && f.filename < b.filename);
+            if better {
+                best.insert(version, (score, f));
+            }
+        }
+        let list: Vec<Candidate> = best
+            .into_iter()
+            .rev()
+            .map(|(version, (_, file))| Candidate { version, file })
+            .collect();
+        let list = Arc::new(list);
+        self.projects
+            .lock()
+            .expect("lock")
+            .insert(name.to_string(), list.clone());
+        Ok(list)
+    }
+
+    fn metadata_of(&self, file: &IndexFile) -> Result<Arc<CoreMetadata>, PypiError> {
+        if let Some(m) = self.metadata.lock().expect("lock").get(&file.sha256) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(simple::wheel_metadata(self.fetcher, self.store, file)?);
+        self.metadata
+            .lock()
+            .expect("lock")
+            .insert(file.sha256.clone(), m.clone());
+        Ok(m)
+    }
+
+    /// Turns requirements into constraints, for `extras` active.
+    fn requirement_deps(
+        &self,
+        reqs: &[String],
+        extras: &[ExtraName],
+        only_extra: bool,
+        out: &mut Vec<(Pkg, Range)>,
+    ) -> Result<(), String> {
+        for text in reqs {
+            let req = parse_requirement(text)?;
+            if !req.marker.evaluate(&self.target.env, extras) {
+                continue;
+            }
+            if only_extra && req.marker.evaluate(&self.target.env, &[]) {
+                continue;
+            }
+            let name = simple::normalize(req.name.as_ref());
+            if self.excluded.contains(&name) {
+                continue;
+            }
+            let mut range = range_of(&req)?;
+            if let Some(c) = self.constraints.get(&name) {
+                range = range.intersection(c);
+            }
+            for extra in &req.extras {
+                out.push((Pkg::Extra(name.clone(), extra.to_string()), range.clone()));
+            }
+            out.push((Pkg::Name(name), range));
+        }
+        Ok(())
+    }
+
+    /// Walks the newest candidates breadth-first, fetching pages and metadata in parallel.
+    fn prefetch(&self) {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut level: Vec<String> = self
+            .root
+            .iter()
+            .filter_map(|(p, _)| {
+                if let Pkg::Name(n) = p {
+                    Some(n.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        while !level.is_empty() {
+            level.retain(|n| seen.insert(n.clone()));
+            let next: Vec<Vec<String>> = level
+                .par_iter()
+                .map(|name| {
+                    let Ok(cands) = self.candidates(name) else {
+                        return Vec::new();
+                    };
+                    let Some(first) = cands.first() else {
+                        return Vec::new();
+                    };
+                    let Ok(meta) = self.metadata_of(&first.file) else {
+                        return Vec::new();
+                    };
+                    meta.requires_dist
+                        .iter()
+                        .filter_map(|t| parse_requirement(t).ok())
+                        .filter(|r| r.marker.evaluate(&self.target.env, &[]))
+                        .map(|r| simple::normalize(r.name.as_ref()))
+                        .collect()
+                })
+                .collect();
+            level = next.into_iter().flatten().collect();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProviderError(String);
+
+impl<'a> DependencyProvider for Provider<'a> {
+    type P = Pkg;
+    type V = Version;
+    type VS = Range;
+    type Priority = (u32, std::cmp::Reverse<usize>);
+    type M = String;
+    type Err = ProviderError;
+
+    fn prioritize(
+        &self,
+        package: &Pkg,
+        range: &Range,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        let count = match package {
+            Pkg::Name(n) | Pkg::Extra(n, _) => self
+                .candidates(n)
+                .map(|c| c.iter().filter(|v| range.contains(&v.version)).count())
+                .unwrap_or(0),
+            Pkg::Root => 0,
+        };
+        (stats.conflict_count(), std::cmp::Reverse(count))
+    }
+
+    fn choose_version(
+        &self,
+        package: &Pkg,
+        range: &Range,
+    ) -> Result<Option<Version>, ProviderError> {
+        match package {
+            Pkg::Root => Ok(Some(Version::from_str("0").expect("version"))),
+            Pkg::Name(n) | Pkg::Extra(n, _) => {
+                let cands = self
+                    .candidates(n)
+                    .map_err(|e| ProviderError(e.to_string()))?;
+                Ok(cands
+                    .iter()
+                    .find(|c| range.contains(&c.version))
+                    .map(|c| c.version.clone()))
+            }
+        }
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Pkg,
+        version: &Version,
+    ) -> Result<Dependencies<Pkg, Range, String>, ProviderError> {
+        let mut deps: Vec<(Pkg, Range)> = Vec::new();
+        match package {
+            Pkg::Root => deps.extend(self.root.iter().cloned()),
+            Pkg::Name(n) | Pkg::Extra(n, _) => {
+                let cands = self
+                    .candidates(n)
+                    .map_err(|e| ProviderError(e.to_string()))?;
+                let Some(c) = cands.iter().find(|c| &c.version == version) else {
+                    return Ok(Dependencies::Unavailable(format!(
+                        "no usable wheel of {n} {version}"
+                    )));
+                };
+                let meta = self
+                    .metadata_of(&c.file)
+                    .map_err(|e| ProviderError(e.to_string()))?;
+                match package {
+                    Pkg::Extra(_, extra) => {
+                        deps.push((Pkg::Name(n.clone()), Range::singleton(version.clone())));
+                        let e =
+                            ExtraName::from_str(extra).map_err(|e| ProviderError(e.to_string()))?;
+                        self.requirement_deps(&meta.requires_dist, &[e], true, &mut deps)
+                            .map_err(ProviderError)?;
+                    }
+                    _ => self
+                        .requirement_deps(&meta.requires_dist, &[], false, &mut deps)
+                        .map_err(ProviderError)?,
+                }
+            }
+        }
+        // One constraint per package: intersect duplicates.
+        let mut merged: BTreeMap<Pkg, Range> = BTreeMap::new();
+        for (p, r) in deps {
+            let entry = merged.entry(p).or_insert_with(Range::full);
+            *entry = entry.intersection(&r);
+        }
+        Ok(Dependencies::Available(
+            merged
+                .into_iter()
+                .collect::<DependencyConstraints<Pkg, Range>>(),
+        ))
+    }
+}
+
+/// Resolves every component's requirements together for one target. Packages belong to the
+/// first component (in order) whose requirements lead to them.
+pub fn resolve(
+    fetcher: &Fetcher,
+    store: &Store,
+    indexes: &[String],
+    target: &PyTarget,
+    requests: &[PyRequest],
+) -> Result<Vec<Resolved>, PyResolveError> {
+    let env_none: &[ExtraName] = &[];
+    let mut root = Vec::new();
+    let mut constraints: HashMap<String, Range> = HashMap::new();
+    let mut excluded = HashSet::new();
+    let mut direct: Vec<(String, Vec<String>)> = Vec::new();
+    for r in requests {
+        for e in &r.exclude {
+            excluded.insert(simple::normalize(e));
+        }
+        for text in &r.constraints {
+            let req = parse_requirement(text).map_err(|reason| PyResolveError::BadRequirement {
+                component: r.component.clone(),
+                text: text.clone(),
+                reason,
+            })?;
+            let range = range_of(&req).map_err(|reason| PyResolveError::BadRequirement {
+                component: r.component.clone(),
+                text: text.clone(),
+                reason,
+            })?;
+            let name = simple::normalize(req.name.as_ref());
+            let entry = constraints.entry(name).or_insert_with(Range::full);
+            *entry = entry.intersection(&range);
+        }
+    }
+    for r in requests {
+        let mut names = Vec::new();
+        for text in &r.requirements {
+            let req = parse_requirement(text).map_err(|reason| PyResolveError::BadRequirement {
+                component: r.component.clone(),
+                text: text.clone(),
+                reason,
+            })?;
+            if !req.marker.evaluate(&target.env, env_none) {
+                continue;
+            }
+            let name = simple::normalize(req.name.as_ref());
+            let mut range = range_of(&req).map_err(|reason| PyResolveError::BadRequirement {
+                component: r.component.clone(),
+                text: text.clone(),
+                reason,
+            })?;
+            if let Some(c) = constraints.get(&name) {
+                range = range.intersection(c);
+            }
+            for extra in &req.extras {
+                root.push((Pkg::Extra(name.clone(), extra.to_string()), range.clone()));
+            }
+            root.push((Pkg::Name(name.clone()), range));
+            names.push(name);
+        }
+        direct.push((r.component.clone(), names));
+    }
+    let provider = Provider {
+        fetcher,
+        store,
+        indexes,
+        target,
+        root,
+        constraints,
+        excluded,
+        projects: Mutex::new(HashMap::new()),
+        metadata: Mutex::new(HashMap::new()),
+    };
+    provider.prefetch();
+    let solution = match pubgrub::resolve(
+        &provider,
+        Pkg::Root,
+        Version::from_str("0").expect("version"),
+    ) {
+        Ok(s) => s,
+        Err(PubGrubError::NoSolution(tree)) => {
+            let mut tree = tree;
+            tree.collapse_no_versions();
+            return Err(PyResolveError::NoSolution {
+                arch: target.arch.clone(),
+                report: pubgrub::DefaultStringReporter::report(&tree),
+            });
+        }
+        Err(e) => {
+            return Err(PyResolveError::NoSolution {
+                arch: target.arch.clone(),
+                report: e.to_string(),
+            });
+        }
+    };
+    let mut chosen: BTreeMap<String, Version> = BTreeMap::new();
+    let mut extras: BTreeMap<String, Vec<ExtraName>> = BTreeMap::new();
+    for (p, v) in solution {
+        match p {
+            Pkg::Name(n) => {
+                chosen.insert(n, v);
+            }
+            Pkg::Extra(n, e) => extras
+                .entry(n)
+                .or_default()
+                .extend(ExtraName::from_str(&e).ok()),
+            Pkg::Root => {}
+        }
+    }
+    // Component ownership: breadth-first from each component's direct requirements.
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for (component, names) in &direct {
+        let mut queue: Vec<String> = names.clone();
+        while let Some(name) = queue.pop() {
+            if owner.contains_key(&name) || !chosen.contains_key(&name) {
+                continue;
+            }
+            owner.insert(name.clone(), component.clone());
+            let cands = provider
+                .candidates(&name)
+                .map_err(|e| PyResolveError::Index(e, target.arch.clone()))?;
+            let Some(c) = cands.iter().find(|c| c.version == chosen[&name]) else {
+                continue;
+            };
+            let meta = provider
+                .metadata_of(&c.file)
+                .map_err(|e| PyResolveError::Index(e, target.arch.clone()))?;
+            let active = extras.get(&name).cloned().unwrap_or_default();
+            for text in &meta.requires_dist {
+                if let Ok(req) = parse_requirement(text) {
+                    if req.marker.evaluate(&target.env, &active) {
+                        queue.push(simple::normalize(req.name.as_ref()));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let names: BTreeSet<&String> = chosen.keys().collect();
+    for name in names {
+        let version = &chosen[name];
+        let cands = provider
+            .candidates(name)
+            .map_err(|e| PyResolveError::Index(e, target.arch.clone()))?;
+        let c = cands
+            .iter()
+            .find(|c| &c.version == version)
+            .expect("chosen versions have candidates");
+        out.push(Resolved {
+            name: name.clone(),
+            version: version.to_string(),
+            component: owner
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| direct.first().map(|d| d.0.clone()).unwrap_or_default()),
+            file: c.file.clone(),
+        });
+    }
+    Ok(out)
+}
