@@ -186,10 +186,10 @@ impl MirrorSettings {
 /// (as `pip config get global.index-url` reports it), or pip's own default index, asked of
 /// the host's pip itself so that no index host is named here.
 fn host_pip_index() -> Option<String> {
-    if let Ok(url) = std::env::var("PIP_INDEX_URL") {
-        if !url.trim().is_empty() {
-            return Some(url.trim().trim_end_matches('/').to_string());
-        }
+    if let Ok(url) = std::env::var("PIP_INDEX_URL")
+        && !url.trim().is_empty()
+    {
+        return Some(url.trim().trim_end_matches('/').to_string());
     }
     let run = |args: &[&str]| -> Option<String> {
         let out = std::process::Command::new("python3")

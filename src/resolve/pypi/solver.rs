@@ -468,10 +468,10 @@ pub fn resolve(
                 .map_err(|e| PyResolveError::Index(e, target.arch.clone()))?;
             let active = extras.get(&name).cloned().unwrap_or_default();
             for text in &meta.requires_dist {
-                if let Ok(req) = parse_requirement(text) {
-                    if req.marker.evaluate(&target.env, &active) {
-                        queue.push(simple::normalize(req.name.as_ref()));
-                    }
+                if let Ok(req) = parse_requirement(text)
+                    && req.marker.evaluate(&target.env, &active)
+                {
+                    queue.push(simple::normalize(req.name.as_ref()));
                 }
             }
         }
