@@ -291,6 +291,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// `base` + `/` + `path`, with exactly one slash between them.
 pub fn join(base: &str, path: &str) -> String {
+    if path.is_empty() {
+        return base.to_string();
+    }
     format!(
         "{}/{}",
         base.trim_end_matches('/'),

@@ -23,10 +23,14 @@ impl FetchProgress for Silent {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wanted {
     pub name: String,
+    /// Path on the mirror (Debian), or empty when the URL comes from an index page.
     pub path: String,
+    /// Mirror name(s), comma-separated for Python indexes tried in order.
     pub mirror: String,
     pub sha256: String,
     pub size: u64,
+    /// For wheels: the project whose index page lists the file.
+    pub project: Option<String>,
 }
 
 /// What a fetch did.
@@ -79,6 +83,18 @@ pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
                     mirror: mirror.to_string(),
                     sha256: d.sha256.clone(),
                     size: d.size,
+                    project: None,
+                });
+        }
+        for w in &arch.python {
+            out.entry((w.sha256.clone(), w.file.clone()))
+                .or_insert_with(|| Wanted {
+                    name: w.file.clone(),
+                    path: String::new(),
+                    mirror: lock.python_indexes.join(","),
+                    sha256: w.sha256.clone(),
+                    size: w.size,
+                    project: Some(w.name.clone()),
                 });
         }
     }
@@ -121,8 +137,40 @@ pub fn fetch_all(
     let mut bases: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for w in &missing {
         if !bases.contains_key(w.mirror.as_str()) {
-            bases.insert(&w.mirror, mirrors.mirror(&w.mirror)?.urls);
+            let mut urls = Vec::new();
+            for name in w.mirror.split(',') {
+                urls.extend(mirrors.mirror(name)?.urls);
+            }
+            bases.insert(&w.mirror, urls);
         }
+    }
+    // Wheels: their URLs come from the index pages of their projects.
+    let projects: std::collections::BTreeSet<(&str, &str)> = missing
+        .iter()
+        .filter_map(|w| w.project.as_deref().map(|p| (p, w.mirror.as_str())))
+        .collect();
+    let pages: Vec<Result<(String, Vec<crate::resolve::pypi::simple::IndexFile>), String>> =
+        projects
+            .par_iter()
+            .map(|(project, mirror)| {
+                crate::resolve::pypi::simple::project_files(fetcher, &bases[mirror], project)
+                    .map(|files| (project.to_string(), files))
+                    .map_err(|e| format!("{project}: {e}"))
+            })
+            .collect();
+    let mut urls: BTreeMap<String, String> = BTreeMap::new();
+    let mut page_errors = Vec::new();
+    for page in pages {
+        match page {
+            Ok((_, files)) => urls.extend(files.into_iter().map(|f| (f.filename, f.url))),
+            Err(e) => page_errors.push(e),
+        }
+    }
+    if !page_errors.is_empty() {
+        return Err(FetchLockError::Failed {
+            count: page_errors.len(),
+            details: page_errors.join("\n"),
+        });
     }
     progress.start(missing.len(), missing.iter().map(|w| w.size).sum());
     let pool = rayon::ThreadPoolBuilder::new()
@@ -137,15 +185,26 @@ pub fn fetch_all(
                     sha256: w.sha256.clone(),
                     size: Some(w.size),
                 };
+                let (sources, path) = match &w.project {
+                    Some(_) => match urls.get(&w.name) {
+                        Some(url) => (vec![url.clone()], String::new()),
+                        None => {
+                            let attempts = "  the index no longer lists this file".to_string();
+                            return Err((
+                                w.name.clone(),
+                                FetchError::Failed {
+                                    name: w.name.clone(),
+                                    attempts,
+                                },
+                            ));
+                        }
+                    },
+                    None => (bases[w.mirror.as_str()].clone(), w.path.clone()),
+                };
                 fetcher
-                    .fetch_into_store(
-                        &bases[w.mirror.as_str()],
-                        &w.path,
-                        store,
-                        &w.name,
-                        &expected,
-                        &|n| progress.bytes(n),
-                    )
+                    .fetch_into_store(&sources, &path, store, &w.name, &expected, &|n| {
+                        progress.bytes(n)
+                    })
                     .map(|_| {
                         progress.finished(&w.name, w.size);
                         w.size

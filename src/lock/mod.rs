@@ -7,17 +7,20 @@
 pub mod diff;
 pub mod model;
 
-pub use model::{ArchLock, DebianArtifact, LockParseError, LockedIndex, Lockfile};
+pub use model::{ArchLock, DebianArtifact, LockParseError, LockedIndex, Lockfile, PythonArtifact};
 
 use crate::config::mirrors::MirrorSettings;
 use crate::fetch::Fetcher;
 use crate::recipe::{ImagePlan, RecipeError, Recipes};
 use crate::resolve::debian::index::{self, DebianIndexError};
 use crate::resolve::debian::solver::{self, Request, ResolveError};
+use crate::resolve::pypi::solver::{self as pysolver, PyRequest, PyTarget};
+use crate::resolve::pypi::tags::Target;
 use crate::store::{Store, StoreError};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::SystemTime;
 
 /// Why `lock` or `lock --check` failed.
@@ -69,6 +72,12 @@ pub enum LockError {
         name: String,
         version: String,
     },
+    #[error("image {image}: {what}")]
+    Unsupported { image: String, what: String },
+    #[error(transparent)]
+    Python(Box<crate::resolve::pypi::solver::PyResolveError>),
+    #[error(transparent)]
+    Mirror(#[from] crate::config::mirrors::MirrorError),
     #[error(
         "{path} has no [{arch}] section although {image} is built for {arch}; run `carbon-store lock {image}`"
     )]
@@ -178,7 +187,7 @@ pub struct LockContext<'a> {
 /// Resolves a plan into a lockfile against the current indexes.
 pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
     let loaded = load_indexes(plan, ctx)?;
-    resolve_loaded(plan, loaded)
+    resolve_loaded(plan, loaded, ctx)
 }
 
 fn load_indexes(plan: &ImagePlan, ctx: &LockContext) -> Result<index::LoadedIndexes, LockError> {
@@ -207,7 +216,7 @@ pub fn resolve_refreshing(
     let mut refresh: Vec<String> = refresh.to_vec();
     // Each round that finds a pin too old for a refreshed package unpins it and retries.
     loop {
-        match resolve_with_pins(plan, ctx.store, loaded.clone(), old, &refresh) {
+        match resolve_with_pins(plan, ctx, loaded.clone(), old, &refresh) {
             Err(LockError::Resolve { error, .. }) if matches!(&*error, ResolveError::AlreadyChosen { name, .. } if !refresh.contains(name)) =>
             {
                 let ResolveError::AlreadyChosen { name, .. } = *error else {
@@ -222,11 +231,12 @@ pub fn resolve_refreshing(
 
 fn resolve_with_pins(
     plan: &ImagePlan,
-    store: &Store,
+    ctx: &LockContext,
     mut loaded: index::LoadedIndexes,
     old: &Lockfile,
     refresh: &[String],
 ) -> Result<Lockfile, LockError> {
+    let store = ctx.store;
     let suites: Vec<&str> = plan.source.suite.iter().map(|s| s.suite.as_str()).collect();
     for (arch, index) in loaded.by_arch.iter_mut() {
         let Some(locked) = old.archs.get(arch) else {
@@ -275,10 +285,24 @@ fn resolve_with_pins(
             index.pin(stanza);
         }
     }
-    resolve_loaded(plan, loaded)
+    resolve_loaded(plan, loaded, ctx)
 }
 
-fn resolve_loaded(plan: &ImagePlan, loaded: index::LoadedIndexes) -> Result<Lockfile, LockError> {
+fn resolve_loaded(
+    plan: &ImagePlan,
+    loaded: index::LoadedIndexes,
+    ctx: &LockContext,
+) -> Result<Lockfile, LockError> {
+    let python_requests = python_requests(plan)?;
+    let python_indexes = match &plan.python {
+        Some(settings) if !python_requests.is_empty() => settings
+            .indexes
+            .iter()
+            .map(|name| ctx.mirrors.mirror(name).map(|m| m.urls))
+            .collect::<Result<Vec<_>, _>>()?
+            .concat(),
+        _ => Vec::new(),
+    };
     let requests = requests(plan);
     let suite_names: Vec<String> = plan.source.suite.iter().map(|s| s.suite.clone()).collect();
     let archs: BTreeMap<String, ArchLock> = plan
@@ -293,6 +317,18 @@ fn resolve_loaded(plan: &ImagePlan, loaded: index::LoadedIndexes) -> Result<Lock
                     error: Box::new(error),
                 })?;
 
+            let python = if python_requests.is_empty() {
+                Vec::new()
+            } else {
+                resolve_python(
+                    plan,
+                    arch,
+                    &selected,
+                    &python_requests,
+                    &python_indexes,
+                    ctx,
+                )?
+            };
             let debian = selected
                 .into_iter()
                 .map(|s| DebianArtifact {
@@ -305,7 +341,7 @@ fn resolve_loaded(plan: &ImagePlan, loaded: index::LoadedIndexes) -> Result<Lock
                     size: s.package.size,
                 })
                 .collect();
-            Ok((arch.clone(), ArchLock { debian }))
+            Ok((arch.clone(), ArchLock { debian, python }))
         })
         // All results, then the first error in input order: the error reported must not
         // depend on thread timing.
@@ -335,8 +371,108 @@ fn resolve_loaded(plan: &ImagePlan, loaded: index::LoadedIndexes) -> Result<Lock
                 packages: r.packages,
             })
             .collect(),
+        python_indexes: if python_requests.is_empty() {
+            Vec::new()
+        } else {
+            plan.python.clone().unwrap_or_default().indexes
+        },
         archs,
     })
+}
+
+/// The components' `[python]` requests, in layer order.
+fn python_requests(plan: &ImagePlan) -> Result<Vec<PyRequest>, LockError> {
+    let mut out = Vec::new();
+    for c in &plan.components {
+        let Some(p) = &c.recipe.python else { continue };
+        if let Some(name) = p.build_from_source.first() {
+            return Err(LockError::Unsupported {
+                image: plan.name.clone(),
+                what: format!(
+                    "component {}: building sdists ({name}) is not supported yet; use a wheel or leave it out",
+                    c.name
+                ),
+            });
+        }
+        out.push(PyRequest {
+            component: c.name.clone(),
+            requirements: p.requirements.clone(),
+            constraints: p.constraints.clone(),
+            exclude: p.exclude.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Resolves the Python requests for one arch, for the interpreter and glibc the Debian
+/// resolution chose.
+fn resolve_python(
+    plan: &ImagePlan,
+    arch: &str,
+    debian: &[solver::Selected],
+    requests: &[PyRequest],
+    indexes: &[String],
+    ctx: &LockContext,
+) -> Result<Vec<PythonArtifact>, LockError> {
+    let unsupported = |what: String| LockError::Unsupported {
+        image: plan.name.clone(),
+        what,
+    };
+    let version_of = |name: &str| {
+        debian
+            .iter()
+            .find(|s| s.package.name == name)
+            .map(|s| s.package.version.upstream().to_string())
+    };
+    let python = version_of("python3").ok_or_else(|| unsupported(format!("{arch}: components have [python] requirements but the image installs no python3; add the `python` component")))?;
+    let glibc = version_of("libc6").unwrap_or_else(|| "2.41".into());
+    let mut g = glibc.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let glibc = (g.next().unwrap_or(2), g.next().unwrap_or(0));
+    let minor: u32 = python
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| unsupported(format!("{arch}: cannot read the Python version {python:?}")))?;
+    let machine = Target::machine_of(arch);
+    let env: pep508_rs::MarkerEnvironment = pep508_rs::MarkerEnvironmentBuilder {
+        implementation_name: "cpython",
+        implementation_version: &python,
+        os_name: "posix",
+        platform_machine: machine,
+        platform_python_implementation: "CPython",
+        platform_release: "",
+        platform_system: "Linux",
+        platform_version: "",
+        python_full_version: &python,
+        python_version: &format!("3.{minor}"),
+        sys_platform: "linux",
+    }
+    .try_into()
+    .map_err(|e| unsupported(format!("{arch}: Python version {python:?}: {e}")))?;
+    let target = PyTarget {
+        arch: arch.to_string(),
+        tags: Target {
+            minor,
+            machine: machine.into(),
+            glibc,
+        },
+        env,
+        python: pep440_rs::Version::from_str(&python)
+            .map_err(|e| unsupported(format!("{arch}: {e}")))?,
+    };
+    let resolved = pysolver::resolve(ctx.fetcher, ctx.store, indexes, &target, requests)
+        .map_err(|e| LockError::Python(Box::new(e)))?;
+    Ok(resolved
+        .into_iter()
+        .map(|r| PythonArtifact {
+            name: r.name,
+            version: r.version,
+            component: r.component,
+            sha256: r.file.sha256,
+            size: r.file.size.unwrap_or(0),
+            file: r.file.filename,
+        })
+        .collect())
 }
 
 /// `lock IMAGE`: leaves an up-to-date lock untouched (no network); otherwise resolves and

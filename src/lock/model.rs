@@ -40,10 +40,22 @@ impl DebianArtifact {
     }
 }
 
+/// One wheel pinned for one arch, named by its file name (never a URL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PythonArtifact {
+    pub name: String,
+    pub version: String,
+    pub component: String,
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
 /// Everything pinned for one arch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ArchLock {
     pub debian: Vec<DebianArtifact>,
+    pub python: Vec<PythonArtifact>,
 }
 
 /// A whole lockfile.
@@ -53,6 +65,8 @@ pub struct Lockfile {
     pub recipes: String,
     pub source_date_epoch: u64,
     pub index: Vec<LockedIndex>,
+    /// Mirror names of the Python package indexes (empty without Python artifacts).
+    pub python_indexes: Vec<String>,
     pub archs: BTreeMap<String, ArchLock>,
 }
 
@@ -82,6 +96,10 @@ impl Lockfile {
         let _ = writeln!(out, "image = {}", quote(&self.image));
         let _ = writeln!(out, "recipes = {}", quote(&self.recipes));
         let _ = writeln!(out, "source-date-epoch = {}", self.source_date_epoch);
+        if !self.python_indexes.is_empty() {
+            let names: Vec<String> = self.python_indexes.iter().map(|n| quote(n)).collect();
+            let _ = writeln!(out, "python-indexes = [{}]", names.join(", "));
+        }
         let mut index = self.index.clone();
         index.sort_by(|a, b| {
             (&a.ecosystem, &a.arch, &a.suite).cmp(&(&b.ecosystem, &b.arch, &b.suite))
@@ -119,6 +137,24 @@ impl Lockfile {
                 );
             }
             out.push_str("]\n");
+            if !lock.python.is_empty() {
+                out.push_str("python = [\n");
+                let mut wheels = lock.python.clone();
+                wheels.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+                for w in &wheels {
+                    let _ = writeln!(
+                        out,
+                        "  {{ name = {}, version = {}, component = {}, file = {}, sha256 = {}, size = {} }},",
+                        quote(&w.name),
+                        quote(&w.version),
+                        quote(&w.component),
+                        quote(&w.file),
+                        quote(&w.sha256),
+                        w.size
+                    );
+                }
+                out.push_str("]\n");
+            }
         }
         out
     }
@@ -150,10 +186,26 @@ impl Lockfile {
             .ok_or_else(|| field("missing non-negative integer `source-date-epoch`".into()))?
             as u64;
         let mut index = Vec::new();
+        let mut python_indexes = Vec::new();
+        let mut python: Vec<PythonArtifact> = Vec::new();
         let mut archs = BTreeMap::new();
         for (key, value) in &table {
             match key.as_str() {
                 "version" | "image" | "recipes" | "source-date-epoch" => {}
+                "python-indexes" => {
+                    let list = value.as_array().ok_or_else(|| {
+                        field("`python-indexes` must be an array of strings".into())
+                    })?;
+                    for v in list {
+                        python_indexes.push(
+                            v.as_str()
+                                .ok_or_else(|| {
+                                    field("`python-indexes` must be an array of strings".into())
+                                })?
+                                .to_string(),
+                        );
+                    }
+                }
                 "index" => {
                     let items = value
                         .as_array()
@@ -202,7 +254,50 @@ impl Lockfile {
                     let t = value
                         .as_table()
                         .ok_or_else(|| field(format!("[{arch}] must be a table")))?;
-                    check_keys(t, &["debian"], &format!("[{arch}]"))?;
+                    check_keys(t, &["debian", "python"], &format!("[{arch}]"))?;
+                    if let Some(list) = t.get("python") {
+                        let list = list
+                            .as_array()
+                            .ok_or_else(|| field(format!("{arch}.python must be an array")))?;
+                        for (n, item) in list.iter().enumerate() {
+                            let ctx = format!("{arch}.python #{}", n + 1);
+                            let t = item
+                                .as_table()
+                                .ok_or_else(|| field(format!("{ctx}: not a table")))?;
+                            check_keys(
+                                t,
+                                &["name", "version", "component", "file", "sha256", "size"],
+                                &ctx,
+                            )?;
+                            let sha256 = string(t, "sha256", &ctx)?;
+                            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit())
+                            {
+                                return Err(field(format!(
+                                    "{ctx}: sha256 {sha256:?} is not 64 hex digits"
+                                )));
+                            }
+                            let file = string(t, "file", &ctx)?;
+                            if file.contains('/') || file.contains("://") {
+                                return Err(field(format!(
+                                    "{ctx}: file {file:?} must be a plain file name"
+                                )));
+                            }
+                            python.push(PythonArtifact {
+                                name: string(t, "name", &ctx)?,
+                                version: string(t, "version", &ctx)?,
+                                component: string(t, "component", &ctx)?,
+                                file,
+                                sha256,
+                                size: t
+                                    .get("size")
+                                    .and_then(|v| v.as_integer())
+                                    .filter(|v| *v >= 0)
+                                    .ok_or_else(|| {
+                                        field(format!("{ctx}: missing non-negative integer `size`"))
+                                    })? as u64,
+                            });
+                        }
+                    }
                     let mut lock = ArchLock::default();
                     if let Some(list) = t.get("debian") {
                         let list = list
@@ -259,6 +354,7 @@ impl Lockfile {
                             });
                         }
                     }
+                    lock.python = std::mem::take(&mut python);
                     archs.insert(arch.to_string(), lock);
                 }
                 other => return Err(field(format!("unknown key `{other}`"))),
@@ -269,6 +365,7 @@ impl Lockfile {
             recipes,
             source_date_epoch,
             index,
+            python_indexes,
             archs,
         })
     }
@@ -331,6 +428,14 @@ mod tests {
                         size: 20,
                     },
                 ],
+                python: vec![PythonArtifact {
+                    name: "numpy".into(),
+                    version: "2.4.6".into(),
+                    component: "py".into(),
+                    file: "numpy-2.4.6-cp313-cp313-manylinux_2_27_x86_64.whl".into(),
+                    sha256: "c".repeat(64),
+                    size: 30,
+                }],
             },
         );
         Lockfile {
@@ -346,6 +451,7 @@ mod tests {
                 inrelease: "sha256:11".into(),
                 packages: [("main".to_string(), "sha256:22".to_string())].into(),
             }],
+            python_indexes: vec!["pypi".into()],
             archs,
         }
     }

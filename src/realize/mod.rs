@@ -6,6 +6,7 @@
 pub mod check;
 pub mod layers;
 pub mod packages;
+pub mod python;
 
 use crate::fixup::{self, FixupError, FixupInput};
 use crate::layer::compress::Compression;
@@ -28,6 +29,11 @@ pub enum RealizeError {
     Layer { arch: String, error: LayerError },
     #[error("{arch}: {error}")]
     Tree { arch: String, error: TreeError },
+    #[error("{arch}: {error}")]
+    Wheel {
+        arch: String,
+        error: python::WheelError,
+    },
     #[error("{arch}: fixups: {error}")]
     Fixup { arch: String, error: FixupError },
     #[error(transparent)]
@@ -148,11 +154,94 @@ fn build_arch(
     let replaces = ReplacesTable::new(&loaded);
     let components: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
     let plans = layers::plan(&components, &loaded);
+    let mut python_comments: Vec<String> = Vec::new();
     let mut trees =
         layers::trees(&plans, &mut loaded, &replaces).map_err(|error| RealizeError::Layer {
             arch: arch.into(),
             error,
         })?;
+
+    // Python environments: one layer per component with wheels (a wheel of 200 MB or more
+    // on its own), the venv skeleton in the first.
+    let wheels = &lock.archs[arch].python;
+    if !wheels.is_empty() {
+        let python_full = artifacts
+            .iter()
+            .find(|a| a.name == "python3")
+            .map(|a| {
+                a.version
+                    .split('-')
+                    .next()
+                    .unwrap_or("")
+                    .split(':')
+                    .next_back()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let python_minor = python_full.split('.').take(2).collect::<Vec<_>>().join(".");
+        let prefix = plan
+            .python
+            .clone()
+            .unwrap_or_default()
+            .prefix
+            .trim_start_matches('/')
+            .to_string();
+        let venv = python::Venv {
+            prefix,
+            python_minor,
+            python_full,
+        };
+        let requested: BTreeSet<String> = plan
+            .components
+            .iter()
+            .filter_map(|c| c.recipe.python.as_ref())
+            .flat_map(|p| p.requirements.iter())
+            .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
+            .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
+            .collect();
+        let mut groups: Vec<(String, Vec<&crate::lock::PythonArtifact>)> = Vec::new();
+        for c in &plan.components {
+            let mine: Vec<_> = wheels.iter().filter(|w| w.component == c.name).collect();
+            let (big, small): (Vec<_>, Vec<_>) = mine
+                .into_iter()
+                .partition(|w| w.size >= layers::OWN_LAYER_BYTES);
+            if !small.is_empty() {
+                groups.push((
+                    format!("component {}: {} Python packages", c.name, small.len()),
+                    small,
+                ));
+            }
+            for w in big {
+                groups.push((
+                    format!("component {}: Python package {}", c.name, w.name),
+                    vec![w],
+                ));
+            }
+        }
+        let built: Vec<Result<Tree, RealizeError>> = groups
+            .par_iter()
+            .enumerate()
+            .map(|(i, (_, members))| {
+                let mut tree = Tree::default();
+                if i == 0 {
+                    venv.skeleton(&mut tree);
+                }
+                for w in members {
+                    python::install(store, w, &venv, requested.contains(&w.name), &mut tree)
+                        .map_err(|error| RealizeError::Wheel {
+                            arch: arch.into(),
+                            error,
+                        })?;
+                }
+                Ok(tree)
+            })
+            .collect();
+        for (tree, (comment, _)) in built.into_iter().zip(&groups) {
+            trees.push(tree?);
+            python_comments.push(comment.clone());
+        }
+    }
 
     // The fixups layer sees the whole image.
     let mut infos: Vec<fixup::InstalledPackage> = loaded.iter().map(|p| p.info.clone()).collect();
@@ -189,6 +278,7 @@ fn build_arch(
     drop(loaded);
     trees.push(fixups);
     let mut comments: Vec<String> = plans.iter().map(|p| p.comment.clone()).collect();
+    comments.extend(python_comments);
     comments.push("fixups: dpkg database, accounts, alternatives, configuration".into());
     layers::reconcile(&mut trees, &replaces).map_err(|error| RealizeError::Tree {
         arch: arch.into(),

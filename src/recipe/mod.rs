@@ -5,7 +5,7 @@ pub mod model;
 mod plan;
 
 pub use model::*;
-pub use plan::{ImagePlan, PlannedComponent};
+pub use plan::{ImagePlan, PlannedComponent, PythonSettings};
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -13,6 +13,8 @@ pub struct ComponentFile {
     pub component: ComponentHeader,
     #[serde(default)]
     pub debian: Option<DebianRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonRequest>,
     #[serde(default)]
     pub user: Vec<UserSpec>,
     #[serde(default)]
@@ -44,6 +46,36 @@ pub struct DebianRequest {
     /// `apt-get install --no-install-recommends`).
     #[serde(default)]
     pub recommends: bool,
+}
+
+/// The `[python]` table of a component: what to install from the package index.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PythonRequest {
+    /// PEP 508 requirements, e.g. `"numpy>=2"`, `"jupyterlab"`.
+    #[serde(default)]
+    pub requirements: Vec<String>,
+    /// Version limits applied whenever a package is needed (never installing it by itself).
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// Names dropped from the closure with everything only they pull in (e.g. CUDA wheels).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Pure-Python sdists allowed to be built into wheels.
+    #[serde(default)]
+    pub build_from_source: Vec<String>,
+}
+
+/// The image's `[python]` table: where the environment lives and which indexes to use.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImagePython {
+    /// The virtual environment's directory (default `/opt/carbon/python`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Mirror names of the package indexes, in order (default `["pypi"]`).
+    #[serde(default)]
+    pub indexes: Option<Vec<String>>,
 }
 
 /// A user with fixed ids, created declaratively in the image.
@@ -91,6 +123,8 @@ pub struct ImageFile {
     pub image: ImageHeader,
     #[serde(default)]
     pub config: ImageConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<ImagePython>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -18,6 +18,22 @@ pub struct PlannedComponent {
     pub recipe: ComponentFile,
 }
 
+/// Where an image's Python environment lives and which indexes feed it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PythonSettings {
+    pub prefix: String,
+    pub indexes: Vec<String>,
+}
+
+impl Default for PythonSettings {
+    fn default() -> Self {
+        PythonSettings {
+            prefix: "/opt/carbon/python".into(),
+            indexes: vec!["pypi".into()],
+        }
+    }
+}
+
 /// What one image is made of, ready to resolve.
 #[derive(Clone, Debug, Serialize)]
 pub struct ImagePlan {
@@ -28,6 +44,9 @@ pub struct ImagePlan {
     /// (path relative to the recipes directory, sha256 of its content)
     pub keyring_hashes: Vec<(String, String)>,
     pub config: ImageConfig,
+    /// Present when a component has Python requirements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonSettings>,
     pub components: Vec<PlannedComponent>,
     #[serde(skip)]
     pub keyring_bytes: Vec<(String, Vec<u8>)>,
@@ -73,6 +92,7 @@ pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeErr
     let mut archs: Option<Vec<String>> = None;
     let mut source_name: Option<String> = None;
     let mut config = ImageConfig::default();
+    let mut python = PythonSettings::default();
     let mut wanted: Vec<(String, String)> = Vec::new(); // (component, which image asked)
     for (image_name, image) in &chain {
         if let Some(a) = &image.image.archs {
@@ -85,6 +105,14 @@ pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeErr
             wanted.push((c.clone(), image_name.clone()));
         }
         merge_config(&mut config, &image.config);
+        if let Some(p) = &image.python {
+            if let Some(prefix) = &p.prefix {
+                python.prefix = prefix.clone();
+            }
+            if let Some(indexes) = &p.indexes {
+                python.indexes = indexes.clone();
+            }
+        }
     }
     let (_, top) = chain.last().expect("chain holds the image itself");
 
@@ -134,6 +162,10 @@ pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeErr
         archs,
         source: source.debian_source.clone(),
         keyring_hashes,
+        python: components
+            .iter()
+            .any(|c| c.recipe.python.is_some())
+            .then_some(python),
         config,
         components,
         keyring_bytes,

@@ -283,9 +283,14 @@ impl<'a> DependencyProvider for Provider<'a> {
                 let cands = self
                     .candidates(n)
                     .map_err(|e| ProviderError(e.to_string()))?;
-                Ok(cands
+                // PEP 440: pre-releases only when no final release fits.
+                let fits = |c: &&Candidate| range.contains(&c.version);
+                let stable = cands
                     .iter()
-                    .find(|c| range.contains(&c.version))
+                    .filter(fits)
+                    .find(|c| !c.version.any_prerelease());
+                Ok(stable
+                    .or_else(|| cands.iter().find(fits))
                     .map(|c| c.version.clone()))
             }
         }

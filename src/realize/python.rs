@@ -1,0 +1,407 @@
+//! Installing wheels into the image's virtual environment without pip and without running
+//! Python: each wheel's members are checked against its `RECORD` while read from the zip,
+//! placed by the wheel spec (purelib/platlib → site-packages, `.data/scripts` → `bin/` with
+//! `#!python` rewritten, `.data/headers`, `.data/data` → the prefix), console and GUI
+//! scripts are generated from `entry_points.txt`, and `RECORD`, `INSTALLER` and
+//! `REQUESTED` are rewritten as an installer must.
+
+use crate::layer::tar::EntryKind;
+use crate::layer::tree::{Node, Tree};
+use crate::lock::PythonArtifact;
+use crate::store::{Store, StoreError};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// Installed files' mtime: the zip format's epoch (1980-01-01), the same in every image.
+pub const WHEEL_MTIME: u64 = 315_532_800;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WheelError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{wheel}: {reason}")]
+    Bad { wheel: String, reason: String },
+}
+
+/// Where the environment is and which interpreter it uses.
+pub struct Venv {
+    /// e.g. `opt/carbon/python` (no leading slash).
+    pub prefix: String,
+    /// e.g. `3.13`.
+    pub python_minor: String,
+    pub python_full: String,
+}
+
+impl Venv {
+    pub fn site_packages(&self) -> String {
+        format!(
+            "{}/lib/python{}/site-packages",
+            self.prefix, self.python_minor
+        )
+    }
+
+    fn abs(&self, rel: &str) -> String {
+        format!("/{}/{rel}", self.prefix)
+    }
+
+    /// `pyvenv.cfg` and the `bin/python*` links to the Debian interpreter.
+    pub fn skeleton(&self, tree: &mut Tree) {
+        let node = |kind: EntryKind, mode: u32, data: Vec<u8>| Node {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: WHEEL_MTIME,
+            data,
+            package: None,
+        };
+        let cfg = format!(
+            "home = /usr/bin\ninclude-system-site-packages = false\nversion = {}\nexecutable = /usr/bin/python{}\ncommand = /usr/bin/python3 -m venv /{}\n",
+            self.python_full, self.python_minor, self.prefix
+        );
+        let mut dirs = vec![
+            self.prefix.clone(),
+            format!("{}/bin", self.prefix),
+            format!("{}/lib", self.prefix),
+            format!("{}/lib/python{}", self.prefix, self.python_minor),
+            self.site_packages(),
+            format!("{}/include", self.prefix),
+        ];
+        let mut p = String::new();
+        for part in self
+            .prefix
+            .split('/')
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            if !p.is_empty() {
+                p.push('/');
+            }
+            p.push_str(part);
+            dirs.push(p.clone());
+        }
+        for d in dirs {
+            tree.put(&d, node(EntryKind::Dir, 0o755, Vec::new()));
+        }
+        tree.put(
+            &format!("{}/pyvenv.cfg", self.prefix),
+            node(EntryKind::File, 0o644, cfg.into_bytes()),
+        );
+        tree.put(
+            &format!("{}/bin/python", self.prefix),
+            node(
+                EntryKind::Symlink(format!("/usr/bin/python{}", self.python_minor)),
+                0o777,
+                Vec::new(),
+            ),
+        );
+        tree.put(
+            &format!("{}/bin/python3", self.prefix),
+            node(EntryKind::Symlink("python".into()), 0o777, Vec::new()),
+        );
+        tree.put(
+            &format!("{}/bin/python{}", self.prefix, self.python_minor),
+            node(EntryKind::Symlink("python".into()), 0o777, Vec::new()),
+        );
+        tree.put(
+            &format!("{}/lib64", self.prefix),
+            node(EntryKind::Symlink("lib".into()), 0o777, Vec::new()),
+        );
+    }
+}
+
+fn b64_nopad(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
+        for i in 0..chunk.len() + 1 {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// `sha256=<urlsafe base64, no padding>` as RECORD writes it.
+pub fn record_hash(data: &[u8]) -> String {
+    format!("sha256={}", b64_nopad(&Sha256::digest(data)))
+}
+
+fn script_for(venv: &Venv, spec: &str) -> Option<String> {
+    let spec = spec.split('[').next()?.trim();
+    let (module, attr) = spec.split_once(':')?;
+    let (module, attr) = (module.trim(), attr.trim());
+    let import = attr.split('.').next()?;
+    Some(format!(
+        "#!{}\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {module} import {import}\nif __name__ == \"__main__\":\n    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n    sys.exit({attr}())\n",
+        venv.abs("bin/python")
+    ))
+}
+
+/// Installs one wheel from the store into `tree`. `requested`: a top-level requirement.
+pub fn install(
+    store: &Store,
+    wheel: &PythonArtifact,
+    venv: &Venv,
+    requested: bool,
+    tree: &mut Tree,
+) -> Result<(), WheelError> {
+    let bad = |reason: String| WheelError::Bad {
+        wheel: wheel.file.clone(),
+        reason,
+    };
+    let bytes = store.read_verified(&wheel.sha256, &wheel.file)?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
+    let names: Vec<String> = (0..zip.len())
+        .map(|i| {
+            zip.by_index(i)
+                .map_err(|e| bad(e.to_string()))
+                .and_then(|f| {
+                    f.name()
+                        .map(|n| n.to_string())
+                        .map_err(|e| bad(e.to_string()))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let dist_info = names
+        .iter()
+        .filter_map(|n| {
+            n.split_once(".dist-info/")
+                .map(|(d, _)| format!("{d}.dist-info"))
+        })
+        .find(|d| !d.contains('/'))
+        .ok_or_else(|| bad("no .dist-info directory".into()))?;
+    let data_dir = dist_info.replace(".dist-info", ".data");
+    let read = |zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
+                name: &str|
+     -> Result<(Vec<u8>, u32), WheelError> {
+        let mut f = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let mode = f.unix_mode().unwrap_or(0o644);
+        let mut out = Vec::new();
+        f.read_to_end(&mut out)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        Ok((out, mode))
+    };
+    let record_text =
+        String::from_utf8_lossy(&read(&mut zip, &format!("{dist_info}/RECORD"))?.0).into_owned();
+    let mut record: BTreeMap<String, String> = BTreeMap::new();
+    for line in record_text.lines() {
+        let mut parts = line.rsplitn(3, ',');
+        let (_size, hash, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        if !path.is_empty() {
+            record.insert(path.trim_matches('"').to_string(), hash.to_string());
+        }
+    }
+    let site = venv.site_packages();
+    let mut installed: Vec<(String, String, usize)> = Vec::new();
+    let node = |data: Vec<u8>, mode: u32| Node {
+        kind: EntryKind::File,
+        mode,
+        uid: 0,
+        gid: 0,
+        mtime: WHEEL_MTIME,
+        data,
+        package: Some(wheel.name.clone()),
+    };
+    let put_file = |tree: &mut Tree,
+                    path: String,
+                    data: Vec<u8>,
+                    mode: u32,
+                    installed: &mut Vec<(String, String, usize)>| {
+        let mut parent = String::new();
+        let parts: Vec<&str> = path.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(part);
+            if !tree.nodes.contains_key(&parent) {
+                tree.put(
+                    &parent,
+                    Node {
+                        kind: EntryKind::Dir,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        mtime: WHEEL_MTIME,
+                        data: Vec::new(),
+                        package: None,
+                    },
+                );
+            }
+        }
+        installed.push((path.clone(), record_hash(&data), data.len()));
+        tree.put(&path, node(data, mode));
+    };
+    for name in &names {
+        if name.ends_with('/')
+            || name == &format!("{dist_info}/RECORD")
+            || name.ends_with(".jws")
+            || name.ends_with(".p7s")
+        {
+            continue;
+        }
+        if name.starts_with('/') || name.split('/').any(|p| p == "..") {
+            return Err(bad(format!("member {name:?} escapes the environment")));
+        }
+        let (data, zip_mode) = read(&mut zip, name)?;
+        match record.get(name) {
+            Some(h) if !h.is_empty() && *h != record_hash(&data) => {
+                return Err(bad(format!("{name} does not match its RECORD hash")));
+            }
+            None => return Err(bad(format!("{name} is not listed in RECORD"))),
+            _ => {}
+        }
+        let executable = zip_mode & 0o111 != 0;
+        let (dest, mode, data) = if let Some(rest) = name.strip_prefix(&format!("{data_dir}/")) {
+            let (kind, rel) = rest
+                .split_once('/')
+                .ok_or_else(|| bad(format!("bad data path {name}")))?;
+            match kind {
+                "purelib" | "platlib" => (
+                    format!("{site}/{rel}"),
+                    if executable { 0o755 } else { 0o644 },
+                    data,
+                ),
+                "scripts" => {
+                    let data = match data.strip_prefix(b"#!python") {
+                        Some(rest) => [
+                            format!("#!{}", venv.abs("bin/python")).into_bytes(),
+                            rest.to_vec(),
+                        ]
+                        .concat(),
+                        None => data,
+                    };
+                    (format!("{}/bin/{rel}", venv.prefix), 0o755, data)
+                }
+                "headers" => (
+                    format!(
+                        "{}/include/site/python{}/{}/{rel}",
+                        venv.prefix, venv.python_minor, wheel.name
+                    ),
+                    0o644,
+                    data,
+                ),
+                "data" => (
+                    format!("{}/{rel}", venv.prefix),
+                    if executable { 0o755 } else { 0o644 },
+                    data,
+                ),
+                other => return Err(bad(format!("unknown data directory {other}"))),
+            }
+        } else {
+            (
+                format!("{site}/{name}"),
+                if executable { 0o755 } else { 0o644 },
+                data,
+            )
+        };
+        if dest.split('/').any(|p| p == "..") {
+            return Err(bad(format!("member {name:?} escapes the environment")));
+        }
+        put_file(tree, dest, data, mode, &mut installed);
+    }
+    // Entry points.
+    if let Some(ep) = tree
+        .nodes
+        .get(&format!("{site}/{dist_info}/entry_points.txt"))
+        .map(|n| String::from_utf8_lossy(&n.data).into_owned())
+    {
+        let mut section = String::new();
+        for line in ep.lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                section = line.trim_matches(['[', ']']).to_string();
+                continue;
+            }
+            if section != "console_scripts" && section != "gui_scripts" {
+                continue;
+            }
+            let Some((name, spec)) = line.split_once('=') else {
+                continue;
+            };
+            if let Some(script) = script_for(venv, spec) {
+                put_file(
+                    tree,
+                    format!("{}/bin/{}", venv.prefix, name.trim()),
+                    script.into_bytes(),
+                    0o755,
+                    &mut installed,
+                );
+            }
+        }
+    }
+    put_file(
+        tree,
+        format!("{site}/{dist_info}/INSTALLER"),
+        b"carbon-store\n".to_vec(),
+        0o644,
+        &mut installed,
+    );
+    if requested {
+        put_file(
+            tree,
+            format!("{site}/{dist_info}/REQUESTED"),
+            Vec::new(),
+            0o644,
+            &mut installed,
+        );
+    }
+    // RECORD: paths relative to site-packages, itself listed without hash.
+    let mut record_out = String::new();
+    let depth = site.split('/').count();
+    installed.sort();
+    for (path, hash, size) in &installed {
+        let rel = match path.strip_prefix(&format!("{site}/")) {
+            Some(r) => r.to_string(),
+            None => format!(
+                "{}{}",
+                "../".repeat(depth - venv.prefix.split('/').count()),
+                path.strip_prefix(&format!("{}/", venv.prefix))
+                    .unwrap_or(path)
+            ),
+        };
+        let rel = if rel.contains(',') {
+            format!("\"{rel}\"")
+        } else {
+            rel
+        };
+        record_out.push_str(&format!("{rel},{hash},{size}\n"));
+    }
+    record_out.push_str(&format!("{dist_info}/RECORD,,\n"));
+    tree.put(
+        &format!("{site}/{dist_info}/RECORD"),
+        node(record_out.into_bytes(), 0o644),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_hashes_are_urlsafe_base64_without_padding() {
+        // RECORD of any wheel: sha256 of the empty file.
+        assert_eq!(
+            record_hash(b""),
+            "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
+    }
+}
