@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod deb;
+pub mod pypi;
 pub mod server;
 
 use archive::{Signer, Suite, days_ago, publish};
@@ -185,6 +186,15 @@ pub fn publish_standard(
     for (archs, spec) in base_packages() {
         main.add(&archs, spec);
     }
+    for arch in ["amd64", "arm64"] {
+        main.add(
+            &[arch],
+            DebSpec::new("python3", "3.13.5-1", arch)
+                .field("Priority", "optional")
+                .field("Depends", "libc6")
+                .file("./usr/bin/python3.13", b"#!python", 0o755),
+        );
+    }
     // tzdata's debconf alternative is missing on purpose: debconf-2.0 is provided below.
     main.add(
         &["amd64", "arm64"],
@@ -301,6 +311,10 @@ mirror = "debian-security"
             .env(
                 "CARBON_MIRROR_DEBIAN_SECURITY",
                 format!("{}/debian-security", self.server.url),
+            )
+            .env(
+                "CARBON_MIRROR_PYPI",
+                format!("{}/pypi/simple", self.server.url),
             );
         c
     }

@@ -84,7 +84,10 @@ impl Server {
                 .unwrap()
                 .get_mut(&path)
                 .and_then(|q| q.pop_front());
-            let file = root.join(path.trim_start_matches('/'));
+            let mut file = root.join(path.split('?').next().unwrap_or("").trim_start_matches('/'));
+            if path.ends_with('/') {
+                file = file.join("index.html");
+            }
             match (fault, std::fs::read(&file)) {
                 (Some(Fault::Status(code)), _) => {
                     let _ = write!(

@@ -1,0 +1,266 @@
+//! Python from a package index served on 127.0.0.1 (JSON and HTML pages, with and without
+//! PEP 658 metadata, range requests): resolution per arch with markers, extras, yanked
+//! files, Requires-Python and excludes; wheels installed into the venv layer without pip.
+
+mod common;
+
+use common::Sandbox;
+use common::pypi::{WheelSpec, publish};
+use std::io::Read;
+
+const X86: &str = "cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64";
+const ARM: &str = "cp313-cp313-manylinux_2_28_aarch64";
+
+fn index() -> Vec<WheelSpec> {
+    let mut yanked = WheelSpec::new("alpha", "2.0", "py3-none-any");
+    yanked.yanked = true;
+    let mut old_python = WheelSpec::new("alpha", "1.5", "py3-none-any");
+    old_python.requires_python = Some("<3.10".into());
+    let mut eps = WheelSpec::new("eps", "1.0", "py3-none-any").requires("zeta; extra == \"fast\"");
+    eps.pep658 = true;
+    let mut tool = WheelSpec::new("tool", "1.0", "py3-none-any")
+        .file(
+            "tool-1.0.data/scripts/tool-legacy",
+            b"#!python\nprint('legacy')\n",
+        )
+        .file("tool-1.0.data/data/share/tool/data.txt", b"shared data\n");
+    tool.entry_points = Some("[console_scripts]\ntool = tool.cli:main\n".into());
+    vec![
+        WheelSpec::new("alpha", "1.0", "py3-none-any"),
+        yanked,
+        old_python,
+        WheelSpec::new("alpha", "3.0rc1", "py3-none-any"),
+        WheelSpec::new("beta", "1.0", X86),
+        WheelSpec::new("beta", "1.0", ARM),
+        WheelSpec::new("beta", "1.0", "cp313-cp313-musllinux_1_2_x86_64"),
+        WheelSpec::new("gamma", "1.0", "py3-none-any")
+            .requires("delta; platform_machine == \"aarch64\""),
+        WheelSpec::new("delta", "1.0", "py3-none-any"),
+        eps,
+        WheelSpec::new("zeta", "1.0", "py3-none-any"),
+        WheelSpec::new("omega", "1.0", "py3-none-any").requires("nvidia-blob>=1"),
+        WheelSpec::new("nvidia-blob", "1.0", "py3-none-any"),
+        tool,
+        WheelSpec::new("muslonly", "1.0", "cp313-cp313-musllinux_1_2_x86_64"),
+    ]
+}
+
+fn sandbox(html: bool, requirements: &[&str], exclude: &[&str]) -> Sandbox {
+    let sb = Sandbox::new();
+    publish(&sb.path("mirror/pypi"), &index(), html);
+    let list = |v: &[&str]| {
+        v.iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    sb.write(
+        "recipes/components/py.toml",
+        &format!("[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [{}]\nexclude = [{}]\n", list(requirements), list(exclude)),
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+    sb
+}
+
+fn wheels(lock: &str, arch: &str) -> Vec<String> {
+    let section = lock.split(&format!("[{arch}]\n")).nth(1).unwrap();
+    let python = section
+        .split("python = [\n")
+        .nth(1)
+        .map(|s| s.split("\n]").next().unwrap())
+        .unwrap_or("");
+    python
+        .lines()
+        .map(|l| {
+            l.split("file = \"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn requirements_resolve_per_arch_with_markers_extras_yanked_and_excludes() {
+    for html in [false, true] {
+        let sb = sandbox(
+            html,
+            &["alpha", "beta", "gamma", "eps[fast]", "omega"],
+            &["nvidia-blob"],
+        );
+        sb.ok(&["lock", "test"]);
+        let lock = sb.read("lockfiles/test.lock");
+        assert!(lock.contains("python-indexes = [\"pypi\"]"), "{lock}");
+        let amd = wheels(&lock, "amd64");
+        let arm = wheels(&lock, "arm64");
+        // alpha: 2.0 is yanked, 1.5 needs an older Python, 3.0rc1 is a pre-release.
+        assert!(
+            amd.contains(&"alpha-1.0-py3-none-any.whl".to_string()),
+            "html={html}: {amd:?}"
+        );
+        assert!(
+            amd.contains(&format!("beta-1.0-{X86}.whl"))
+                && arm.contains(&format!("beta-1.0-{ARM}.whl")),
+            "{amd:?} {arm:?}"
+        );
+        // delta only where its marker holds; zeta through the extra; nvidia-blob excluded.
+        assert!(
+            !amd.iter().any(|w| w.starts_with("delta-"))
+                && arm.iter().any(|w| w.starts_with("delta-")),
+            "{amd:?} {arm:?}"
+        );
+        assert!(amd.iter().any(|w| w.starts_with("zeta-")), "{amd:?}");
+        assert!(!lock.contains("nvidia-blob"), "{lock}");
+        assert!(!lock.contains("http"), "no URL in the lock");
+    }
+}
+
+#[test]
+fn a_requirement_no_wheel_satisfies_explains_itself() {
+    let sb = sandbox(false, &["muslonly"], &[]);
+    let err = sb.fails(&["lock", "test"], 1);
+    assert!(
+        err.contains("amd64: no set of Python packages satisfies the requirements")
+            && err.contains("muslonly"),
+        "{err}"
+    );
+}
+
+fn layer_files(sb: &Sandbox, arch: &str) -> Vec<(String, u32, Vec<u8>)> {
+    let layout = sb.path("oci-out/test");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == format!("latest-{arch}"))
+        .unwrap();
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(desc["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let mut out = Vec::new();
+    for l in manifest["layers"].as_array().unwrap() {
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(
+            std::fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap(),
+        )
+        .read_to_end(&mut tar)
+        .unwrap();
+        let mut ar = tar::Archive::new(tar.as_slice());
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mode = e.header().mode().unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            out.push((path, mode, data));
+        }
+    }
+    out
+}
+
+#[test]
+fn wheels_install_into_the_virtual_environment_without_pip() {
+    let sb = sandbox(false, &["tool", "gamma"], &[]);
+    sb.ok(&["realize", "test", "--arch", "arm64"]);
+    let files = layer_files(&sb, "arm64");
+    let get = |p: &str| {
+        files
+            .iter()
+            .find(|(f, _, _)| f == p)
+            .unwrap_or_else(|| panic!("{p} missing"))
+            .clone()
+    };
+    let site = "opt/carbon/python/lib/python3.13/site-packages";
+    assert_eq!(
+        get(&format!("{site}/tool/__init__.py")).2,
+        b"VERSION = '1.0'\n"
+    );
+    // .data/scripts: executable, #!python rewritten; .data/data: under the prefix.
+    let legacy = get("opt/carbon/python/bin/tool-legacy");
+    assert_eq!(
+        (legacy.1, String::from_utf8(legacy.2).unwrap()),
+        (
+            0o755,
+            "#!/opt/carbon/python/bin/python\nprint('legacy')\n".to_string()
+        )
+    );
+    assert_eq!(
+        get("opt/carbon/python/share/tool/data.txt").2,
+        b"shared data\n"
+    );
+    // Console script from entry_points.txt.
+    let script = String::from_utf8(get("opt/carbon/python/bin/tool").2).unwrap();
+    assert!(
+        script.starts_with("#!/opt/carbon/python/bin/python\n")
+            && script.contains("from tool.cli import main")
+            && script.contains("sys.exit(main())"),
+        "{script}"
+    );
+    // Installer metadata: INSTALLER, REQUESTED only for what the recipe asked for, RECORD.
+    assert_eq!(
+        get(&format!("{site}/tool-1.0.dist-info/INSTALLER")).2,
+        b"carbon-store\n"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|(f, _, _)| f == &format!("{site}/gamma-1.0.dist-info/REQUESTED"))
+    );
+    assert!(
+        !files
+            .iter()
+            .any(|(f, _, _)| f == &format!("{site}/delta-1.0.dist-info/REQUESTED")),
+        "delta is only a dependency"
+    );
+    let record = String::from_utf8(get(&format!("{site}/tool-1.0.dist-info/RECORD")).2).unwrap();
+    assert!(
+        record.contains("../../../bin/tool,sha256=")
+            && record.contains("tool/__init__.py,sha256=")
+            && record.ends_with("tool-1.0.dist-info/RECORD,,\n"),
+        "{record}"
+    );
+    // The environment itself.
+    let cfg = String::from_utf8(get("opt/carbon/python/pyvenv.cfg").2).unwrap();
+    assert!(
+        cfg.contains("home = /usr/bin\n") && cfg.contains("version = 3.13.5\n"),
+        "{cfg}"
+    );
+}
+
+#[test]
+fn a_wheel_that_does_not_match_its_record_is_refused() {
+    let sb = Sandbox::new();
+    let mut bad = WheelSpec::new("bad", "1.0", "py3-none-any");
+    bad.tamper = true;
+    let escape = WheelSpec::new("escape", "1.0", "py3-none-any").file("../../../etc/evil", b"x");
+    publish(&sb.path("mirror/pypi"), &[bad, escape], false);
+    for (name, expected) in [
+        ("bad", "bad/__init__.py does not match its RECORD hash"),
+        (
+            "escape",
+            "member \"../../../etc/evil\" escapes the environment",
+        ),
+    ] {
+        sb.write("recipes/components/py.toml", &format!("[component]\nname = \"py\"\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"{name}\"]\n"));
+        sb.write(
+            "recipes/images/test.toml",
+            &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+        );
+        sb.ok(&["lock", "test"]);
+        let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+}
