@@ -174,3 +174,89 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
         std::fs::read(out2.join("minimal-amd64.tar")).unwrap()
     );
 }
+
+#[test]
+#[ignore = "needs dockerd, qemu-user-static and the mirrors; run by scripts/test"]
+fn python_data_runs_numpy_pandas_scikit_learn_and_jupyter() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("oci-out");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
+    c.current_dir(repo())
+        .arg("--store")
+        .arg(store())
+        .args(["realize", "python-data", "--out"])
+        .arg(&out);
+    run(&mut c);
+    docker(&[
+        "load",
+        "-i",
+        out.join("python-data-amd64.tar").to_str().unwrap(),
+    ]);
+    let script = "set -e
+python -m pip check
+python -c 'import numpy as np, pandas as pd
+from sklearn.linear_model import LinearRegression
+X = np.arange(20).reshape(-1, 1)
+m = LinearRegression().fit(X, 3 * X.ravel() + 2)
+print(\"fit\", round(float(m.coef_[0]), 6), round(float(m.intercept_), 6), int(pd.DataFrame({\"a\": [1, 2, 3]}).a.sum()))'
+jupyter lab --version
+test -d /opt/carbon/python/share/jupyter/lab && echo jupyter-data-in-prefix
+dpkg --audit";
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "carbon/python-data:latest",
+        "sh",
+        "-c",
+        script,
+    ]);
+    for expected in [
+        "No broken requirements found.",
+        "fit 3.0 2.0 6",
+        "jupyter-data-in-prefix",
+    ] {
+        assert!(got.contains(expected), "missing {expected:?}:\n{got}");
+    }
+    // arm64 under qemu: the aarch64 wheels import and compute.
+    docker(&[
+        "load",
+        "-i",
+        out.join("python-data-arm64.tar").to_str().unwrap(),
+    ]);
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        "linux/arm64",
+        "carbon/python-data:latest",
+        "python",
+        "-c",
+        "import platform, numpy; print(platform.machine(), int(numpy.arange(5).sum()))",
+    ]);
+    assert_eq!(got.trim(), "aarch64 10", "{got}");
+    // Realizing again gives the same image.
+    let out2 = work.path().join("again");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
+    c.current_dir(repo())
+        .arg("--store")
+        .arg(store())
+        .args(["realize", "python-data", "--check", "--out"])
+        .arg(&out);
+    run(&mut c);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
+    c.current_dir(repo())
+        .env("RAYON_NUM_THREADS", "1")
+        .arg("--store")
+        .arg(store())
+        .args(["realize", "python-data", "--out"])
+        .arg(&out2);
+    run(&mut c);
+    assert_eq!(
+        std::fs::read(out.join("python-data/index.json")).unwrap(),
+        std::fs::read(out2.join("python-data/index.json")).unwrap()
+    );
+}
