@@ -264,3 +264,25 @@ fn a_wheel_that_does_not_match_its_record_is_refused() {
         assert!(err.contains(expected), "{name}: {err}");
     }
 }
+
+#[test]
+fn bundles_gc_and_verify_cover_wheels() {
+    let sb = sandbox(false, &["tool"], &[]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    sb.ok(&["gc"]);
+    assert!(
+        sb.store_objects()
+            .iter()
+            .any(|o| o.ends_with("-tool-1.0-py3-none-any.whl")),
+        "gc kept the locked wheel"
+    );
+    sb.ok(&["verify"]);
+    sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
+    let bundle = std::fs::read(sb.path("test.bundle")).unwrap();
+    let manifest_end = bundle.windows(2).position(|w| w == b"\n}").unwrap();
+    let manifest = String::from_utf8_lossy(&bundle[512..manifest_end]);
+    assert!(
+        manifest.contains("\"name\": \"tool-1.0-py3-none-any.whl\""),
+        "{manifest}"
+    );
+}

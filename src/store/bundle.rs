@@ -75,6 +75,17 @@ fn needed(
     let mut refs: BTreeMap<String, (String, String)> = BTreeMap::new();
     for lock in locks {
         for arch in lock.archs.values() {
+            for w in &arch.python {
+                packages.insert(
+                    (w.sha256.clone(), w.file.clone()),
+                    BundleObject {
+                        name: w.file.clone(),
+                        sha256: w.sha256.clone(),
+                        size: w.size,
+                        kind: "package".into(),
+                    },
+                );
+            }
             for d in &arch.debian {
                 packages.insert(
                     (d.sha256.clone(), d.file_name().to_string()),

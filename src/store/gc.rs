@@ -27,6 +27,11 @@ impl Roots {
     /// Everything the locks name: packages, and the InRelease and Packages files.
     pub fn add_lock(&mut self, lock: &Lockfile) {
         for arch in lock.archs.values() {
+            for w in &arch.python {
+                let name = path::fixed_output_name(&w.sha256, &w.file);
+                self.objects.insert(name.clone());
+                self.packages.insert(name);
+            }
             for d in &arch.debian {
                 let name = path::fixed_output_name(&d.sha256, d.file_name());
                 self.objects.insert(name.clone());
