@@ -269,6 +269,7 @@ fn a_wheel_that_does_not_match_its_record_is_refused() {
 fn bundles_gc_and_verify_cover_wheels() {
     let sb = sandbox(false, &["tool"], &[]);
     sb.ok(&["realize", "test", "--arch", "amd64"]);
+    sb.ok(&["fetch", "test"]);
     sb.ok(&["gc"]);
     assert!(
         sb.store_objects()
