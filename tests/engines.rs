@@ -201,6 +201,7 @@ m = LinearRegression().fit(X, 3 * X.ravel() + 2)
 print(\"fit\", round(float(m.coef_[0]), 6), round(float(m.intercept_), 6), int(pd.DataFrame({\"a\": [1, 2, 3]}).a.sum()))'
 jupyter lab --version
 test -d /opt/carbon/python/share/jupyter/lab && echo jupyter-data-in-prefix
+test -f /opt/carbon/python/lib/python3.13/site-packages/pandas/__pycache__/__init__.cpython-313.pyc && echo byte-code-present
 dpkg --audit";
     let got = docker(&[
         "run",

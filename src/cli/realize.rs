@@ -103,6 +103,24 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         };
         let mut selected = lock.clone();
         selected.archs.retain(|a, _| archs.contains(a));
+        // Byte-code is compiled by the image's interpreter for the host's arch: fetch it too.
+        if selected.archs.values().any(|a| !a.python.is_empty()) {
+            let minor = lock
+                .archs
+                .values()
+                .flat_map(|a| a.debian.iter())
+                .find(|d| d.name == "python3")
+                .map(|d| d.version.split('.').take(2).collect::<Vec<_>>().join("."))
+                .unwrap_or_default();
+            let extra = carbon_store::realize::python::Compiler::packages(&lock, &minor);
+            if let Some(section) = selected.archs.values_mut().next() {
+                for p in extra {
+                    if !section.debian.contains(&p) {
+                        section.debian.push(p);
+                    }
+                }
+            }
+        }
         let wanted = fetch_lock::wanted(&selected)?;
         super::fetch::download(cli, out, &store, &wanted)?;
         let opts = RealizeOptions {

@@ -145,6 +145,7 @@ fn build_arch(
     store: &Store,
     opts: &RealizeOptions,
     files_dir: &Path,
+    compiler: Option<&python::Compiler>,
 ) -> Result<(BuiltImage, Vec<Vec<u8>>), RealizeError> {
     let artifacts = &lock.archs[arch].debian;
     let mut loaded = packages::load_all(store, artifacts).map_err(|error| RealizeError::Load {
@@ -229,6 +230,13 @@ fn build_arch(
                 }
                 for w in members {
                     python::install(store, w, &venv, requested.contains(&w.name), &mut tree)
+                        .map_err(|error| RealizeError::Wheel {
+                            arch: arch.into(),
+                            error,
+                        })?;
+                }
+                if let Some(c) = compiler {
+                    c.compile(&mut tree, &venv.site_packages(), &format!("{arch}-{i}"))
                         .map_err(|error| RealizeError::Wheel {
                             arch: arch.into(),
                             error,
@@ -338,10 +346,27 @@ pub fn realize(
     {
         return Ok(done);
     }
+    // Byte-code for Python layers, compiled once by the image's interpreter.
+    let has_python = lock.archs.values().any(|a| !a.python.is_empty());
+    let minor = lock
+        .archs
+        .values()
+        .flat_map(|a| a.debian.iter())
+        .find(|d| d.name == "python3")
+        .map(|d| d.version.split('.').take(2).collect::<Vec<_>>().join("."))
+        .unwrap_or_default();
+    let compiler = if has_python {
+        python::Compiler::prepare(store, lock, &minor).map_err(|error| RealizeError::Wheel {
+            arch: "all".into(),
+            error,
+        })?
+    } else {
+        None
+    };
     let built: Vec<(BuiltImage, Vec<Vec<u8>>)> = opts
         .archs
         .par_iter()
-        .map(|arch| build_arch(plan, lock, arch, store, opts, files_dir))
+        .map(|arch| build_arch(plan, lock, arch, store, opts, files_dir, compiler.as_ref()))
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<_, _>>()?;

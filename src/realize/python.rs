@@ -392,6 +392,323 @@ pub fn install(
     Ok(())
 }
 
+/// Byte-code compilation with the image's own interpreter, run on this host through the
+/// image's dynamic loader (so the host's Python and libc play no part): `.pyc` files in
+/// unchecked-hash mode with in-image paths, identical for every build. The files do not
+/// depend on the arch, so the interpreter of the host's arch compiles for every image arch.
+pub struct Compiler {
+    /// One compilation at a time (each already uses every core), so that an arch built
+    /// second finds the byte-code of files it shares with the first in the cache.
+    turn: std::sync::Mutex<()>,
+    cache: std::path::PathBuf,
+    root: std::path::PathBuf,
+    loader: std::path::PathBuf,
+    library_path: String,
+    python: std::path::PathBuf,
+}
+
+/// Debian packages the interpreter needs to run `compileall`.
+const INTERPRETER_PACKAGES: &[&str] = &[
+    "libc6",
+    "zlib1g",
+    "libexpat1",
+    "libffi8",
+    "libmpdec4",
+    "libbz2-1.0",
+    "liblzma5",
+    "libzstd1",
+    "libcrypt1",
+    "libuuid1",
+];
+
+impl Compiler {
+    /// The host arch's Debian section name, its triplet and its loader.
+    fn host() -> Option<(&'static str, &'static str, &'static str)> {
+        match std::env::consts::ARCH {
+            "x86_64" => Some((
+                "amd64",
+                "x86_64-linux-gnu",
+                "usr/lib64/ld-linux-x86-64.so.2",
+            )),
+            "aarch64" => Some((
+                "arm64",
+                "aarch64-linux-gnu",
+                "usr/lib/ld-linux-aarch64.so.1",
+            )),
+            _ => None,
+        }
+    }
+
+    /// The locked Debian packages the interpreter needs (host arch), to fetch with the rest.
+    pub fn packages(lock: &crate::lock::Lockfile, minor: &str) -> Vec<crate::lock::DebianArtifact> {
+        let Some((arch, ..)) = Self::host() else {
+            return Vec::new();
+        };
+        let wanted = |name: &str| {
+            INTERPRETER_PACKAGES.contains(&name)
+                || name == format!("python{minor}-minimal")
+                || name == format!("libpython{minor}-minimal")
+                || name == format!("libpython{minor}-stdlib")
+        };
+        lock.archs
+            .get(arch)
+            .map(|s| {
+                s.debian
+                    .iter()
+                    .filter(|a| wanted(&a.name))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Unpacks the interpreter of the host's arch from the lock into a scratch directory of
+    /// the store. `None` when the lock has no interpreter for the host's arch.
+    pub fn prepare(
+        store: &Store,
+        lock: &crate::lock::Lockfile,
+        minor: &str,
+    ) -> Result<Option<Compiler>, WheelError> {
+        let Some((_, triplet, loader)) = Self::host() else {
+            return Ok(None);
+        };
+        let packages = Self::packages(lock, minor);
+        if !packages
+            .iter()
+            .any(|p| p.name == format!("python{minor}-minimal"))
+        {
+            return Ok(None);
+        }
+        let root =
+            store
+                .root()
+                .join(".tmp")
+                .join(format!("python-{}-{}", std::process::id(), minor));
+        let _ = std::fs::remove_dir_all(&root);
+        let io = |e: std::io::Error| WheelError::Bad {
+            wheel: format!("python{minor} interpreter"),
+            reason: e.to_string(),
+        };
+        for artifact in &packages {
+            let bytes = store.read_verified(&artifact.sha256, artifact.file_name())?;
+            let contents = crate::unpack::deb::read_deb(&bytes, &artifact.name).map_err(|e| {
+                WheelError::Bad {
+                    wheel: artifact.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            for e in contents.entries {
+                let path = root.join(crate::layer::tree::merged_usr(&e.path, &e.kind));
+                match &e.kind {
+                    EntryKind::Dir => std::fs::create_dir_all(&path).map_err(io)?,
+                    EntryKind::File | EntryKind::Hardlink(_) => {
+                        if let Some(p) = path.parent() {
+                            std::fs::create_dir_all(p).map_err(io)?;
+                        }
+                        std::fs::write(&path, &e.data).map_err(io)?;
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                            .map_err(io)?;
+                    }
+                    EntryKind::Symlink(target) => {
+                        if let Some(p) = path.parent() {
+                            std::fs::create_dir_all(p).map_err(io)?;
+                        }
+                        let _ = std::fs::remove_file(&path);
+                        std::os::unix::fs::symlink(target, &path).map_err(io)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let python = root.join(format!("usr/bin/python{minor}"));
+        if !python.exists() {
+            return Ok(None);
+        }
+        Ok(Some(Compiler {
+            turn: std::sync::Mutex::new(()),
+            cache: store.root().join("pyc-cache"),
+            loader: root.join(loader),
+            library_path: format!(
+                "{}:{}",
+                root.join("usr/lib").join(triplet).display(),
+                root.join("usr/lib").display()
+            ),
+            python,
+            root,
+        }))
+    }
+
+    /// Adds `__pycache__/*.pyc` for every `.py` file of the tree under `site`.
+    pub fn compile(
+        &self,
+        tree: &mut Tree,
+        site: &str,
+        stage_name: &str,
+    ) -> Result<usize, WheelError> {
+        let io = |e: std::io::Error| WheelError::Bad {
+            wheel: "byte-code".into(),
+            reason: e.to_string(),
+        };
+        let stage = self.root.with_file_name(format!(
+            "{}-stage-{stage_name}",
+            self.root.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let _ = std::fs::remove_dir_all(&stage);
+        let _turn = self.turn.lock().expect("compile lock");
+        let tag = self
+            .python
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .trim_start_matches("python")
+            .replace('.', "");
+        // The cache key: interpreter, in-image path and source; the byte-code depends on nothing else.
+        let key = |path: &str, data: &[u8]| {
+            let mut h = Sha256::new();
+            h.update(tag.as_bytes());
+            h.update([0]);
+            h.update(path.as_bytes());
+            h.update([0]);
+            h.update(data);
+            hex::encode(h.finalize())
+        };
+        let mut owners: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        let mut cached: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for (path, node) in &tree.nodes {
+            if node.kind == EntryKind::File && path.starts_with(site) && path.ends_with(".py") {
+                let k = key(path, &node.data);
+                owners.insert(path.clone(), node.package.clone());
+                if let Ok(pyc) = std::fs::read(self.cache.join(&k)) {
+                    cached.insert(path.clone(), pyc);
+                } else {
+                    let dest = stage.join(path);
+                    std::fs::create_dir_all(dest.parent().expect("path has a parent"))
+                        .map_err(io)?;
+                    std::fs::write(&dest, &node.data).map_err(io)?;
+                }
+                keys.insert(path.clone(), k);
+            }
+        }
+        if owners.is_empty() {
+            return Ok(0);
+        }
+        // compileall's own workers would start the interpreter without the image's loader,
+        // so the files are split into one list per core and each list gets its own process.
+        let files: Vec<String> = owners
+            .keys()
+            .filter(|p| !cached.contains_key(*p))
+            .map(|p| stage.join(p).display().to_string())
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(files.len())
+            .max(1);
+        std::fs::create_dir_all(&stage).map_err(io)?;
+        let chunk = files.len().div_ceil(workers).max(1);
+        let stage_ref = &stage;
+        std::thread::scope(|scope| -> Result<(), WheelError> {
+            let stage = stage_ref;
+            let mut handles = Vec::new();
+            for (n, list) in files.chunks(chunk).enumerate() {
+                let list_path = stage.join(format!(".files-{n}"));
+                std::fs::write(&list_path, list.join("\n") + "\n").map_err(io)?;
+                handles.push(scope.spawn(move || {
+                    // compileall reports files it cannot compile (Python 2 leftovers in some
+                    // wheels) with a non-zero status but compiles the rest; what it produced
+                    // is used either way.
+                    std::process::Command::new(&self.loader)
+                        .arg("--library-path")
+                        .arg(&self.library_path)
+                        .arg(&self.python)
+                        .args([
+                            "-s",
+                            "-m",
+                            "compileall",
+                            "-q",
+                            "--invalidation-mode",
+                            "unchecked-hash",
+                            "-s",
+                        ])
+                        .arg(stage)
+                        .args(["-p", "/", "-i"])
+                        .arg(&list_path)
+                        .env_clear()
+                        .env("PYTHONHOME", self.root.join("usr"))
+                        .env("PYTHONHASHSEED", "0")
+                        .env("LC_ALL", "C.UTF-8")
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                }));
+            }
+            for h in handles {
+                h.join().expect("compile thread").map_err(io)?;
+            }
+            Ok(())
+        })?;
+        let mut added = 0;
+        for (py, owner) in &owners {
+            let (dir, file) = py.rsplit_once('/').unwrap_or(("", py));
+            let stem = file.trim_end_matches(".py");
+            let cache = format!("{dir}/__pycache__");
+            let pyc = format!("{cache}/{stem}.cpython-{tag}.pyc");
+            let compiled = match cached.remove(py) {
+                Some(data) => Some(data),
+                None => std::fs::read(stage.join(&pyc)).ok().inspect(|data| {
+                    // A cache entry: renamed into place whole, not synced (it can be rebuilt).
+                    let path = self.cache.join(&keys[py]);
+                    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+                    if std::fs::create_dir_all(&self.cache).is_ok()
+                        && std::fs::write(&tmp, data).is_ok()
+                    {
+                        let _ = std::fs::rename(&tmp, &path);
+                    }
+                }),
+            };
+            if let Some(data) = compiled {
+                if !tree.nodes.contains_key(&cache) {
+                    tree.put(
+                        &cache,
+                        Node {
+                            kind: EntryKind::Dir,
+                            mode: 0o755,
+                            uid: 0,
+                            gid: 0,
+                            mtime: WHEEL_MTIME,
+                            data: Vec::new(),
+                            package: None,
+                        },
+                    );
+                }
+                tree.put(
+                    &pyc,
+                    Node {
+                        kind: EntryKind::File,
+                        mode: 0o644,
+                        uid: 0,
+                        gid: 0,
+                        mtime: WHEEL_MTIME,
+                        data,
+                        package: owner.clone(),
+                    },
+                );
+                added += 1;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&stage);
+        Ok(added)
+    }
+}
+
+impl Drop for Compiler {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

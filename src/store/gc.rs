@@ -210,7 +210,12 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
     for p in doomed {
         let size = size_of(&p);
         if !dry_run {
-            fs::remove_file(&p).map_err(|e| StoreError::Io {
+            (if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            })
+            .map_err(|e| StoreError::Io {
                 action: "removing",
                 path: p.clone(),
                 source: e,
