@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Benchmarks Python resolution and installation against uv, in one run on this machine:
+#   lock:    `carbon-store lock python-data` (both archs; Debian + Python) cold (no cached
+#            wheel metadata) and warm, against `uv pip compile` of the same requirements for
+#            both platforms, cold (empty cache) and warm;
+#   install: `carbon-store realize python-data --arch amd64` with the wheels in the store but
+#            no cached layers (byte-code cache warm), against `uv pip install --target` with a
+#            warm cache (uv compiles no byte-code by default).
+# Prints hyperfine medians. Needs the network (the configured mirrors).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
+cargo build --release --quiet
+bin=$PWD/target/release/carbon-store
+work=$PWD/bench-out/python
+rm -rf "$work" && mkdir -p "$work/locks"
+python3 -m venv "$work/uv-venv" && "$work/uv-venv/bin/pip" install -q uv
+uv=$work/uv-venv/bin/uv
+reqs=$work/requirements.in
+python3 - "$reqs" <<'PY'
+import sys, tomllib
+req = []
+for c in ["python", "python-data", "jupyterlab"]:
+    req += tomllib.load(open(f"recipes/components/{c}.toml", "rb"))["python"]["requirements"]
+open(sys.argv[1], "w").write("\n".join(req) + "\n")
+PY
+bench() {
+  local name=$1; shift
+  hyperfine --export-json "$work/$name.json" "$@" >/dev/null
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f'{sys.argv[2]}: median {r[\"median\"]:.3f} s (min {r[\"min\"]:.3f}, max {r[\"max\"]:.3f}, {len(r[\"times\"])} runs)')" "$work/$name.json" "$name"
+}
+store=$work/store
+lock="$bin --store $store --lockfiles $work/locks -q lock python-data"
+uvc="$uv pip compile -q --python-version 3.13 --generate-hashes $reqs"
+uvboth="$uvc --python-platform x86_64-manylinux_2_40 -o $work/uv-amd64.txt && $uvc --python-platform aarch64-manylinux_2_40 -o $work/uv-arm64.txt"
+echo "== lock python-data (Debian + Python, both archs) vs uv pip compile (both platforms)"
+bench "carbon-store lock cold" --runs 3 --prepare "rm -rf '$store/pypi-metadata' '$work/locks/python-data.lock'" "$lock"
+bench "carbon-store lock warm" --warmup 1 --runs 10 --prepare "rm -f '$work/locks/python-data.lock'" "$lock"
+bench "uv pip compile cold" --runs 3 --prepare "rm -rf '$work/uv-cache'" "UV_CACHE_DIR=$work/uv-cache sh -c '$uvboth'"
+bench "uv pip compile warm" --warmup 1 --runs 10 "UV_CACHE_DIR=$work/uv-cache sh -c '$uvboth'"
+echo "== install (amd64) vs uv pip install --target, warm caches"
+$bin --store "$store" --lockfiles "$work/locks" -q fetch python-data
+realize="$bin --store $store --lockfiles $work/locks -q realize python-data --arch amd64 --out $work/oci-out"
+eval "$realize" >/dev/null
+bench "carbon-store realize (no cached layers)" --runs 3 --prepare "rm -rf '$store/layers' '$store/blobs' '$store/realized' '$work/oci-out'" "$realize"
+UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target "$work/uv-target" -r "$work/uv-amd64.txt"
+bench "uv pip install --target (warm cache)" --runs 3 --prepare "rm -rf '$work/uv-target'" "UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt"
+echo "packages: carbon-store $(grep -c 'file = ' "$work/locks/python-data.lock") wheel pins (both archs), uv $(grep -c '==' "$work/uv-amd64.txt") (amd64)"
