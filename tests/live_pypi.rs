@@ -44,6 +44,7 @@ fn resolves_the_data_science_set_for_both_archs() {
     let mirrors = MirrorSettings::from_host(&[]).unwrap();
     let index = mirrors.mirror("pypi").unwrap().urls;
     let fetcher = Fetcher::new(false);
+    let pages = solver::PageCache::default();
     let request = PyRequest {
         component: "python-data".into(),
         requirements: [
@@ -66,6 +67,7 @@ fn resolves_the_data_science_set_for_both_archs() {
             &index,
             &target(arch),
             std::slice::from_ref(&request),
+            &pages,
         )
         .unwrap();
         println!(

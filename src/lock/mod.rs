@@ -294,6 +294,7 @@ fn resolve_loaded(
     ctx: &LockContext,
 ) -> Result<Lockfile, LockError> {
     let python_requests = python_requests(plan)?;
+    let pages = pysolver::PageCache::default();
     let python_indexes = match &plan.python {
         Some(settings) if !python_requests.is_empty() => settings
             .indexes
@@ -327,6 +328,7 @@ fn resolve_loaded(
                     &python_requests,
                     &python_indexes,
                     ctx,
+                    &pages,
                 )?
             };
             let debian = selected
@@ -413,6 +415,7 @@ fn resolve_python(
     requests: &[PyRequest],
     indexes: &[String],
     ctx: &LockContext,
+    pages: &pysolver::PageCache,
 ) -> Result<Vec<PythonArtifact>, LockError> {
     let unsupported = |what: String| LockError::Unsupported {
         image: plan.name.clone(),
@@ -460,7 +463,7 @@ fn resolve_python(
         python: pep440_rs::Version::from_str(&python)
             .map_err(|e| unsupported(format!("{arch}: {e}")))?,
     };
-    let resolved = pysolver::resolve(ctx.fetcher, ctx.store, indexes, &target, requests)
+    let resolved = pysolver::resolve(ctx.fetcher, ctx.store, indexes, &target, requests, pages)
         .map_err(|e| LockError::Python(Box::new(e)))?;
     Ok(resolved
         .into_iter()

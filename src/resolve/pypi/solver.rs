@@ -23,6 +23,32 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+/// Index pages fetched during one lock run, shared by every arch's resolution (the pages
+/// do not depend on the arch; which files fit does).
+#[derive(Default)]
+pub struct PageCache {
+    pages: Mutex<HashMap<String, Arc<Vec<IndexFile>>>>,
+}
+
+impl PageCache {
+    fn get(
+        &self,
+        fetcher: &Fetcher,
+        indexes: &[String],
+        name: &str,
+    ) -> Result<Arc<Vec<IndexFile>>, PypiError> {
+        if let Some(p) = self.pages.lock().expect("lock").get(name) {
+            return Ok(p.clone());
+        }
+        let files = Arc::new(simple::project_files(fetcher, indexes, name)?);
+        self.pages
+            .lock()
+            .expect("lock")
+            .insert(name.to_string(), files.clone());
+        Ok(files)
+    }
+}
+
 /// One component's Python request.
 #[derive(Clone, Debug, Default)]
 pub struct PyRequest {
@@ -97,6 +123,7 @@ struct Provider<'a> {
     constraints: HashMap<String, Range>,
     excluded: HashSet<String>,
     projects: Mutex<HashMap<String, Arc<Vec<Candidate>>>>,
+    pages: &'a PageCache,
     metadata: Mutex<HashMap<String, Arc<CoreMetadata>>>,
 }
 
@@ -117,9 +144,9 @@ impl<'a> Provider<'a> {
         if let Some(c) = self.projects.lock().expect("lock").get(name) {
             return Ok(c.clone());
         }
-        let files = simple::project_files(self.fetcher, self.indexes, name)?;
+        let files = self.pages.get(self.fetcher, self.indexes, name)?;
         let mut best: BTreeMap<Version, (u32, IndexFile)> = BTreeMap::new();
-        for f in files {
+        for f in files.iter().cloned() {
             if f.yanked {
                 continue;
             }
@@ -217,28 +244,34 @@ impl<'a> Provider<'a> {
                 }
             })
             .collect();
+        // Page and metadata requests wait on the network, not the CPU: more in flight than cores.
+        let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(16).build() else {
+            return;
+        };
         while !level.is_empty() {
             level.retain(|n| seen.insert(n.clone()));
-            let next: Vec<Vec<String>> = level
-                .par_iter()
-                .map(|name| {
-                    let Ok(cands) = self.candidates(name) else {
-                        return Vec::new();
-                    };
-                    let Some(first) = cands.first() else {
-                        return Vec::new();
-                    };
-                    let Ok(meta) = self.metadata_of(&first.file) else {
-                        return Vec::new();
-                    };
-                    meta.requires_dist
-                        .iter()
-                        .filter_map(|t| parse_requirement(t).ok())
-                        .filter(|r| r.marker.evaluate(&self.target.env, &[]))
-                        .map(|r| simple::normalize(r.name.as_ref()))
-                        .collect()
-                })
-                .collect();
+            let next: Vec<Vec<String>> = pool.install(|| {
+                level
+                    .par_iter()
+                    .map(|name| {
+                        let Ok(cands) = self.candidates(name) else {
+                            return Vec::new();
+                        };
+                        let Some(first) = cands.first() else {
+                            return Vec::new();
+                        };
+                        let Ok(meta) = self.metadata_of(&first.file) else {
+                            return Vec::new();
+                        };
+                        meta.requires_dist
+                            .iter()
+                            .filter_map(|t| parse_requirement(t).ok())
+                            .filter(|r| r.marker.evaluate(&self.target.env, &[]))
+                            .map(|r| simple::normalize(r.name.as_ref()))
+                            .collect()
+                    })
+                    .collect()
+            });
             level = next.into_iter().flatten().collect();
         }
     }
@@ -352,6 +385,7 @@ pub fn resolve(
     indexes: &[String],
     target: &PyTarget,
     requests: &[PyRequest],
+    pages: &PageCache,
 ) -> Result<Vec<Resolved>, PyResolveError> {
     let env_none: &[ExtraName] = &[];
     let mut root = Vec::new();
@@ -415,6 +449,7 @@ pub fn resolve(
         constraints,
         excluded,
         projects: Mutex::new(HashMap::new()),
+        pages,
         metadata: Mutex::new(HashMap::new()),
     };
     provider.prefetch();
