@@ -4,28 +4,8 @@
 mod common;
 
 use common::Sandbox;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-
-fn digests(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    common::sha256_hex(&std::fs::read(&p).unwrap()),
-                );
-            }
-        }
-    }
-    out
-}
 
 /// A second working copy: the same recipes and lockfiles, an empty store, and mirrors that
 /// point nowhere (as at a site with no network).
@@ -75,7 +55,7 @@ fn ok(mut c: Command) -> String {
 fn a_bundle_builds_the_same_images_with_no_network_and_no_connection_attempt() {
     let sb = Sandbox::new();
     sb.ok(&["realize", "test"]);
-    let connected = digests(&sb.path("oci-out"));
+    let connected = common::digests(&sb.path("oci-out"));
     let out = sb.ok(&["bundle", "export", "test", "-o", "test.bundle", "--zstd"]);
     assert!(
         out.contains("wrote test.bundle (") && out.contains("objects"),
@@ -119,7 +99,7 @@ fn a_bundle_builds_the_same_images_with_no_network_and_no_connection_attempt() {
         assert!(ip.is_empty(), "connection attempts:\n{}", ip.join("\n"));
     }
     assert_eq!(
-        digests(&site.path().join("oci-out")),
+        common::digests(&site.path().join("oci-out")),
         connected,
         "the air-gapped build differs"
     );

@@ -326,31 +326,11 @@ trait Pipe: Sized {
 }
 impl<T> Pipe for T {}
 
-/// Every file under a directory with its sha256, relative paths.
-fn digests(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().display().to_string(),
-                    common::sha256_hex(&std::fs::read(&p).unwrap()),
-                );
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn outputs_are_bit_identical_across_threads_time_zones_umasks_locales_dirs_and_stores() {
     let sb = Sandbox::new();
     sb.ok(&["realize", "test"]);
-    let first = digests(&sb.path("oci-out"));
+    let first = common::digests(&sb.path("oci-out"));
     // Again from a subdirectory, one thread, another zone, locale and umask, a fresh store.
     std::fs::create_dir_all(sb.path("elsewhere")).unwrap();
     let out = sb
@@ -370,7 +350,7 @@ fn outputs_are_bit_identical_across_threads_time_zones_umasks_locales_dirs_and_s
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(digests(&sb.path("oci-out2")), first);
+    assert_eq!(common::digests(&sb.path("oci-out2")), first);
 }
 
 #[test]

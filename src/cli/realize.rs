@@ -105,13 +105,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         selected.archs.retain(|a, _| archs.contains(a));
         // Byte-code is compiled by the image's interpreter for the host's arch: fetch it too.
         if selected.archs.values().any(|a| !a.python.is_empty()) {
-            let minor = lock
-                .archs
-                .values()
-                .flat_map(|a| a.debian.iter())
-                .find(|d| d.name == "python3")
-                .map(|d| d.version.split('.').take(2).collect::<Vec<_>>().join("."))
-                .unwrap_or_default();
+            let minor = carbon_store::realize::python::python_minor(&lock);
             let extra = carbon_store::realize::python::Compiler::packages(&lock, &minor);
             if let Some(section) = selected.archs.values_mut().next() {
                 for p in extra {

@@ -348,13 +348,7 @@ pub fn realize(
     }
     // Byte-code for Python layers, compiled once by the image's interpreter.
     let has_python = lock.archs.values().any(|a| !a.python.is_empty());
-    let minor = lock
-        .archs
-        .values()
-        .flat_map(|a| a.debian.iter())
-        .find(|d| d.name == "python3")
-        .map(|d| d.version.split('.').take(2).collect::<Vec<_>>().join("."))
-        .unwrap_or_default();
+    let minor = python::python_minor(lock);
     let compiler = if has_python {
         python::Compiler::prepare(store, lock, &minor).map_err(|error| RealizeError::Wheel {
             arch: "all".into(),

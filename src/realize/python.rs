@@ -24,6 +24,29 @@ pub enum WheelError {
     Bad { wheel: String, reason: String },
 }
 
+/// A directory made for the environment (root-owned, 0755, the wheel mtime).
+fn wheel_dir() -> Node {
+    Node {
+        kind: EntryKind::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: WHEEL_MTIME,
+        data: Vec::new(),
+        package: None,
+    }
+}
+
+/// The `3.X` of the image's `python3` package in a lock (empty without one).
+pub fn python_minor(lock: &crate::lock::Lockfile) -> String {
+    lock.archs
+        .values()
+        .flat_map(|a| a.debian.iter())
+        .find(|d| d.name == "python3")
+        .map(|d| d.version.split('.').take(2).collect::<Vec<_>>().join("."))
+        .unwrap_or_default()
+}
+
 /// Where the environment is and which interpreter it uses.
 pub struct Venv {
     /// e.g. `opt/carbon/python` (no leading slash).
@@ -232,18 +255,7 @@ pub fn install(
             }
             parent.push_str(part);
             if !tree.nodes.contains_key(&parent) {
-                tree.put(
-                    &parent,
-                    Node {
-                        kind: EntryKind::Dir,
-                        mode: 0o755,
-                        uid: 0,
-                        gid: 0,
-                        mtime: WHEEL_MTIME,
-                        data: Vec::new(),
-                        package: None,
-                    },
-                );
+                tree.put(&parent, wheel_dir());
             }
         }
         installed.push((path.clone(), record_hash(&data), data.len()));
@@ -670,18 +682,7 @@ impl Compiler {
             };
             if let Some(data) = compiled {
                 if !tree.nodes.contains_key(&cache) {
-                    tree.put(
-                        &cache,
-                        Node {
-                            kind: EntryKind::Dir,
-                            mode: 0o755,
-                            uid: 0,
-                            gid: 0,
-                            mtime: WHEEL_MTIME,
-                            data: Vec::new(),
-                            package: None,
-                        },
-                    );
+                    tree.put(&cache, wheel_dir());
                 }
                 tree.put(
                     &pyc,

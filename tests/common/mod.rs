@@ -376,3 +376,23 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Every file under a directory with its sha256, by relative path.
+pub fn digests(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    sha256_hex(&fs::read(&p).unwrap()),
+                );
+            }
+        }
+    }
+    out
+}
