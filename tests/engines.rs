@@ -28,15 +28,15 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
-fn carbon(out_dir: &Path, extra: &[&str]) -> String {
+/// `carbon-store realize IMAGE --out DIR` on the repository's recipes and locks.
+fn realize(image: &str, out_dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
     c.current_dir(repo())
         .arg("--store")
         .arg(store())
-        .args(["realize", "minimal", "--out"])
-        .arg(out_dir)
-        .args(extra);
-    run(&mut c)
+        .args(["realize", image, "--out"])
+        .arg(out_dir);
+    c
 }
 
 fn docker(args: &[&str]) -> String {
@@ -52,7 +52,7 @@ fn docker(args: &[&str]) -> String {
 fn minimal_loads_and_runs_in_docker_and_reads_in_skopeo_and_umoci() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
-    let report = carbon(&out, &[]);
+    let report = run(&mut realize("minimal", &out));
     assert!(
         report.contains("minimal amd64: manifest sha256:")
             && report.contains("minimal arm64: manifest sha256:"),
@@ -154,17 +154,11 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
 
     // Determinism with the real packages: a rebuild from the sources matches, and so does a
     // single-threaded build into another directory.
-    carbon(&out, &["--check"]);
+    run(realize("minimal", &out).arg("--check"));
     let out2 = work.path().join("oci-out-1thread");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
-    c.current_dir(repo())
+    run(realize("minimal", &out2)
         .env("RAYON_NUM_THREADS", "1")
-        .env("TZ", "Asia/Kolkata")
-        .arg("--store")
-        .arg(store())
-        .args(["realize", "minimal", "--out"])
-        .arg(&out2);
-    run(&mut c);
+        .env("TZ", "Asia/Kolkata"));
     assert_eq!(
         std::fs::read(layout.join("index.json")).unwrap(),
         std::fs::read(out2.join("minimal/index.json")).unwrap()
@@ -180,13 +174,7 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
 fn python_data_runs_numpy_pandas_scikit_learn_and_jupyter() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
-    c.current_dir(repo())
-        .arg("--store")
-        .arg(store())
-        .args(["realize", "python-data", "--out"])
-        .arg(&out);
-    run(&mut c);
+    run(&mut realize("python-data", &out));
     docker(&[
         "load",
         "-i",
@@ -241,21 +229,8 @@ dpkg --audit";
     assert_eq!(got.trim(), "aarch64 10", "{got}");
     // Realizing again gives the same image.
     let out2 = work.path().join("again");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
-    c.current_dir(repo())
-        .arg("--store")
-        .arg(store())
-        .args(["realize", "python-data", "--check", "--out"])
-        .arg(&out);
-    run(&mut c);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
-    c.current_dir(repo())
-        .env("RAYON_NUM_THREADS", "1")
-        .arg("--store")
-        .arg(store())
-        .args(["realize", "python-data", "--out"])
-        .arg(&out2);
-    run(&mut c);
+    run(realize("python-data", &out).arg("--check"));
+    run(realize("python-data", &out2).env("RAYON_NUM_THREADS", "1"));
     assert_eq!(
         std::fs::read(out.join("python-data/index.json")).unwrap(),
         std::fs::read(out2.join("python-data/index.json")).unwrap()

@@ -12,6 +12,16 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// The entries of a directory that may not exist (then there are none).
+fn entries(dir: &Path) -> impl Iterator<Item = fs::DirEntry> {
+    fs::read_dir(dir).into_iter().flatten().flatten()
+}
+
+/// A JSON file, or `None` when it is missing or not JSON.
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
 /// What must stay.
 #[derive(Debug, Default)]
 pub struct Roots {
@@ -59,11 +69,7 @@ impl Roots {
                 .join("blobs/sha256")
                 .join(d.trim_start_matches("sha256:"))
         };
-        let read = |p: PathBuf| {
-            fs::read(p)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        };
+        let read = |p: PathBuf| read_json(&p);
         let mut pending: Vec<serde_json::Value> =
             read(layout.join("index.json")).into_iter().collect();
         while let Some(doc) = pending.pop() {
@@ -115,10 +121,7 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
     let root = store.root();
     let mut doomed: Vec<PathBuf> = Vec::new();
     // Objects: `<32 chars>-<name>` files; refs keep the InRelease they point at.
-    let referenced: BTreeSet<String> = fs::read_dir(root.join("refs"))
-        .into_iter()
-        .flatten()
-        .flatten()
+    let referenced: BTreeSet<String> = entries(&root.join("refs"))
         .filter_map(|e| {
             fs::read_to_string(e.path())
                 .ok()
@@ -150,11 +153,7 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
             }
         }
     }
-    for e in fs::read_dir(root.join("blobs/sha256"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    for e in entries(&root.join("blobs/sha256")) {
         if roots.blobs.contains(&*e.file_name().to_string_lossy()) {
             report.kept += 1;
         } else {
@@ -162,14 +161,8 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
         }
     }
     // Layer cache entries whose blob goes; realize records; abandoned temp files.
-    for e in fs::read_dir(root.join("layers"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let keep = fs::read(e.path())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    for e in entries(&root.join("layers")) {
+        let keep = read_json(&e.path())
             .and_then(|v| {
                 v["digest"]
                     .as_str()
@@ -181,14 +174,8 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
         }
     }
     // A realize record stays while the outputs it describes are all there.
-    for e in fs::read_dir(root.join("realized"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let outputs_exist = fs::read(e.path())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    for e in entries(&root.join("realized")) {
+        let outputs_exist = read_json(&e.path())
             .and_then(|v| {
                 v["files"]
                     .as_object()
@@ -199,11 +186,7 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
             doomed.push(e.path());
         }
     }
-    for e in fs::read_dir(root.join(".tmp"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    for e in entries(&root.join(".tmp")) {
         doomed.push(e.path());
     }
     doomed.sort();
@@ -284,11 +267,7 @@ pub fn verify(store: &Store, roots: &Roots) -> Result<(usize, Vec<Problem>), Sto
             files.push((e.path(), Named::Object(name)));
         }
     }
-    for e in fs::read_dir(root.join("blobs/sha256"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    for e in entries(&root.join("blobs/sha256")) {
         files.push((
             e.path(),
             Named::Blob(e.file_name().to_string_lossy().into_owned()),

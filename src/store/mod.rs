@@ -90,7 +90,8 @@ impl Store {
         &self.root
     }
 
-    fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
+    /// The store's lock file, opened (created if missing).
+    fn lock_file(&self) -> Result<(File, PathBuf), StoreError> {
         let path = self.root.join(".lock");
         let file = File::options()
             .create(true)
@@ -98,6 +99,11 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(|e| StoreError::io("opening", &path, e))?;
+        Ok((file, path))
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
+        let (file, path) = self.lock_file()?;
         let result = if exclusive {
             file.lock()
         } else {
@@ -114,13 +120,7 @@ impl Store {
 
     /// The exclusive lock if it is free right now (to tell the user when gc must wait).
     pub fn lock_exclusive_nowait(&self) -> Result<StoreLock, StoreError> {
-        let path = self.root.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("opening", &path, e))?;
+        let (file, path) = self.lock_file()?;
         file.try_lock()
             .map_err(|e| StoreError::io("locking", &path, std::io::Error::other(e.to_string())))?;
         Ok(StoreLock { _file: file })
