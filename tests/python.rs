@@ -277,13 +277,54 @@ fn bundles_gc_and_verify_cover_wheels() {
             .any(|o| o.ends_with("-tool-1.0-py3-none-any.whl")),
         "gc kept the locked wheel"
     );
+    let input_records = || {
+        std::fs::read_dir(sb.path("store/layers"))
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name().to_string_lossy().starts_with("inputs-")
+            })
+            .count()
+    };
+    assert_eq!(input_records(), 1, "the output's Python layer stays known");
     sb.ok(&["verify"]);
     sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
     let bundle = std::fs::read(sb.path("test.bundle")).unwrap();
+    std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
+    sb.ok(&["gc"]);
+    assert_eq!(input_records(), 0, "its blob went with the output");
     let manifest_end = bundle.windows(2).position(|w| w == b"\n}").unwrap();
     let manifest = String::from_utf8_lossy(&bundle[512..manifest_end]);
     assert!(
         manifest.contains("\"name\": \"tool-1.0-py3-none-any.whl\""),
         "{manifest}"
     );
+}
+
+#[test]
+fn a_python_layer_built_before_from_the_same_inputs_is_reused_and_check_rebuilds_it() {
+    let sb = sandbox(false, &["tool", "gamma"], &[]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let first = layer_files(&sb, "amd64");
+    // Spoil the stored wheels (same size, so only their hashes tell). A realize into a new
+    // output directory reuses the Python layer from its inputs and never opens them.
+    let wheels: Vec<String> = sb
+        .store_objects()
+        .into_iter()
+        .filter(|o| o.ends_with(".whl"))
+        .collect();
+    assert!(!wheels.is_empty());
+    for w in &wheels {
+        let path = sb.path("store").join(w);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    assert_eq!(layer_files(&sb, "amd64"), first);
+    // --check rebuilds every layer from its sources, and so reads the spoiled wheel.
+    let err = sb.fails(&["realize", "test", "--arch", "amd64", "--check"], 1);
+    assert!(err.contains(".whl"), "{err}");
 }

@@ -223,6 +223,25 @@ impl Tree {
         self.nodes.insert(path.to_string(), node);
     }
 
+    /// The same tree with every file's contents left out (metadata only).
+    pub fn without_contents(&self) -> Tree {
+        Tree {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(path, node)| {
+                    let node = Node {
+                        data: Vec::new(),
+                        package: node.package.clone(),
+                        kind: node.kind.clone(),
+                        ..*node
+                    };
+                    (path.clone(), node)
+                })
+                .collect(),
+        }
+    }
+
     /// Paths of non-directories with their owning package, for cross-layer checks.
     pub fn owned_files(&self) -> impl Iterator<Item = (&String, &str)> {
         self.nodes

@@ -69,6 +69,8 @@ pub enum LayerError {
     Tree(#[from] TreeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("layer {0} left the store while being reused; run the command again")]
+    Vanished(String),
 }
 
 /// Builds each planned layer's tree in parallel, consuming the packages' entries.
@@ -163,28 +165,39 @@ fn cache_path(store: &Store, diff_id: &str, compression: Compression) -> PathBuf
     ))
 }
 
-/// Writes (or reuses) one layer: tar, diff id, compressed blob in the store.
+/// The layer with this diff id, if the store has it in `compression`.
+pub fn cached(store: &Store, diff_id: &str, compression: Compression) -> Option<BuiltLayer> {
+    let text = std::fs::read_to_string(cache_path(store, diff_id, compression)).ok()?;
+    let layer = serde_json::from_str::<BuiltLayer>(&text).ok()?;
+    let blob = blob_dir(store)
+        .join("sha256")
+        .join(layer.digest.trim_start_matches("sha256:"));
+    std::fs::metadata(&blob)
+        .is_ok_and(|m| m.len() == layer.size)
+        .then_some(layer)
+}
+
+/// Writes (or reuses) one layer: tar, diff id, compressed blob in the store. A `prebuilt`
+/// layer (its diff id known from its inputs) is taken from the store without a tar.
 pub fn finish(
     store: &Store,
     tree: &Tree,
+    prebuilt: Option<&str>,
     comment: &str,
     compression: Compression,
     use_cache: bool,
 ) -> Result<(BuiltLayer, Vec<u8>), LayerError> {
+    if let Some(diff_id) = prebuilt {
+        let mut layer = cached(store, diff_id, compression)
+            .ok_or_else(|| LayerError::Vanished(diff_id.to_string()))?;
+        layer.comment = comment.to_string();
+        return Ok((layer, Vec::new()));
+    }
     let tar = tree.to_tar();
     let diff_id = digest_of(&tar);
-    let cache = cache_path(store, &diff_id, compression);
-    if use_cache
-        && let Ok(text) = std::fs::read_to_string(&cache)
-        && let Ok(mut layer) = serde_json::from_str::<BuiltLayer>(&text)
-    {
-        let blob = blob_dir(store)
-            .join("sha256")
-            .join(layer.digest.trim_start_matches("sha256:"));
-        if std::fs::metadata(&blob).is_ok_and(|m| m.len() == layer.size) {
-            layer.comment = comment.to_string();
-            return Ok((layer, tar));
-        }
+    if use_cache && let Some(mut layer) = cached(store, &diff_id, compression) {
+        layer.comment = comment.to_string();
+        return Ok((layer, tar));
     }
     let blob = compress(&tar, compression);
     let digest = digest_of(&blob);
@@ -195,14 +208,14 @@ pub fn finish(
         write_atomic(&path, &blob)?;
     }
     let layer = BuiltLayer {
-        diff_id,
+        diff_id: diff_id.clone(),
         digest,
         size: blob.len() as u64,
         media_type: compression.media_type().to_string(),
         comment: comment.to_string(),
     };
     write_atomic(
-        &cache,
+        &cache_path(store, &diff_id, compression),
         &serde_json::to_vec(&layer).expect("layer metadata serializes"),
     )?;
     Ok((layer, tar))

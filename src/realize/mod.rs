@@ -4,9 +4,11 @@
 //! arch. A realize whose inputs and outputs are unchanged only verifies and returns.
 
 pub mod check;
+pub mod input_cache;
 pub mod layers;
 pub mod packages;
 pub mod python;
+pub mod python_layers;
 
 use crate::fixup::{self, FixupError, FixupInput};
 use crate::layer::compress::Compression;
@@ -145,7 +147,7 @@ fn build_arch(
     store: &Store,
     opts: &RealizeOptions,
     files_dir: &Path,
-    compiler: Option<&python::Compiler>,
+    compiler: &python_layers::LazyCompiler,
 ) -> Result<(BuiltImage, Vec<Vec<u8>>), RealizeError> {
     let artifacts = &lock.archs[arch].debian;
     let mut loaded = packages::load_all(store, artifacts).map_err(|error| RealizeError::Load {
@@ -163,93 +165,50 @@ fn build_arch(
         })?;
 
     // Python environments: one layer per component with wheels (a wheel of 200 MB or more
-    // on its own), the venv skeleton in the first.
-    let wheels = &lock.archs[arch].python;
-    if !wheels.is_empty() {
-        let python_full = artifacts
-            .iter()
-            .find(|a| a.name == "python3")
-            .map(|a| {
-                a.version
-                    .split('-')
-                    .next()
-                    .unwrap_or("")
-                    .split(':')
-                    .next_back()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default();
-        let python_minor = python_full.split('.').take(2).collect::<Vec<_>>().join(".");
-        let prefix = plan
-            .python
-            .clone()
-            .unwrap_or_default()
-            .prefix
-            .trim_start_matches('/')
-            .to_string();
-        let venv = python::Venv {
-            prefix,
-            python_minor,
-            python_full,
-        };
-        let requested: BTreeSet<String> = plan
-            .components
-            .iter()
-            .filter_map(|c| c.recipe.python.as_ref())
-            .flat_map(|p| p.requirements.iter())
-            .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
-            .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
-            .collect();
-        let mut groups: Vec<(String, Vec<&crate::lock::PythonArtifact>)> = Vec::new();
-        for c in &plan.components {
-            let mine: Vec<_> = wheels.iter().filter(|w| w.component == c.name).collect();
-            let (big, small): (Vec<_>, Vec<_>) = mine
-                .into_iter()
-                .partition(|w| w.size >= layers::OWN_LAYER_BYTES);
-            if !small.is_empty() {
-                groups.push((
-                    format!("component {}: {} Python packages", c.name, small.len()),
-                    small,
-                ));
+    // on its own), the venv skeleton in the first; a layer built before from the same
+    // inputs is reused without unpacking its wheels.
+    let python = python_layers::plan(plan, lock, arch);
+    let wheel_error = |error| RealizeError::Wheel {
+        arch: arch.into(),
+        error,
+    };
+    let build_python = |i: usize| {
+        python_layers::build(
+            store,
+            &python,
+            &python.groups[i],
+            compiler,
+            &format!("{arch}-{i}"),
+        )
+        .map_err(wheel_error)
+    };
+    let python_built: Vec<Result<(Tree, Option<input_cache::Prebuilt>), RealizeError>> = (0
+        ..python.groups.len())
+        .into_par_iter()
+        .map(|i| {
+            if !opts.check
+                && let Some(hit) = input_cache::lookup(store, &python.groups[i].key, |diff_id| {
+                    layers::cached(store, diff_id, opts.compression).is_some()
+                })
+            {
+                return Ok((hit.0, Some(hit.1)));
             }
-            for w in big {
-                groups.push((
-                    format!("component {}: Python package {}", c.name, w.name),
-                    vec![w],
-                ));
-            }
-        }
-        let built: Vec<Result<Tree, RealizeError>> = groups
-            .par_iter()
-            .enumerate()
-            .map(|(i, (_, members))| {
-                let mut tree = Tree::default();
-                if i == 0 {
-                    venv.skeleton(&mut tree);
-                }
-                for w in members {
-                    python::install(store, w, &venv, requested.contains(&w.name), &mut tree)
-                        .map_err(|error| RealizeError::Wheel {
-                            arch: arch.into(),
-                            error,
-                        })?;
-                }
-                if let Some(c) = compiler {
-                    c.compile(&mut tree, &venv.site_packages(), &format!("{arch}-{i}"))
-                        .map_err(|error| RealizeError::Wheel {
-                            arch: arch.into(),
-                            error,
-                        })?;
-                }
-                Ok(tree)
-            })
-            .collect();
-        for (tree, (comment, _)) in built.into_iter().zip(&groups) {
-            trees.push(tree?);
-            python_comments.push(comment.clone());
-        }
+            Ok((build_python(i)?, None))
+        })
+        .collect();
+    let python_first = trees.len();
+    let mut prebuilt: Vec<Option<input_cache::Prebuilt>> = vec![None; trees.len()];
+    for (built, group) in python_built.into_iter().zip(&python.groups) {
+        let (tree, hit) = built?;
+        trees.push(tree);
+        prebuilt.push(hit);
+        python_comments.push(group.comment.clone());
     }
+    // Fresh Python layers are recorded as built, before the reconciliation below.
+    let fresh_python: Vec<(usize, Tree)> = (python_first..trees.len())
+        .filter(|&t| prebuilt[t].is_none())
+        .map(|t| (t, trees[t].without_contents()))
+        .collect();
 
     // The fixups layer sees the whole image.
     let mut infos: Vec<fixup::InstalledPackage> = loaded.iter().map(|p| p.info.clone()).collect();
@@ -285,19 +244,41 @@ fn build_arch(
     })?;
     drop(loaded);
     trees.push(fixups);
+    prebuilt.push(None);
     let mut comments: Vec<String> = plans.iter().map(|p| p.comment.clone()).collect();
     comments.extend(python_comments);
     comments.push("fixups: dpkg database, accounts, alternatives, configuration".into());
-    layers::reconcile(&mut trees, &replaces).map_err(|error| RealizeError::Tree {
+    let tree_error = |error| RealizeError::Tree {
         arch: arch.into(),
         error,
-    })?;
+    };
+    layers::reconcile(&mut trees, &replaces).map_err(tree_error)?;
+    // A reused layer whose directories below changed since it was built is built again.
+    let mut stale = false;
+    for t in python_first..python_first + python.groups.len() {
+        if let Some(hit) = &prebuilt[t]
+            && input_cache::skeleton_digest(&trees[t]) != hit.reconciled
+        {
+            trees[t] = build_python(t - python_first)?;
+            prebuilt[t] = None;
+            stale = true;
+        }
+    }
+    if stale {
+        layers::reconcile(&mut trees, &replaces).map_err(tree_error)?;
+    }
+    let reconciled: Vec<(usize, String)> = fresh_python
+        .iter()
+        .map(|(t, _)| (*t, input_cache::skeleton_digest(&trees[*t])))
+        .collect();
 
     let results: Vec<Result<(BuiltLayer, Vec<u8>), LayerError>> = trees
         .par_iter()
         .zip(comments.par_iter())
-        .map(|(tree, comment)| {
-            layers::finish(store, tree, comment, opts.compression, !opts.check)
+        .zip(prebuilt.par_iter())
+        .map(|((tree, comment), hit)| {
+            let diff_id = hit.as_ref().map(|h| h.diff_id.as_str());
+            layers::finish(store, tree, diff_id, comment, opts.compression, !opts.check)
                 .map(|(layer, tar)| (layer, if opts.check { tar } else { Vec::new() }))
         })
         .collect();
@@ -310,6 +291,17 @@ fn build_arch(
         })?;
         built.push(layer);
         tars.push(tar);
+    }
+    for ((t, skeleton), (_, digest)) in fresh_python.iter().zip(&reconciled) {
+        if prebuilt[*t].is_none() && !opts.check {
+            input_cache::save(
+                store,
+                &python.groups[t - python_first].key,
+                skeleton,
+                digest,
+                &built[*t].diff_id,
+            )?;
+        }
     }
     let settings = ConfigSettings {
         arch,
@@ -346,21 +338,12 @@ pub fn realize(
     {
         return Ok(done);
     }
-    // Byte-code for Python layers, compiled once by the image's interpreter.
-    let has_python = lock.archs.values().any(|a| !a.python.is_empty());
-    let minor = python::python_minor(lock);
-    let compiler = if has_python {
-        python::Compiler::prepare(store, lock, &minor).map_err(|error| RealizeError::Wheel {
-            arch: "all".into(),
-            error,
-        })?
-    } else {
-        None
-    };
+    // Byte-code for Python layers, compiled by the image's interpreter once it is needed.
+    let compiler = python_layers::LazyCompiler::new(store, lock);
     let built: Vec<(BuiltImage, Vec<Vec<u8>>)> = opts
         .archs
         .par_iter()
-        .map(|arch| build_arch(plan, lock, arch, store, opts, files_dir, compiler.as_ref()))
+        .map(|arch| build_arch(plan, lock, arch, store, opts, files_dir, &compiler))
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<_, _>>()?;

@@ -160,14 +160,35 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
             doomed.push(e.path());
         }
     }
-    // Layer cache entries whose blob goes; realize records; abandoned temp files.
+    // Layer cache entries whose blob goes, and the input records (`inputs-*.json`) of
+    // layers no longer cached; realize records; abandoned temp files.
+    let mut kept_diff_ids = std::collections::BTreeSet::new();
+    let mut input_records = Vec::new();
     for e in entries(&root.join("layers")) {
-        let keep = read_json(&e.path())
+        if e.file_name().to_string_lossy().starts_with("inputs-") {
+            input_records.push(e);
+            continue;
+        }
+        let layer = read_json(&e.path());
+        let keep = layer
+            .as_ref()
             .and_then(|v| {
                 v["digest"]
                     .as_str()
                     .map(|d| roots.blobs.contains(d.trim_start_matches("sha256:")))
             })
+            .unwrap_or(false);
+        if keep {
+            if let Some(diff_id) = layer.as_ref().and_then(|v| v["diff_id"].as_str()) {
+                kept_diff_ids.insert(diff_id.to_string());
+            }
+        } else {
+            doomed.push(e.path());
+        }
+    }
+    for e in input_records {
+        let keep = read_json(&e.path())
+            .and_then(|v| v["diff_id"].as_str().map(|d| kept_diff_ids.contains(d)))
             .unwrap_or(false);
         if !keep {
             doomed.push(e.path());

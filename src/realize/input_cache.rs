@@ -1,0 +1,224 @@
+//! Python layers known by their inputs, so that a realize whose wheels were installed before
+//! reuses the layer instead of unpacking, hashing, byte-compiling and compressing them again.
+//!
+//! A Python layer's bytes follow from its wheels, the venv settings, the interpreter that
+//! compiled its byte-code and this tool's sources (the key), and from the metadata of the
+//! directories below it that the cross-layer reconciliation copies in. The record keeps the
+//! layer's tree without file contents (so that conflict checks and fixups see the same
+//! paths as on a fresh build), a digest of that tree after reconciliation, and the diff id.
+//! A hit is used only when today's reconciliation gives the same digest and the compressed
+//! blob is still in the store; otherwise the layer is built afresh.
+
+use crate::layer::tar::EntryKind;
+use crate::layer::tree::{Node, Tree};
+use crate::store::{Store, StoreError, write_atomic};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The inputs of one layer, hashed into its cache key in the order given.
+#[derive(Default)]
+pub struct InputKey {
+    hasher: Sha256,
+}
+
+impl InputKey {
+    pub fn new() -> InputKey {
+        let mut key = InputKey::default();
+        key.add(super::layers::LAYER_FORMAT);
+        key.add(env!("CARBON_SOURCE_HASH"));
+        key
+    }
+
+    /// Adds one input; inputs are separated so that ("ab", "c") differs from ("a", "bc").
+    pub fn add(&mut self, part: &str) {
+        self.hasher.update((part.len() as u64).to_le_bytes());
+        self.hasher.update(part.as_bytes());
+    }
+
+    pub fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SkeletonNode {
+    path: String,
+    kind: EntryKind,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    package: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    diff_id: String,
+    /// [`skeleton_digest`] of the tree after reconciliation when the layer was built.
+    reconciled: String,
+    nodes: Vec<SkeletonNode>,
+}
+
+/// A layer taken from the cache: its diff id and the digest its reconciled tree must have.
+#[derive(Clone, Debug)]
+pub struct Prebuilt {
+    pub key: String,
+    pub diff_id: String,
+    pub reconciled: String,
+}
+
+fn record_path(store: &Store, key: &str) -> PathBuf {
+    store
+        .root()
+        .join("layers")
+        .join(format!("inputs-{key}.json"))
+}
+
+/// A digest of everything in the tree's tar except file contents and sizes (which the key
+/// fixes).
+pub fn skeleton_digest(tree: &Tree) -> String {
+    let mut h = Sha256::new();
+    for (path, node) in &tree.nodes {
+        let line = serde_json::to_vec(&skeleton_node(path, node)).expect("node serializes");
+        h.update((line.len() as u64).to_le_bytes());
+        h.update(&line);
+    }
+    hex::encode(h.finalize())
+}
+
+fn skeleton_node(path: &str, node: &Node) -> SkeletonNode {
+    SkeletonNode {
+        path: path.to_string(),
+        kind: node.kind.clone(),
+        mode: node.mode,
+        uid: node.uid,
+        gid: node.gid,
+        mtime: node.mtime,
+        package: node.package.clone(),
+    }
+}
+
+/// The layer recorded under `key`, as a contents-less tree, if its blob in `blob_exists`
+/// is still there. The nodes' data are empty; only metadata is kept.
+pub fn lookup(
+    store: &Store,
+    key: &str,
+    blob_exists: impl Fn(&str) -> bool,
+) -> Option<(Tree, Prebuilt)> {
+    let text = std::fs::read(record_path(store, key)).ok()?;
+    let record: Record = serde_json::from_slice(&text).ok()?;
+    if !blob_exists(&record.diff_id) {
+        return None;
+    }
+    let mut nodes = BTreeMap::new();
+    for n in record.nodes {
+        nodes.insert(
+            n.path,
+            Node {
+                kind: n.kind,
+                mode: n.mode,
+                uid: n.uid,
+                gid: n.gid,
+                mtime: n.mtime,
+                data: Vec::new(),
+                package: n.package,
+            },
+        );
+    }
+    Some((
+        Tree { nodes },
+        Prebuilt {
+            key: key.to_string(),
+            diff_id: record.diff_id,
+            reconciled: record.reconciled,
+        },
+    ))
+}
+
+/// Records a freshly built layer: `built` is its tree before reconciliation,
+/// `reconciled` its [`skeleton_digest`] after.
+pub fn save(
+    store: &Store,
+    key: &str,
+    built: &Tree,
+    reconciled: &str,
+    diff_id: &str,
+) -> Result<(), StoreError> {
+    let record = Record {
+        diff_id: diff_id.to_string(),
+        reconciled: reconciled.to_string(),
+        nodes: built
+            .nodes
+            .iter()
+            .map(|(path, node)| skeleton_node(path, node))
+            .collect(),
+    };
+    write_atomic(
+        &record_path(store, key),
+        &serde_json::to_vec(&record).expect("record serializes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(data: &[u8]) -> Node {
+        Node {
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            data: data.to_vec(),
+            package: Some("pkg".into()),
+        }
+    }
+
+    #[test]
+    fn key_separates_inputs() {
+        let key = |parts: &[&str]| {
+            let mut k = InputKey::new();
+            for p in parts {
+                k.add(p);
+            }
+            k.finish()
+        };
+        assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
+        assert_eq!(key(&["ab", "c"]), key(&["ab", "c"]));
+    }
+
+    #[test]
+    fn skeleton_digest_sees_metadata_not_contents() {
+        let mut a = Tree::default();
+        a.put("x", file(b"one"));
+        let mut b = Tree::default();
+        b.put("x", file(b"three"));
+        assert_eq!(skeleton_digest(&a), skeleton_digest(&b));
+        let mut c = Tree::default();
+        c.put("y", file(b"one"));
+        assert_ne!(skeleton_digest(&a), skeleton_digest(&c));
+        let mut d = Tree::default();
+        let mut n = file(b"one");
+        n.mode = 0o755;
+        d.put("x", n);
+        assert_ne!(skeleton_digest(&a), skeleton_digest(&d));
+    }
+
+    #[test]
+    fn saved_layers_come_back_without_contents_only_while_the_blob_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut tree = Tree::default();
+        tree.put("x", file(b"data"));
+        save(&store, "k", &tree, "r", "sha256:abc").unwrap();
+        let (back, prebuilt) = lookup(&store, "k", |_| true).unwrap();
+        assert_eq!(back.nodes["x"].data, Vec::<u8>::new());
+        assert_eq!(skeleton_digest(&back), skeleton_digest(&tree));
+        assert_eq!(prebuilt.diff_id, "sha256:abc");
+        assert!(lookup(&store, "k", |_| false).is_none());
+        assert!(lookup(&store, "other", |_| true).is_none());
+    }
+}

@@ -1,0 +1,209 @@
+//! An arch's Python layers: which wheels go into which layer (one layer per component, a
+//! wheel of 200 MB or more on its own, the venv skeleton in the first), each layer's input
+//! key for [`super::input_cache`], and building one layer's tree.
+
+use super::layers::OWN_LAYER_BYTES;
+use super::python::{self, Compiler, Venv, WheelError};
+use crate::layer::tar::EntryKind;
+use crate::layer::tree::Tree;
+use crate::lock::{Lockfile, PythonArtifact};
+use crate::recipe::ImagePlan;
+use crate::store::Store;
+use rayon::prelude::*;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
+
+/// The wheels of one layer.
+pub struct PythonGroup<'l> {
+    pub comment: String,
+    pub members: Vec<&'l PythonArtifact>,
+    /// Whether the venv's `pyvenv.cfg` and `bin/python*` go into this layer.
+    pub skeleton: bool,
+    /// The layer's input key (see [`super::input_cache`]).
+    pub key: String,
+}
+
+/// The Python layers of one arch.
+pub struct PythonLayers<'l> {
+    pub venv: Venv,
+    /// Top-level requirements (normalized names): their wheels get `REQUESTED`.
+    pub requested: BTreeSet<String>,
+    pub groups: Vec<PythonGroup<'l>>,
+}
+
+/// The venv of an image: its prefix and the version of the locked `python3`.
+fn venv(plan: &ImagePlan, lock: &Lockfile, arch: &str) -> Venv {
+    let python_full = lock.archs[arch]
+        .debian
+        .iter()
+        .find(|a| a.name == "python3")
+        .map(|a| {
+            let upstream = a.version.split('-').next().unwrap_or("");
+            upstream.rsplit(':').next().unwrap_or("").to_string()
+        })
+        .unwrap_or_default();
+    let python_minor = python_full.split('.').take(2).collect::<Vec<_>>().join(".");
+    let prefix = plan
+        .python
+        .clone()
+        .unwrap_or_default()
+        .prefix
+        .trim_start_matches('/')
+        .to_string();
+    Venv {
+        prefix,
+        python_minor,
+        python_full,
+    }
+}
+
+/// Plans the Python layers of `arch` (empty when the lock has no wheels for it).
+pub fn plan<'l>(plan: &ImagePlan, lock: &'l Lockfile, arch: &str) -> PythonLayers<'l> {
+    let wheels = &lock.archs[arch].python;
+    let venv = venv(plan, lock, arch);
+    let requested: BTreeSet<String> = plan
+        .components
+        .iter()
+        .filter_map(|c| c.recipe.python.as_ref())
+        .flat_map(|p| p.requirements.iter())
+        .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
+        .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
+        .collect();
+    let mut groups: Vec<PythonGroup> = Vec::new();
+    for c in &plan.components {
+        let mine: Vec<_> = wheels.iter().filter(|w| w.component == c.name).collect();
+        let (big, small): (Vec<_>, Vec<_>) =
+            mine.into_iter().partition(|w| w.size >= OWN_LAYER_BYTES);
+        if !small.is_empty() {
+            groups.push(PythonGroup {
+                comment: format!("component {}: {} Python packages", c.name, small.len()),
+                members: small,
+                skeleton: false,
+                key: String::new(),
+            });
+        }
+        for w in big {
+            groups.push(PythonGroup {
+                comment: format!("component {}: Python package {}", c.name, w.name),
+                members: vec![w],
+                skeleton: false,
+                key: String::new(),
+            });
+        }
+    }
+    if let Some(first) = groups.first_mut() {
+        first.skeleton = true;
+    }
+    // What the bytes of a layer depend on besides the lower layers' directories (which
+    // the cache checks separately): the interpreter compiling the byte-code, the venv,
+    // the wheels and which of them were requested.
+    let interpreter: Vec<String> = Compiler::packages(lock, &venv.python_minor)
+        .into_iter()
+        .map(|a| format!("{} {}", a.name, a.sha256))
+        .collect();
+    for g in &mut groups {
+        let mut key = super::input_cache::InputKey::new();
+        key.add("python layer");
+        key.add(arch);
+        key.add(&venv.prefix);
+        key.add(&venv.python_full);
+        for i in &interpreter {
+            key.add(i);
+        }
+        key.add(if g.skeleton { "skeleton" } else { "" });
+        for w in &g.members {
+            key.add(&w.name);
+            key.add(&w.file);
+            key.add(&w.sha256);
+            key.add(if requested.contains(&w.name) {
+                "requested"
+            } else {
+                ""
+            });
+        }
+        g.key = key.finish();
+    }
+    PythonLayers {
+        venv,
+        requested,
+        groups,
+    }
+}
+
+/// The byte-code compiler, prepared the first time a layer needs it (never when every
+/// Python layer comes from the cache).
+pub struct LazyCompiler<'a> {
+    store: &'a Store,
+    lock: &'a Lockfile,
+    cell: OnceLock<Option<Compiler>>,
+    preparing: Mutex<()>,
+}
+
+impl<'a> LazyCompiler<'a> {
+    pub fn new(store: &'a Store, lock: &'a Lockfile) -> LazyCompiler<'a> {
+        LazyCompiler {
+            store,
+            lock,
+            cell: OnceLock::new(),
+            preparing: Mutex::new(()),
+        }
+    }
+
+    pub fn get(&self) -> Result<Option<&Compiler>, WheelError> {
+        if let Some(c) = self.cell.get() {
+            return Ok(c.as_ref());
+        }
+        let _one = self.preparing.lock().expect("compiler lock");
+        if self.cell.get().is_none() {
+            let minor = python::python_minor(self.lock);
+            let compiler = Compiler::prepare(self.store, self.lock, &minor)?;
+            let _ = self.cell.set(compiler);
+        }
+        Ok(self.cell.get().and_then(|c| c.as_ref()))
+    }
+}
+
+/// Installs one layer's wheels (in parallel, each into its own tree, merged in lock order)
+/// and compiles their byte-code.
+pub fn build(
+    store: &Store,
+    layers: &PythonLayers,
+    group: &PythonGroup,
+    compiler: &LazyCompiler,
+    stage_name: &str,
+) -> Result<Tree, WheelError> {
+    let parts: Vec<Tree> = group
+        .members
+        .par_iter()
+        .map(|w| {
+            let mut part = Tree::default();
+            python::install(
+                store,
+                w,
+                &layers.venv,
+                layers.requested.contains(&w.name),
+                &mut part,
+            )?;
+            Ok(part)
+        })
+        .collect::<Result<_, WheelError>>()?;
+    let mut tree = Tree::default();
+    if group.skeleton {
+        layers.venv.skeleton(&mut tree);
+    }
+    // As if installed one after another: a later wheel's file replaces an earlier one's,
+    // directories are made once.
+    for part in parts {
+        for (path, node) in part.nodes {
+            if node.kind == EntryKind::Dir {
+                tree.nodes.entry(path).or_insert(node);
+            } else {
+                tree.nodes.insert(path, node);
+            }
+        }
+    }
+    if let Some(c) = compiler.get()? {
+        c.compile(&mut tree, &layers.venv.site_packages(), stage_name)?;
+    }
+    Ok(tree)
+}
