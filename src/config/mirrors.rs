@@ -182,30 +182,103 @@ impl MirrorSettings {
     }
 }
 
-/// The index pip on this host would use: `PIP_INDEX_URL`, `index-url` in pip's config
-/// (as `pip config get global.index-url` reports it), or pip's own default index, asked of
-/// the host's pip itself so that no index host is named here.
+/// The index pip on this host would use: `PIP_INDEX_URL`, `index-url` in pip's
+/// configuration files, or pip's own default index, asked of the host's pip itself so that
+/// no index host is named here. Worked out once per process (asking pip takes ~0.1 s).
 fn host_pip_index() -> Option<String> {
-    if let Ok(url) = std::env::var("PIP_INDEX_URL")
-        && !url.trim().is_empty()
-    {
-        return Some(url.trim().trim_end_matches('/').to_string());
+    static ANSWER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("PIP_INDEX_URL")
+                && !url.trim().is_empty()
+            {
+                return Some(url.trim().trim_end_matches('/').to_string());
+            }
+            pip_config_index(&pip_config_files()).or_else(pip_default_index)
+        })
+        .clone()
+}
+
+/// pip's configuration files, lowest precedence first (as pip's `iter_config_files`):
+/// global, user (unless `PIP_CONFIG_FILE` names an existing file), site, `PIP_CONFIG_FILE`.
+fn pip_config_files() -> Vec<PathBuf> {
+    let env_file = std::env::var_os("PIP_CONFIG_FILE").map(PathBuf::from);
+    if env_file.as_deref() == Some(Path::new("/dev/null")) {
+        return Vec::new();
     }
-    let run = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("python3")
-            .args(args)
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (out.status.success() && text.starts_with("http"))
-            .then(|| text.trim_end_matches('/').to_string())
-    };
-    run(&["-m", "pip", "config", "get", "global.index-url"]).or_else(|| {
-        run(&[
+    let mut files = Vec::new();
+    let xdg_dirs = std::env::var("XDG_CONFIG_DIRS").unwrap_or_else(|_| "/etc/xdg".into());
+    for dir in xdg_dirs.split(':').filter(|d| !d.is_empty()) {
+        files.push(Path::new(dir).join("pip/pip.conf"));
+    }
+    files.push(PathBuf::from("/etc/pip.conf"));
+    if !env_file.as_ref().is_some_and(|f| f.exists())
+        && let Some(home) = std::env::var_os("HOME").map(PathBuf::from)
+    {
+        files.push(home.join(".pip/pip.conf"));
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".config"));
+        files.push(config.join("pip/pip.conf"));
+    }
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+        files.push(Path::new(&venv).join("pip.conf"));
+    }
+    files.extend(env_file);
+    files
+}
+
+/// `index-url` from pip's INI files: the last file setting it wins, and in a file the
+/// `[install]` section over `[global]`.
+fn pip_config_index(files: &[PathBuf]) -> Option<String> {
+    let mut found = None;
+    for file in files {
+        let Ok(text) = fs::read_to_string(file) else {
+            continue;
+        };
+        let (mut global, mut install, mut section) = (None, None, String::new());
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.trim().to_string();
+                continue;
+            }
+            let Some((key, value)) = line.split_once(['=', ':']) else {
+                continue;
+            };
+            if key.trim().replace('_', "-") != "index-url" {
+                continue;
+            }
+            let value = value.split_whitespace().next().unwrap_or("");
+            let value = Some(value.trim_end_matches('/').to_string());
+            match section.as_str() {
+                "global" => global = value,
+                "install" => install = value,
+                _ => {}
+            }
+        }
+        if let Some(url) = install.or(global).filter(|u| u.starts_with("http")) {
+            found = Some(url);
+        }
+    }
+    found
+}
+
+/// pip's built-in default index, from the host's pip.
+fn pip_default_index() -> Option<String> {
+    let out = std::process::Command::new("python3")
+        .args([
             "-c",
             "from pip._internal.models.index import PyPI; print(PyPI.simple_url)",
         ])
-    })
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && text.starts_with("http"))
+        .then(|| text.trim_end_matches('/').to_string())
 }
 
 fn read_config(path: &Path) -> Result<BTreeMap<String, Vec<String>>, MirrorError> {
@@ -473,5 +546,35 @@ mod tests {
         assert!(
             MirrorSettings::load(&["nourl".into()], BTreeMap::new(), None, dir.path()).is_err()
         );
+    }
+
+    #[test]
+    fn pip_index_url_comes_from_the_last_config_file_setting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let global = write(
+            "global.conf",
+            "[global]\nindex-url = https://one.invalid/simple/\n",
+        );
+        let user = write(
+            "user.conf",
+            "# comment\n[global]\ntimeout = 60\nindex_url=https://two.invalid/simple\n[install]\nindex-url = https://three.invalid/simple\n",
+        );
+        let other = write("other.conf", "[global]\ncert = /etc/ssl/x.pem\n");
+        let missing = dir.path().join("missing.conf");
+        assert_eq!(
+            pip_config_index(&[global.clone(), missing.clone()]),
+            Some("https://one.invalid/simple".into())
+        );
+        assert_eq!(
+            pip_config_index(&[global.clone(), user, other.clone()]),
+            Some("https://three.invalid/simple".into()),
+            "a later file wins, [install] over [global]"
+        );
+        assert_eq!(pip_config_index(&[other, missing]), None);
     }
 }

@@ -186,20 +186,54 @@ pub struct LockContext<'a> {
 
 /// Resolves a plan into a lockfile against the current indexes.
 pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
-    let loaded = load_indexes(plan, ctx)?;
-    resolve_loaded(plan, loaded, ctx)
+    let pages = pysolver::PageCache::default();
+    let loaded = load_indexes(plan, ctx, &pages)?;
+    resolve_loaded(plan, loaded, ctx, &pages)
 }
 
-fn load_indexes(plan: &ImagePlan, ctx: &LockContext) -> Result<index::LoadedIndexes, LockError> {
-    Ok(index::load(
-        &plan.source,
-        &plan.keyring_bytes,
-        &plan.archs,
-        ctx.store,
-        ctx.fetcher,
-        ctx.mirrors,
-        ctx.now,
-    )?)
+/// Loads the Debian indexes while the Python index pages the plan will likely need are
+/// fetched alongside (the Python resolution needs the Debian result to start).
+fn load_indexes(
+    plan: &ImagePlan,
+    ctx: &LockContext,
+    pages: &pysolver::PageCache,
+) -> Result<index::LoadedIndexes, LockError> {
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let roots: Vec<String> = python_requests(plan)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|r| r.requirements.iter())
+                .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
+                .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
+                .collect();
+            if let (false, Ok(indexes)) = (roots.is_empty(), python_indexes(plan, ctx)) {
+                pysolver::warm_pages(ctx.fetcher, ctx.store, &indexes, pages, roots);
+            }
+        });
+        Ok(index::load(
+            &plan.source,
+            &plan.keyring_bytes,
+            &plan.archs,
+            ctx.store,
+            ctx.fetcher,
+            ctx.mirrors,
+            ctx.now,
+        )?)
+    })
+}
+
+/// The index URLs of the plan's Python indexes, in order (none without Python).
+fn python_indexes(plan: &ImagePlan, ctx: &LockContext) -> Result<Vec<String>, LockError> {
+    let Some(settings) = &plan.python else {
+        return Ok(Vec::new());
+    };
+    Ok(settings
+        .indexes
+        .iter()
+        .map(|name| ctx.mirrors.mirror(name).map(|m| m.urls))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat())
 }
 
 /// `lock --update NAME...`: re-resolves against the current indexes, but every package of
@@ -212,11 +246,12 @@ pub fn resolve_refreshing(
     old: &Lockfile,
     refresh: &[String],
 ) -> Result<Lockfile, LockError> {
-    let loaded = load_indexes(plan, ctx)?;
+    let pages = pysolver::PageCache::default();
+    let loaded = load_indexes(plan, ctx, &pages)?;
     let mut refresh: Vec<String> = refresh.to_vec();
     // Each round that finds a pin too old for a refreshed package unpins it and retries.
     loop {
-        match resolve_with_pins(plan, ctx, loaded.clone(), old, &refresh) {
+        match resolve_with_pins(plan, ctx, loaded.clone(), old, &refresh, &pages) {
             Err(LockError::Resolve { error, .. }) if matches!(&*error, ResolveError::AlreadyChosen { name, .. } if !refresh.contains(name)) =>
             {
                 let ResolveError::AlreadyChosen { name, .. } = *error else {
@@ -235,6 +270,7 @@ fn resolve_with_pins(
     mut loaded: index::LoadedIndexes,
     old: &Lockfile,
     refresh: &[String],
+    pages: &pysolver::PageCache,
 ) -> Result<Lockfile, LockError> {
     let store = ctx.store;
     let suites: Vec<&str> = plan.source.suite.iter().map(|s| s.suite.as_str()).collect();
@@ -285,24 +321,20 @@ fn resolve_with_pins(
             index.pin(stanza);
         }
     }
-    resolve_loaded(plan, loaded, ctx)
+    resolve_loaded(plan, loaded, ctx, pages)
 }
 
 fn resolve_loaded(
     plan: &ImagePlan,
     loaded: index::LoadedIndexes,
     ctx: &LockContext,
+    pages: &pysolver::PageCache,
 ) -> Result<Lockfile, LockError> {
     let python_requests = python_requests(plan)?;
-    let pages = pysolver::PageCache::default();
-    let python_indexes = match &plan.python {
-        Some(settings) if !python_requests.is_empty() => settings
-            .indexes
-            .iter()
-            .map(|name| ctx.mirrors.mirror(name).map(|m| m.urls))
-            .collect::<Result<Vec<_>, _>>()?
-            .concat(),
-        _ => Vec::new(),
+    let python_indexes = if python_requests.is_empty() {
+        Vec::new()
+    } else {
+        python_indexes(plan, ctx)?
     };
     let requests = requests(plan);
     let suite_names: Vec<String> = plan.source.suite.iter().map(|s| s.suite.clone()).collect();
@@ -328,7 +360,7 @@ fn resolve_loaded(
                     &python_requests,
                     &python_indexes,
                     ctx,
-                    &pages,
+                    pages,
                 )?
             };
             let debian = selected

@@ -49,6 +49,73 @@ impl PageCache {
     }
 }
 
+/// Fetches, before the target is known (while the Debian side of a lock resolves), the
+/// index pages of `roots` and of what their newest releases require, with the wheel
+/// metadata that tells; the resolution then finds most pages in memory. Only a guess of the
+/// graph: dependencies behind extras or markers for other systems are not followed, and
+/// failures are left for the resolution to report.
+pub fn warm_pages(
+    fetcher: &Fetcher,
+    store: &Store,
+    indexes: &[String],
+    pages: &PageCache,
+    roots: Vec<String>,
+) {
+    let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(16).build() else {
+        return;
+    };
+    let elsewhere = [
+        "win32",
+        "Windows",
+        "darwin",
+        "Darwin",
+        "cygwin",
+        "emscripten",
+    ];
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut level = roots;
+    while !level.is_empty() {
+        level.retain(|n| seen.insert(n.clone()));
+        let next: Vec<Vec<String>> = pool.install(|| {
+            level
+                .par_iter()
+                .map(|name| {
+                    let Ok(files) = pages.get(fetcher, indexes, name) else {
+                        return Vec::new();
+                    };
+                    // The newest version with a wheel; its first wheel by name.
+                    let newest = files
+                        .iter()
+                        .filter(|f| !f.yanked)
+                        .filter_map(|f| {
+                            let wheel = WheelName::parse(&f.filename)?;
+                            let version = Version::from_str(&wheel.version).ok()?;
+                            (!version.any_prerelease()).then_some((version, &f.filename, f))
+                        })
+                        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
+                    let Some((_, _, file)) = newest else {
+                        return Vec::new();
+                    };
+                    let Ok(meta) = simple::wheel_metadata(fetcher, store, file) else {
+                        return Vec::new();
+                    };
+                    meta.requires_dist
+                        .iter()
+                        .filter(|t| {
+                            let marker = t.split_once(';').map_or("", |(_, m)| m);
+                            !marker.contains("extra")
+                                && !elsewhere.iter().any(|e| marker.contains(e))
+                        })
+                        .filter_map(|t| parse_requirement(t).ok())
+                        .map(|r| simple::normalize(r.name.as_ref()))
+                        .collect()
+                })
+                .collect()
+        });
+        level = next.into_iter().flatten().collect();
+    }
+}
+
 /// One component's Python request.
 #[derive(Clone, Debug, Default)]
 pub struct PyRequest {
