@@ -229,10 +229,72 @@ dpkg --audit";
     assert_eq!(got.trim(), "aarch64 10", "{got}");
     // Realizing again gives the same image.
     let out2 = work.path().join("again");
-    run(realize("python-data", &out).arg("--check"));
-    run(realize("python-data", &out2).env("RAYON_NUM_THREADS", "1"));
+    // --check rebuilds every layer from its sources (no cache), here on one thread.
+    run(realize("python-data", &out)
+        .arg("--check")
+        .env("RAYON_NUM_THREADS", "1"));
+    run(&mut realize("python-data", &out2));
     assert_eq!(
         std::fs::read(out.join("python-data/index.json")).unwrap(),
         std::fs::read(out2.join("python-data/index.json")).unwrap()
     );
+}
+
+#[test]
+#[ignore = "needs dockerd, qemu-user-static and the mirrors; run by scripts/test"]
+fn python_ml_computes_with_torch_tensorflow_and_transformers() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("oci-out");
+    run(&mut realize("python-ml", &out));
+    docker(&[
+        "load",
+        "-i",
+        out.join("python-ml-amd64.tar").to_str().unwrap(),
+    ]);
+    let script = "set -e
+python -m pip check
+python -c 'import torch
+x = torch.arange(6.0).reshape(2, 3)
+print(\"torch\", (x @ x.T).tolist(), torch.cuda.is_available())
+import tensorflow as tf
+print(\"tf\", float(tf.reduce_sum(tf.constant([[1.0, 2.0], [3.0, 4.0]]) @ tf.constant([[1.0], [1.0]]))))
+import transformers, tokenizers, safetensors, accelerate
+print(\"transformers\", transformers.__version__)' 2>/dev/null";
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "carbon/python-ml:latest",
+        "sh",
+        "-c",
+        script,
+    ]);
+    for expected in [
+        "No broken requirements found.",
+        "torch [[5.0, 14.0], [14.0, 50.0]] False",
+        "tf 10.0",
+        "transformers ",
+    ] {
+        assert!(got.contains(expected), "missing {expected:?}:\n{got}");
+    }
+    // arm64 under qemu: Debian's torch computes there too.
+    docker(&[
+        "load",
+        "-i",
+        out.join("python-ml-arm64.tar").to_str().unwrap(),
+    ]);
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        "linux/arm64",
+        "carbon/python-ml:latest",
+        "python",
+        "-c",
+        "import platform, torch; print(platform.machine(), int(torch.ones(3, 3).sum()))",
+    ]);
+    assert_eq!(got.trim(), "aarch64 9", "{got}");
 }

@@ -54,6 +54,8 @@ pub struct Venv {
     /// e.g. `3.13`.
     pub python_minor: String,
     pub python_full: String,
+    /// `include-system-site-packages` in `pyvenv.cfg`.
+    pub system_site_packages: bool,
 }
 
 impl Venv {
@@ -80,8 +82,16 @@ impl Venv {
             package: None,
         };
         let cfg = format!(
-            "home = /usr/bin\ninclude-system-site-packages = false\nversion = {}\nexecutable = /usr/bin/python{}\ncommand = /usr/bin/python3 -m venv /{}\n",
-            self.python_full, self.python_minor, self.prefix
+            "home = /usr/bin\ninclude-system-site-packages = {}\nversion = {}\nexecutable = /usr/bin/python{}\ncommand = /usr/bin/python3 -m venv {}/{}\n",
+            self.system_site_packages,
+            self.python_full,
+            self.python_minor,
+            if self.system_site_packages {
+                "--system-site-packages "
+            } else {
+                ""
+            },
+            self.prefix
         );
         let mut dirs = vec![
             self.prefix.clone(),

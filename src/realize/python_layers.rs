@@ -50,10 +50,17 @@ fn venv(plan: &ImagePlan, lock: &Lockfile, arch: &str) -> Venv {
         .prefix
         .trim_start_matches('/')
         .to_string();
+    let system_site_packages = plan.components.iter().any(|c| {
+        c.recipe
+            .python
+            .as_ref()
+            .is_some_and(|p| p.system_site_packages)
+    });
     Venv {
         prefix,
         python_minor,
         python_full,
+        system_site_packages,
     }
 }
 
@@ -107,6 +114,11 @@ pub fn plan<'l>(plan: &ImagePlan, lock: &'l Lockfile, arch: &str) -> PythonLayer
         key.add(arch);
         key.add(&venv.prefix);
         key.add(&venv.python_full);
+        key.add(if venv.system_site_packages {
+            "system-site-packages"
+        } else {
+            ""
+        });
         for i in &interpreter {
             key.add(i);
         }

@@ -64,6 +64,10 @@ pub struct PythonRequest {
     /// Pure-Python sdists allowed to be built into wheels.
     #[serde(default)]
     pub build_from_source: Vec<String>,
+    /// The environment also sees the Debian packages' Python modules (e.g. Debian's
+    /// `python3-torch`); name what they provide in `exclude`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system_site_packages: bool,
 }
 
 /// The image's `[python]` table: where the environment lives and which indexes to use.
