@@ -11,5 +11,6 @@ pub mod oci;
 pub mod realize;
 pub mod recipe;
 pub mod resolve;
+pub mod sdist;
 pub mod store;
 pub mod unpack;

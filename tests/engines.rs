@@ -242,7 +242,7 @@ dpkg --audit";
 
 #[test]
 #[ignore = "needs dockerd, qemu-user-static and the mirrors; run by scripts/test"]
-fn python_ml_computes_with_torch_tensorflow_and_transformers() {
+fn python_ml_computes_with_torch_tensorflow_transformers_and_pyspark() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(&mut realize("python-ml", &out));
@@ -259,12 +259,18 @@ print(\"torch\", (x @ x.T).tolist(), torch.cuda.is_available())
 import tensorflow as tf
 print(\"tf\", float(tf.reduce_sum(tf.constant([[1.0, 2.0], [3.0, 4.0]]) @ tf.constant([[1.0], [1.0]]))))
 import transformers, tokenizers, safetensors, accelerate
-print(\"transformers\", transformers.__version__)' 2>/dev/null";
+print(\"transformers\", transformers.__version__)
+from pyspark.sql import SparkSession
+s = SparkSession.builder.master(\"local[1]\").getOrCreate()
+print(\"spark\", s.range(10).selectExpr(\"sum(id)\").collect()[0][0])
+s.stop()' 2>/dev/null";
     let got = docker(&[
         "run",
         "--rm",
         "--network",
         "none",
+        "--hostname",
+        "localhost",
         "carbon/python-ml:latest",
         "sh",
         "-c",
@@ -275,6 +281,7 @@ print(\"transformers\", transformers.__version__)' 2>/dev/null";
         "torch [[5.0, 14.0], [14.0, 50.0]] False",
         "tf 10.0",
         "transformers ",
+        "spark 45",
     ] {
         assert!(got.contains(expected), "missing {expected:?}:\n{got}");
     }

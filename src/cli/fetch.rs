@@ -5,7 +5,8 @@ use super::progress::Progress;
 use super::{Cli, Output};
 use carbon_store::fetch::Fetcher;
 use carbon_store::fetch::lockfile::{self as fetch_lock, FetchReport, Wanted};
-use carbon_store::lock;
+use carbon_store::lock::{self, Lockfile};
+use carbon_store::sdist;
 use carbon_store::store::Store;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let recipes = cli.load_recipes()?;
     let images = cli.images(&recipes, &args.images)?;
     let mut wanted: Vec<Wanted> = Vec::new();
+    let mut locks = Vec::new();
     for image in &images {
         let lock = lock::read(&cli.lockfiles, image)?;
         for w in fetch_lock::wanted(&lock)? {
@@ -29,11 +31,15 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
                 wanted.push(w);
             }
         }
+        locks.push(lock);
     }
     let store = cli.open_store()?;
     let _guard = store.lock_shared()?;
     let started = Instant::now();
     let report = download(cli, out, &store, &wanted)?;
+    for lock in &locks {
+        build_sources(out, &store, lock)?;
+    }
     let secs = started.elapsed().as_secs_f64();
     out.info(format!(
         "{} artifacts: {} already in the store, {} downloaded ({:.1} MB in {:.1}s)",
@@ -66,4 +72,25 @@ pub fn download(
     );
     progress.finish();
     Ok(report?)
+}
+
+/// Builds the lock's wheels made from sdists that the store lacks; shared by `fetch` and
+/// `realize`.
+pub fn build_sources(out: &Output, store: &Store, lock: &Lockfile) -> Result<(), CliError> {
+    let built = sdist::rebuild_missing(store, lock).map_err(|e| {
+        let hint = match &e {
+            sdist::SdistError::NotReproducible { .. } => {
+                "see docs/recipes.md (build-from-source) on reproducible sdist builds"
+            }
+            sdist::SdistError::NoPython(_) => "install python3 (scripts/ensure-tools does)",
+            _ => "fix the sdist or drop it from build-from-source, then lock again",
+        };
+        CliError::new(e.to_string()).hint(hint)
+    })?;
+    if built > 0 {
+        out.info(format!(
+            "built {built} wheel(s) from sdists; their hashes match the lock"
+        ));
+    }
+    Ok(())
 }

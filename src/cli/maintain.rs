@@ -235,8 +235,9 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
         }
     }
     let mut wanted = Vec::new();
-    for l in all_locks(cli)? {
-        for w in fetch_lock::wanted(&l)? {
+    let locks = all_locks(cli)?;
+    for l in &locks {
+        for w in fetch_lock::wanted(l)? {
             if !wanted.contains(&w) {
                 wanted.push(w);
             }
@@ -244,6 +245,9 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
     }
     let _guard = store.lock_shared()?;
     super::fetch::download(cli, out, &store, &wanted)?;
+    for l in &locks {
+        super::fetch::build_sources(out, &store, l)?;
+    }
     let (_, left) = gc::verify(&store, &roots)?;
     if left.is_empty() {
         out.info("repaired: every object verifies, every locked package is present");

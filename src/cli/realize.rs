@@ -117,6 +117,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         }
         let wanted = fetch_lock::wanted(&selected)?;
         super::fetch::download(cli, out, &store, &wanted)?;
+        super::fetch::build_sources(out, &store, &selected)?;
         let opts = RealizeOptions {
             archs: archs.clone(),
             compression,

@@ -87,15 +87,34 @@ pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
                 });
         }
         for w in &arch.python {
-            out.entry((w.sha256.clone(), w.file.clone()))
-                .or_insert_with(|| Wanted {
-                    name: w.file.clone(),
-                    path: String::new(),
-                    mirror: lock.python_indexes.join(","),
-                    sha256: w.sha256.clone(),
-                    size: w.size,
-                    project: Some(w.name.clone()),
-                });
+            // A wheel built from an sdist is on no index: its sources are fetched instead
+            // (and `sdist::rebuild_missing` builds it).
+            let pins: Vec<(String, &str, &str, u64)> = match &w.built_from {
+                None => vec![(w.name.clone(), &w.file, &w.sha256, w.size)],
+                Some(_) => w
+                    .build_sources()
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p.project.clone(),
+                            p.file.as_str(),
+                            p.sha256.as_str(),
+                            p.size,
+                        )
+                    })
+                    .collect(),
+            };
+            for (project, file, sha256, size) in pins {
+                out.entry((sha256.to_string(), file.to_string()))
+                    .or_insert_with(|| Wanted {
+                        name: file.to_string(),
+                        path: String::new(),
+                        mirror: lock.python_indexes.join(","),
+                        sha256: sha256.to_string(),
+                        size,
+                        project: Some(project),
+                    });
+            }
         }
     }
     let mut list: Vec<Wanted> = out.into_values().collect();

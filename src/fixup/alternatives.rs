@@ -73,11 +73,93 @@ pub fn parse_script(script: &str) -> Vec<(String, Choice)> {
     out
 }
 
+/// Expands `$name` and `${name}` with `vars` (longest names first), a few rounds deep.
+fn expand(text: &str, vars: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    for _ in 0..4 {
+        let before = out.clone();
+        for (name, value) in vars {
+            out = out
+                .replace(&format!("${{{name}}}"), value)
+                .replace(&format!("${name}"), value);
+        }
+        if out == before {
+            break;
+        }
+    }
+    out
+}
+
+/// The `for i in $tools; do … update-alternatives --install /usr/bin/$i $i $basedir/bin/$i
+/// $priority $slave1 …` loops of OpenJDK's scripts, with the script's plain variable
+/// assignments (`basedir=…`, `jre_tools='java keytool …'`, `slave1="--slave …"`)
+/// substituted for each tool. Slaves whose file `exists` does not know are left out, as
+/// the script's own `[ -e … ]` checks do.
+pub fn parse_tool_loops(script: &str, exists: &dyn Fn(&str) -> bool) -> Vec<(String, Choice)> {
+    let joined = script.replace("\\\n", " ");
+    let mut globals: Vec<(String, String)> = Vec::new();
+    let mut loop_list: Option<String> = None;
+    let mut out = Vec::new();
+    let assignment = |line: &str| -> Option<(String, String)> {
+        let (name, value) = line.trim().split_once('=')?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return None;
+        }
+        let value = value.trim().trim_matches(|c| c == '\'' || c == '"');
+        (!value.contains('`') && !value.contains("$(")).then(|| {
+            (
+                name.to_string(),
+                value.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+    };
+    for line in joined.lines() {
+        let trimmed = line.trim();
+        if let Some(list) = trimmed
+            .strip_prefix("for i in $")
+            .and_then(|l| l.split(';').next())
+        {
+            loop_list = Some(list.trim().to_string());
+            continue;
+        }
+        if let Some((name, value)) = assignment(trimmed) {
+            if !globals.iter().any(|(n, _)| *n == name) {
+                globals.push((name, value));
+            }
+            continue;
+        }
+        let installs_per_tool = trimmed.contains("update-alternatives")
+            && trimmed.contains("--install")
+            && trimmed.contains("$i");
+        if !installs_per_tool {
+            continue;
+        }
+        let Some(list) = &loop_list else { continue };
+        let Some((_, tools)) = globals.iter().find(|(n, _)| n == list) else {
+            continue;
+        };
+        for tool in tools.split_whitespace() {
+            let mut vars = globals.clone();
+            vars.push(("i".into(), tool.into()));
+            vars.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
+            let command = expand(trimmed, &vars);
+            for (name, mut choice) in parse_script(&command) {
+                choice.slaves.retain(|_, (_, path)| exists(path));
+                out.push((name, choice));
+            }
+        }
+    }
+    out
+}
+
 pub fn build(input: &FixupInput, tree: &mut Tree) {
     let mut by_name: BTreeMap<String, Vec<Choice>> = BTreeMap::new();
     for package in input.packages {
         if let Some(script) = package.member_text("postinst") {
-            for (name, choice) in parse_script(&script) {
+            let exists = |path: &str| input.exists(&image_path(path));
+            let mut choices = parse_script(&script);
+            choices.extend(parse_tool_loops(&script, &exists));
+            for (name, choice) in choices {
                 if input.exists(&image_path(&choice.path)) {
                     by_name.entry(name).or_default().push(choice);
                 }
@@ -174,6 +256,35 @@ mod tests {
         assert_eq!(
             choice.slaves["nawk"],
             ("/usr/bin/nawk".to_string(), "/usr/bin/mawk".to_string())
+        );
+    }
+
+    #[test]
+    fn expands_openjdk_tool_loops_per_tool_with_existing_man_pages_only() {
+        let script = "basedir=/usr/lib/jvm/java-21-openjdk-amd64\nmandir=$basedir/man\npriority=2111\nsrcext=1.gz\ndstext=1.gz\njre_tools='java keytool'\nif [ -n \"$multiarch\" ]; then\n    priority=$(expr $priority - 1)\nfi\n    for i in $jre_tools; do\n\tunset slave1 slave2 || true\n        if [ -e $mandir/man1/$i.$srcext ]; then\n\t    slave1=\"--slave \\\n\t\t/usr/share/man/man1/$i.$dstext \\\n                $i.$dstext \\\n                $mandir/man1/$i.$srcext\"\n\tfi\n        update-alternatives \\\n            --install \\\n            /usr/bin/$i \\\n            $i \\\n            $basedir/bin/$i \\\n            $priority \\\n\t    $slave1 $slave2\n    done\n";
+        let exists = |p: &str| p == "/usr/lib/jvm/java-21-openjdk-amd64/man/man1/java.1.gz";
+        let parsed = parse_tool_loops(script, &exists);
+        let names: Vec<&str> = parsed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["java", "keytool"]);
+        let java = &parsed[0].1;
+        assert_eq!(
+            (java.link.as_str(), java.path.as_str(), java.priority),
+            (
+                "/usr/bin/java",
+                "/usr/lib/jvm/java-21-openjdk-amd64/bin/java",
+                2111
+            )
+        );
+        assert_eq!(
+            java.slaves["java.1.gz"],
+            (
+                "/usr/share/man/man1/java.1.gz".to_string(),
+                "/usr/lib/jvm/java-21-openjdk-amd64/man/man1/java.1.gz".to_string()
+            )
+        );
+        assert!(
+            parsed[1].1.slaves.is_empty(),
+            "keytool has no man page here"
         );
     }
 }

@@ -7,7 +7,10 @@
 pub mod diff;
 pub mod model;
 
-pub use model::{ArchLock, DebianArtifact, LockParseError, LockedIndex, Lockfile, PythonArtifact};
+pub use model::{
+    ArchLock, DebianArtifact, IndexPin, LockParseError, LockedIndex, Lockfile, PythonArtifact,
+    SourceBuild,
+};
 
 use crate::config::mirrors::MirrorSettings;
 use crate::fetch::Fetcher;
@@ -419,20 +422,12 @@ fn python_requests(plan: &ImagePlan) -> Result<Vec<PyRequest>, LockError> {
     let mut out = Vec::new();
     for c in &plan.components {
         let Some(p) = &c.recipe.python else { continue };
-        if let Some(name) = p.build_from_source.first() {
-            return Err(LockError::Unsupported {
-                image: plan.name.clone(),
-                what: format!(
-                    "component {}: building sdists ({name}) is not supported yet; use a wheel or leave it out",
-                    c.name
-                ),
-            });
-        }
         out.push(PyRequest {
             component: c.name.clone(),
             requirements: p.requirements.clone(),
             constraints: p.constraints.clone(),
             exclude: p.exclude.clone(),
+            build_from_source: p.build_from_source.clone(),
         });
     }
     Ok(out)
@@ -506,6 +501,7 @@ fn resolve_python(
             sha256: r.file.sha256,
             size: r.file.size.unwrap_or(0),
             file: r.file.filename,
+            built_from: r.built_from,
         })
         .collect())
 }

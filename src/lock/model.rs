@@ -49,6 +49,80 @@ pub struct PythonArtifact {
     pub file: String,
     pub sha256: String,
     pub size: u64,
+    /// For a wheel built here from an sdist (`build-from-source`): what it is built from.
+    /// The wheel itself is on no index; `fetch` rebuilds it and checks `sha256`.
+    pub built_from: Option<SourceBuild>,
+}
+
+impl PythonArtifact {
+    /// What a wheel built here is built from (its sdist and backend wheels); empty for a
+    /// wheel from the index.
+    pub fn build_sources(&self) -> Vec<&IndexPin> {
+        self.built_from
+            .iter()
+            .flat_map(|b| std::iter::once(&b.sdist).chain(&b.requires))
+            .collect()
+    }
+}
+
+/// An sdist and the pinned wheels of its build backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceBuild {
+    pub sdist: IndexPin,
+    pub requires: Vec<IndexPin>,
+}
+
+/// A file of a package index, pinned by name and hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexPin {
+    /// The project whose index page lists the file.
+    pub project: String,
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+fn pin_toml(p: &IndexPin) -> String {
+    format!(
+        "{{ project = {}, file = {}, sha256 = {}, size = {} }}",
+        quote(&p.project),
+        quote(&p.file),
+        quote(&p.sha256),
+        p.size
+    )
+}
+
+fn pin_from(v: &toml::Value, ctx: &str) -> Result<IndexPin, String> {
+    let t = v.as_table().ok_or(format!("{ctx}: not a table"))?;
+    let get = |k: &str| {
+        t.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or(format!("{ctx}: missing string `{k}`"))
+    };
+    let pin = IndexPin {
+        project: get("project")?,
+        file: get("file")?,
+        sha256: get("sha256")?,
+        size: t
+            .get("size")
+            .and_then(|v| v.as_integer())
+            .filter(|v| *v >= 0)
+            .ok_or(format!("{ctx}: missing non-negative integer `size`"))? as u64,
+    };
+    if pin.sha256.len() != 64 || !pin.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{ctx}: sha256 {:?} is not 64 hex digits",
+            pin.sha256
+        ));
+    }
+    if pin.file.contains('/') || pin.file.contains("://") {
+        return Err(format!(
+            "{ctx}: file {:?} must be a plain file name",
+            pin.file
+        ));
+    }
+    Ok(pin)
 }
 
 /// Everything pinned for one arch.
@@ -142,9 +216,17 @@ impl Lockfile {
                 let mut wheels = lock.python.clone();
                 wheels.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
                 for w in &wheels {
+                    let built_from = w.built_from.as_ref().map_or(String::new(), |b| {
+                        let requires: Vec<String> = b.requires.iter().map(pin_toml).collect();
+                        format!(
+                            ", sdist = {}, build-requires = [{}]",
+                            pin_toml(&b.sdist),
+                            requires.join(", ")
+                        )
+                    });
                     let _ = writeln!(
                         out,
-                        "  {{ name = {}, version = {}, component = {}, file = {}, sha256 = {}, size = {} }},",
+                        "  {{ name = {}, version = {}, component = {}, file = {}, sha256 = {}, size = {}{built_from} }},",
                         quote(&w.name),
                         quote(&w.version),
                         quote(&w.component),
@@ -266,7 +348,16 @@ impl Lockfile {
                                 .ok_or_else(|| field(format!("{ctx}: not a table")))?;
                             check_keys(
                                 t,
-                                &["name", "version", "component", "file", "sha256", "size"],
+                                &[
+                                    "name",
+                                    "version",
+                                    "component",
+                                    "file",
+                                    "sha256",
+                                    "size",
+                                    "sdist",
+                                    "build-requires",
+                                ],
                                 &ctx,
                             )?;
                             let sha256 = string(t, "sha256", &ctx)?;
@@ -295,6 +386,31 @@ impl Lockfile {
                                     .ok_or_else(|| {
                                         field(format!("{ctx}: missing non-negative integer `size`"))
                                     })? as u64,
+                                built_from: match t.get("sdist") {
+                                    None => None,
+                                    Some(sdist) => Some(SourceBuild {
+                                        sdist: pin_from(sdist, &format!("{ctx}: sdist"))
+                                            .map_err(field)?,
+                                        requires: t
+                                            .get("build-requires")
+                                            .and_then(|v| v.as_array())
+                                            .ok_or_else(|| {
+                                                field(format!(
+                                                    "{ctx}: an sdist needs a `build-requires` array"
+                                                ))
+                                            })?
+                                            .iter()
+                                            .enumerate()
+                                            .map(|(i, v)| {
+                                                pin_from(
+                                                    v,
+                                                    &format!("{ctx}: build-requires #{}", i + 1),
+                                                )
+                                            })
+                                            .collect::<Result<_, _>>()
+                                            .map_err(field)?,
+                                    }),
+                                },
                             });
                         }
                     }
@@ -428,14 +544,39 @@ mod tests {
                         size: 20,
                     },
                 ],
-                python: vec![PythonArtifact {
-                    name: "numpy".into(),
-                    version: "2.4.6".into(),
-                    component: "py".into(),
-                    file: "numpy-2.4.6-cp313-cp313-manylinux_2_27_x86_64.whl".into(),
-                    sha256: "c".repeat(64),
-                    size: 30,
-                }],
+                python: vec![
+                    PythonArtifact {
+                        name: "numpy".into(),
+                        version: "2.4.6".into(),
+                        component: "py".into(),
+                        file: "numpy-2.4.6-cp313-cp313-manylinux_2_27_x86_64.whl".into(),
+                        sha256: "c".repeat(64),
+                        size: 30,
+                        built_from: None,
+                    },
+                    PythonArtifact {
+                        name: "pyspark".into(),
+                        version: "4.0.1".into(),
+                        component: "py".into(),
+                        file: "pyspark-4.0.1-py2.py3-none-any.whl".into(),
+                        sha256: "d".repeat(64),
+                        size: 40,
+                        built_from: Some(SourceBuild {
+                            sdist: IndexPin {
+                                project: "pyspark".into(),
+                                file: "pyspark-4.0.1.tar.gz".into(),
+                                sha256: "e".repeat(64),
+                                size: 50,
+                            },
+                            requires: vec![IndexPin {
+                                project: "setuptools".into(),
+                                file: "setuptools-80.0.0-py3-none-any.whl".into(),
+                                sha256: "f".repeat(64),
+                                size: 60,
+                            }],
+                        }),
+                    },
+                ],
             },
         );
         Lockfile {

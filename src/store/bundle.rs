@@ -76,15 +76,25 @@ fn needed(
     for lock in locks {
         for arch in lock.archs.values() {
             for w in &arch.python {
-                packages.insert(
-                    (w.sha256.clone(), w.file.clone()),
-                    BundleObject {
-                        name: w.file.clone(),
-                        sha256: w.sha256.clone(),
-                        size: w.size,
-                        kind: "package".into(),
-                    },
-                );
+                // A wheel built from an sdist travels with its sources, so that the site
+                // can also rebuild it.
+                let sources = w
+                    .build_sources()
+                    .into_iter()
+                    .map(|p| (&p.file, &p.sha256, p.size));
+                for (file, sha256, size) in
+                    std::iter::once((&w.file, &w.sha256, w.size)).chain(sources)
+                {
+                    packages.insert(
+                        (sha256.clone(), file.clone()),
+                        BundleObject {
+                            name: file.clone(),
+                            sha256: sha256.clone(),
+                            size,
+                            kind: "package".into(),
+                        },
+                    );
+                }
             }
             for d in &arch.debian {
                 packages.insert(

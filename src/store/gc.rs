@@ -41,6 +41,11 @@ impl Roots {
                 let name = path::fixed_output_name(&w.sha256, &w.file);
                 self.objects.insert(name.clone());
                 self.packages.insert(name);
+                for pin in w.build_sources() {
+                    let name = path::fixed_output_name(&pin.sha256, &pin.file);
+                    self.objects.insert(name.clone());
+                    self.packages.insert(name);
+                }
             }
             for d in &arch.debian {
                 let name = path::fixed_output_name(&d.sha256, d.file_name());

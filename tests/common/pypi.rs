@@ -19,6 +19,9 @@ pub struct WheelSpec {
     pub pep658: bool,
     /// Corrupt the first file after computing RECORD.
     pub tamper: bool,
+    /// Publish a source distribution (`name-version.tar.gz` holding `files` under
+    /// `name-version/`) instead of a wheel.
+    pub sdist: bool,
 }
 
 impl WheelSpec {
@@ -46,7 +49,31 @@ impl WheelSpec {
     }
 
     pub fn filename(&self) -> String {
+        if self.sdist {
+            return format!("{}-{}.tar.gz", self.name, self.version);
+        }
         format!("{}-{}-{}.whl", self.name, self.version, self.tag)
+    }
+
+    fn build_sdist(&self) -> Vec<u8> {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::default(),
+        ));
+        for (path, data) in &self.files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(1);
+            header.set_cksum();
+            tar.append_data(
+                &mut header,
+                format!("{}-{}/{path}", self.name, self.version),
+                data.as_slice(),
+            )
+            .unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
     }
 
     pub fn metadata(&self) -> String {
@@ -64,6 +91,9 @@ impl WheelSpec {
     }
 
     pub fn build(&self) -> Vec<u8> {
+        if self.sdist {
+            return self.build_sdist();
+        }
         let dist = format!("{}-{}.dist-info", self.name, self.version);
         let mut members: Vec<(String, Vec<u8>)> = self.files.clone();
         members.push((format!("{dist}/METADATA"), self.metadata().into_bytes()));

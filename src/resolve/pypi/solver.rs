@@ -123,6 +123,8 @@ pub struct PyRequest {
     pub requirements: Vec<String>,
     pub constraints: Vec<String>,
     pub exclude: Vec<String>,
+    /// Names whose sdist may be built when no wheel fits.
+    pub build_from_source: Vec<String>,
 }
 
 /// The interpreter and platform one arch resolves for.
@@ -140,6 +142,8 @@ pub struct Resolved {
     pub version: String,
     pub component: String,
     pub file: IndexFile,
+    /// Set when the wheel was built here from an sdist.
+    pub built_from: Option<crate::lock::SourceBuild>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +196,15 @@ struct Provider<'a> {
     projects: Mutex<HashMap<String, Arc<Vec<Candidate>>>>,
     pages: &'a PageCache,
     metadata: Mutex<HashMap<String, Arc<CoreMetadata>>>,
+    build_from_source: HashSet<String>,
+    /// sdist sha256 → the wheel built from it and what it was built with.
+    builds: Mutex<HashMap<String, (IndexFile, crate::lock::SourceBuild)>>,
+}
+
+/// `name-version.tar.gz` → version.
+fn sdist_version(filename: &str) -> Option<&str> {
+    let stem = filename.strip_suffix(".tar.gz")?;
+    stem.rsplit_once('-').map(|(_, v)| v)
 }
 
 fn parse_requirement(text: &str) -> Result<Requirement, String> {
@@ -217,11 +230,17 @@ impl<'a> Provider<'a> {
             if f.yanked {
                 continue;
             }
-            let Some(wheel) = WheelName::parse(&f.filename) else {
-                continue;
-            };
-            let Some(score) = self.target.tags.score(&wheel) else {
-                continue;
+            let (version_text, score) = match WheelName::parse(&f.filename) {
+                Some(wheel) => match self.target.tags.score(&wheel) {
+                    Some(score) => (wheel.version, score),
+                    None => continue,
+                },
+                // An sdist counts only where the recipe allows building it, below any wheel.
+                None if self.build_from_source.contains(name) => match sdist_version(&f.filename) {
+                    Some(v) => (v.to_string(), 0),
+                    None => continue,
+                },
+                None => continue,
             };
             if let Some(rp) = &f.requires_python {
                 match VersionSpecifiers::from_str(rp) {
@@ -229,7 +248,7 @@ impl<'a> Provider<'a> {
                     _ => continue,
                 }
             }
-            let Ok(version) = Version::from_str(&wheel.version) else {
+            let Ok(version) = Version::from_str(&version_text) else {
                 continue;
             };
             // Best tag first; equal scores go to the file name that sorts first.
@@ -257,12 +276,185 @@ impl<'a> Provider<'a> {
         if let Some(m) = self.metadata.lock().expect("lock").get(&file.sha256) {
             return Ok(m.clone());
         }
-        let m = Arc::new(simple::wheel_metadata(self.fetcher, self.store, file)?);
+        let m = Arc::new(if sdist_version(&file.filename).is_some() {
+            self.build_sdist(file)?
+        } else {
+            simple::wheel_metadata(self.fetcher, self.store, file)?
+        });
         self.metadata
             .lock()
             .expect("lock")
             .insert(file.sha256.clone(), m.clone());
         Ok(m)
+    }
+
+    /// Builds an allowed sdist into a wheel (its backend resolved for the host's Python and
+    /// pinned) and returns the wheel's metadata.
+    fn build_sdist(&self, file: &IndexFile) -> Result<CoreMetadata, PypiError> {
+        let failed = |reason: String| PypiError::Metadata {
+            file: file.filename.clone(),
+            reason,
+        };
+        let project = file
+            .filename
+            .strip_suffix(".tar.gz")
+            .and_then(|s| s.rsplit_once('-'))
+            .map(|(n, _)| simple::normalize(n))
+            .unwrap_or_default();
+        let fetch = |f: &IndexFile| {
+            self.fetcher.fetch_into_store(
+                std::slice::from_ref(&f.url),
+                "",
+                self.store,
+                &f.filename,
+                &crate::store::Expected {
+                    sha256: f.sha256.clone(),
+                    size: f.size,
+                },
+                &|_| {},
+            )
+        };
+        fetch(file)?;
+        let bytes = self
+            .store
+            .read_verified(&file.sha256, &file.filename)
+            .map_err(|e| failed(e.to_string()))?;
+        let system = crate::sdist::build_system(&bytes, &file.filename)
+            .map_err(|e| failed(e.to_string()))?;
+        let (full, minor) = crate::sdist::host_python().map_err(|e| failed(e.to_string()))?;
+        let machine = std::env::consts::ARCH;
+        let env: MarkerEnvironment = pep508_rs::MarkerEnvironmentBuilder {
+            implementation_name: "cpython",
+            implementation_version: &full,
+            os_name: "posix",
+            platform_machine: machine,
+            platform_python_implementation: "CPython",
+            platform_release: "",
+            platform_system: "Linux",
+            platform_version: "",
+            python_full_version: &full,
+            python_version: &format!("3.{minor}"),
+            sys_platform: "linux",
+        }
+        .try_into()
+        .map_err(|e| failed(format!("host Python {full}: {e}")))?;
+        let host = PyTarget {
+            arch: format!("the build of {}", file.filename),
+            tags: Target {
+                minor,
+                machine: machine.to_string(),
+                glibc: (2, 17),
+            },
+            env,
+            python: Version::from_str(&full).map_err(|e| failed(e.to_string()))?,
+        };
+        let request = PyRequest {
+            component: format!("build-system of {}", file.filename),
+            requirements: system.requires.clone(),
+            ..Default::default()
+        };
+        let backend = resolve(
+            self.fetcher,
+            self.store,
+            self.indexes,
+            &host,
+            &[request],
+            self.pages,
+        )
+        .map_err(|e| failed(format!("resolving its build backend: {e}")))?;
+        let mut requires = Vec::new();
+        for r in &backend {
+            fetch(&r.file)?;
+            requires.push(crate::lock::IndexPin {
+                project: r.name.clone(),
+                file: r.file.filename.clone(),
+                sha256: r.file.sha256.clone(),
+                size: r.file.size.unwrap_or(0),
+            });
+        }
+        let sdist = crate::lock::IndexPin {
+            project,
+            file: file.filename.clone(),
+            sha256: file.sha256.clone(),
+            size: file.size.unwrap_or(bytes.len() as u64),
+        };
+        let built = crate::sdist::build(self.store, &sdist, &requires)
+            .map_err(|e| failed(e.to_string()))?;
+        let wheel = self
+            .store
+            .read_verified(&built.sha256, &built.file)
+            .map_err(|e| failed(e.to_string()))?;
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel))
+            .map_err(|e| failed(format!("{}: {e}", built.file)))?;
+        let name = (0..zip.len())
+            .filter_map(|i| {
+                zip.by_index(i)
+                    .ok()
+                    .and_then(|f| f.name().ok().map(|n| n.to_string()))
+            })
+            .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
+            .ok_or_else(|| failed(format!("{}: no METADATA", built.file)))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut zip
+                .by_name(&name)
+                .map_err(|e| failed(format!("{}: {e}", built.file)))?,
+            &mut text,
+        )
+        .map_err(|e| failed(format!("{}: {e}", built.file)))?;
+        self.builds.lock().expect("lock").insert(
+            file.sha256.clone(),
+            (
+                IndexFile {
+                    filename: built.file.clone(),
+                    url: String::new(),
+                    sha256: built.sha256.clone(),
+                    size: Some(built.size),
+                    requires_python: file.requires_python.clone(),
+                    yanked: false,
+                    core_metadata: false,
+                },
+                crate::lock::SourceBuild { sdist, requires },
+            ),
+        );
+        Ok(CoreMetadata::parse(&text))
+    }
+
+    /// Lines naming the projects seen that have no file this target can use, and why.
+    fn unusable_projects(&self) -> String {
+        let projects = self.projects.lock().expect("lock");
+        let mut names: Vec<&String> = projects
+            .iter()
+            .filter(|(_, c)| c.is_empty())
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        let mut out = String::new();
+        for name in names {
+            let Ok(files) = self.pages.get(self.fetcher, self.indexes, name) else {
+                continue;
+            };
+            let t = &self.target.tags;
+            let why = if files.is_empty() {
+                "the index lists no files".to_string()
+            } else if files
+                .iter()
+                .all(|f| WheelName::parse(&f.filename).is_none())
+            {
+                "the index has only source distributions; list it in `build-from-source` to build it (pure-Python sdists only)".to_string()
+            } else {
+                format!(
+                    "none of its {} files is a wheel for CPython 3.{} on {} with glibc {}.{} (or is yanked, or excluded by Requires-Python)",
+                    files.len(),
+                    t.minor,
+                    t.machine,
+                    t.glibc.0,
+                    t.glibc.1
+                )
+            };
+            out.push_str(&format!("\n{name}: {why}"));
+        }
+        out
     }
 
     /// Turns requirements into constraints, for `extras` active.
@@ -518,6 +710,12 @@ pub fn resolve(
         projects: Mutex::new(HashMap::new()),
         pages,
         metadata: Mutex::new(HashMap::new()),
+        build_from_source: requests
+            .iter()
+            .flat_map(|r| r.build_from_source.iter())
+            .map(|n| simple::normalize(n))
+            .collect(),
+        builds: Mutex::new(HashMap::new()),
     };
     provider.prefetch();
     let solution = match pubgrub::resolve(
@@ -529,9 +727,21 @@ pub fn resolve(
         Err(PubGrubError::NoSolution(tree)) => {
             let mut tree = tree;
             tree.collapse_no_versions();
+            let mut report = pubgrub::DefaultStringReporter::report(&tree);
+            report.push_str(&provider.unusable_projects());
             return Err(PyResolveError::NoSolution {
                 arch: target.arch.clone(),
-                report: pubgrub::DefaultStringReporter::report(&tree),
+                report,
+            });
+        }
+        Err(PubGrubError::ErrorRetrievingDependencies {
+            package,
+            version,
+            source,
+        }) => {
+            return Err(PyResolveError::NoSolution {
+                arch: target.arch.clone(),
+                report: format!("reading the dependencies of {package} {version}: {source}"),
             });
         }
         Err(e) => {
@@ -594,6 +804,23 @@ pub fn resolve(
             .iter()
             .find(|c| &c.version == version)
             .expect("chosen versions have candidates");
+        let built = if sdist_version(&c.file.filename).is_some() {
+            provider
+                .metadata_of(&c.file)
+                .map_err(|e| PyResolveError::Index(e, target.arch.clone()))?;
+            provider
+                .builds
+                .lock()
+                .expect("lock")
+                .get(&c.file.sha256)
+                .cloned()
+        } else {
+            None
+        };
+        let (file, built_from) = match built {
+            Some((wheel, from)) => (wheel, Some(from)),
+            None => (c.file.clone(), None),
+        };
         out.push(Resolved {
             name: name.clone(),
             version: version.to_string(),
@@ -601,7 +828,8 @@ pub fn resolve(
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| direct.first().map(|d| d.0.clone()).unwrap_or_default()),
-            file: c.file.clone(),
+            file,
+            built_from,
         });
     }
     Ok(out)
