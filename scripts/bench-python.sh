@@ -3,9 +3,10 @@
 #   lock:    `carbon-store lock python-data` (both archs; Debian + Python) cold (no cached
 #            wheel metadata) and warm, against `uv pip compile` of the same requirements for
 #            both platforms, cold (empty cache) and warm;
-#   install: `carbon-store realize python-data --arch amd64` with the wheels in the store but
-#            no cached layers (byte-code cache warm), against `uv pip install --target` with a
-#            warm cache (uv compiles no byte-code by default).
+#   install: `carbon-store realize python-data --arch amd64` with the wheels in the store,
+#            the Python layers built afresh (gzip and zstd; byte-code cache warm, Debian
+#            layers cached) and reused by their inputs, against `uv pip install --target`
+#            with a warm cache (uv compiles no byte-code by default).
 # Prints hyperfine medians. Needs the network (the configured mirrors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,14 @@ echo "== install (amd64) vs uv pip install --target, warm caches"
 $bin --store "$store" --lockfiles "$work/locks" -q fetch python-data
 realize="$bin --store $store --lockfiles $work/locks -q realize python-data --arch amd64 --out $work/oci-out"
 eval "$realize" >/dev/null
-bench "carbon-store realize (no cached layers)" --runs 3 --prepare "rm -rf '$store/layers' '$store/blobs' '$store/realized' '$work/oci-out'" "$realize"
+eval "$realize --compression zstd" >/dev/null
+# Python layers built afresh (wheels unpacked, verified, byte-code from its cache, tar,
+# compression); the Debian layers come from the layer cache.
+fresh_python="rm -rf '$store/realized' '$work/oci-out'; rm -f '$store'/layers/inputs-*; grep -l 'Python package' '$store'/layers/*.json | xargs rm -f"
+bench "carbon-store realize, Python layers built afresh (gzip)" --runs 5 --prepare "$fresh_python" "$realize"
+bench "carbon-store realize, Python layers built afresh (zstd)" --runs 5 --prepare "$fresh_python" "$realize --compression zstd"
+# Every layer known by its inputs: nothing is unpacked (the output directory is new).
+bench "carbon-store realize, layers reused by their inputs" --runs 10 --prepare "rm -rf '$store/realized' '$work/oci-out'" "$realize"
 UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target "$work/uv-target" -r "$work/uv-amd64.txt"
 bench "uv pip install --target (warm cache)" --runs 3 --prepare "rm -rf '$work/uv-target'" "UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt"
 echo "packages: carbon-store $(grep -c 'file = ' "$work/locks/python-data.lock") wheel pins (both archs), uv $(grep -c '==' "$work/uv-amd64.txt") (amd64)"

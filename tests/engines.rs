@@ -305,3 +305,55 @@ s.stop()' 2>/dev/null";
     ]);
     assert_eq!(got.trim(), "aarch64 9", "{got}");
 }
+
+/// Runs `tests/smoke/<image>.sh` inside the image with the services it checks started by
+/// carbon-entrypoint; returns the output, which must end with "smoke <image>: passed".
+fn smoke(image: &str, platform: &str) -> String {
+    let smoke_dir = repo().join("tests/smoke");
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--hostname",
+        "localhost",
+        "--platform",
+        platform,
+        "-e",
+        "CARBON_SERVICES=postgres,redis,ssh,vnc,novnc,rdp",
+        "-v",
+        &format!("{}:/smoke:ro", smoke_dir.display()),
+        &format!("carbon/{image}:latest"),
+        "sh",
+        &format!("/smoke/{image}.sh"),
+    ]);
+    assert!(
+        got.trim_end().ends_with(&format!("smoke {image}: passed")),
+        "{got}"
+    );
+    got
+}
+
+#[test]
+#[ignore = "needs dockerd and the mirrors; run by scripts/test"]
+fn base_passes_its_smoke_test_on_amd64_and_rebuilds_identically() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("oci-out");
+    run(realize("base", &out).args(["--arch", "amd64"]));
+    docker(&["load", "-i", out.join("base-amd64.tar").to_str().unwrap()]);
+    let got = smoke("base", "linux/amd64");
+    for expected in [
+        "carbon-entrypoint: PostgreSQL on port 5432",
+        "hello from C",
+        "hello from Go",
+        "hello from Rust",
+        "hello from Java 21",
+        "ok: postgresql pgvector postgis",
+        "ok: redis",
+        "ok: listening on 5901",
+    ] {
+        assert!(got.contains(expected), "missing {expected:?}:\n{got}");
+    }
+    // A second realize rebuilds every layer from the sources and compares.
+    run(realize("base", &out).args(["--arch", "amd64", "--check"]));
+}

@@ -90,12 +90,12 @@ fn expand(text: &str, vars: &[(String, String)]) -> String {
     out
 }
 
-/// The `for i in $tools; do … update-alternatives --install /usr/bin/$i $i $basedir/bin/$i
-/// $priority $slave1 …` loops of OpenJDK's scripts, with the script's plain variable
-/// assignments (`basedir=…`, `jre_tools='java keytool …'`, `slave1="--slave …"`)
-/// substituted for each tool. Slaves whose file `exists` does not know are left out, as
+/// `update-alternatives --install` commands written with the script's plain variable
+/// assignments (`DIR=…`, `basedir=…`, `jre_tools='java keytool …'`, `slave1="--slave …"`)
+/// substituted, including the `for i in $tools; do … /usr/bin/$i $i $basedir/bin/$i …`
+/// loops of OpenJDK's scripts (once per tool). Slaves whose file `exists` does not know are left out, as
 /// the script's own `[ -e … ]` checks do.
-pub fn parse_tool_loops(script: &str, exists: &dyn Fn(&str) -> bool) -> Vec<(String, Choice)> {
+pub fn parse_with_variables(script: &str, exists: &dyn Fn(&str) -> bool) -> Vec<(String, Choice)> {
     let joined = script.replace("\\\n", " ");
     let mut globals: Vec<(String, String)> = Vec::new();
     let mut loop_list: Option<String> = None;
@@ -128,10 +128,20 @@ pub fn parse_tool_loops(script: &str, exists: &dyn Fn(&str) -> bool) -> Vec<(Str
             }
             continue;
         }
-        let installs_per_tool = trimmed.contains("update-alternatives")
+        let install_with_variables = trimmed.contains("update-alternatives")
             && trimmed.contains("--install")
-            && trimmed.contains("$i");
-        if !installs_per_tool {
+            && trimmed.contains('$');
+        if !install_with_variables {
+            continue;
+        }
+        if !trimmed.contains("$i") {
+            // Plain script variables only (e.g. postgis: `$DIR/postgis.control`).
+            let mut vars = globals.clone();
+            vars.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
+            for (name, mut choice) in parse_script(&expand(trimmed, &vars)) {
+                choice.slaves.retain(|_, (_, path)| exists(path));
+                out.push((name, choice));
+            }
             continue;
         }
         let Some(list) = &loop_list else { continue };
@@ -158,7 +168,7 @@ pub fn build(input: &FixupInput, tree: &mut Tree) {
         if let Some(script) = package.member_text("postinst") {
             let exists = |path: &str| input.exists(&image_path(path));
             let mut choices = parse_script(&script);
-            choices.extend(parse_tool_loops(&script, &exists));
+            choices.extend(parse_with_variables(&script, &exists));
             for (name, choice) in choices {
                 if input.exists(&image_path(&choice.path)) {
                     by_name.entry(name).or_default().push(choice);
@@ -263,7 +273,7 @@ mod tests {
     fn expands_openjdk_tool_loops_per_tool_with_existing_man_pages_only() {
         let script = "basedir=/usr/lib/jvm/java-21-openjdk-amd64\nmandir=$basedir/man\npriority=2111\nsrcext=1.gz\ndstext=1.gz\njre_tools='java keytool'\nif [ -n \"$multiarch\" ]; then\n    priority=$(expr $priority - 1)\nfi\n    for i in $jre_tools; do\n\tunset slave1 slave2 || true\n        if [ -e $mandir/man1/$i.$srcext ]; then\n\t    slave1=\"--slave \\\n\t\t/usr/share/man/man1/$i.$dstext \\\n                $i.$dstext \\\n                $mandir/man1/$i.$srcext\"\n\tfi\n        update-alternatives \\\n            --install \\\n            /usr/bin/$i \\\n            $i \\\n            $basedir/bin/$i \\\n            $priority \\\n\t    $slave1 $slave2\n    done\n";
         let exists = |p: &str| p == "/usr/lib/jvm/java-21-openjdk-amd64/man/man1/java.1.gz";
-        let parsed = parse_tool_loops(script, &exists);
+        let parsed = parse_with_variables(script, &exists);
         let names: Vec<&str> = parsed.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["java", "keytool"]);
         let java = &parsed[0].1;
@@ -286,5 +296,23 @@ mod tests {
             parsed[1].1.slaves.is_empty(),
             "keytool has no man page here"
         );
+    }
+
+    #[test]
+    fn expands_plain_script_variables_in_install_commands() {
+        let script = "MAJOR_VERSION=\"3\"\nPGVERSION=\"17\"\nDIR=\"/usr/share/postgresql/$PGVERSION/extension\"\n    update-alternatives \\\n    --install $DIR/postgis.control postgresql-$PGVERSION-postgis.control $DIR/postgis-$MAJOR_VERSION.control ${MAJOR_VERSION}0 \\\n      --slave $DIR/postgis_raster.control postgresql-$PGVERSION-postgis_raster.control $DIR/postgis_raster-$MAJOR_VERSION.control\n";
+        let parsed = parse_with_variables(script, &|_| true);
+        assert_eq!(parsed.len(), 1);
+        let (name, choice) = &parsed[0];
+        assert_eq!(name, "postgresql-17-postgis.control");
+        assert_eq!(
+            (choice.link.as_str(), choice.path.as_str(), choice.priority),
+            (
+                "/usr/share/postgresql/17/extension/postgis.control",
+                "/usr/share/postgresql/17/extension/postgis-3.control",
+                30
+            )
+        );
+        assert_eq!(choice.slaves.len(), 1);
     }
 }

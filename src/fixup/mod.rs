@@ -11,7 +11,7 @@ mod base;
 mod certificates;
 mod dpkg_db;
 mod pam;
-mod recipe_paths;
+pub mod recipe_paths;
 
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};

@@ -6,6 +6,10 @@ use super::{FixupError, FixupInput, put};
 use crate::layer::tree::Tree;
 use crate::recipe::PathKind;
 
+/// The "package" of a directory a recipe's `[[path]]` sets: the cross-layer reconciliation
+/// keeps its metadata instead of the lowest layer's.
+pub const RECIPE_DIR: &str = "[[path]]";
+
 pub fn build(input: &FixupInput, accounts: &Accounts, tree: &mut Tree) -> Result<(), FixupError> {
     for spec in input.recipe_paths {
         let err = |reason: String| FixupError::RecipePath {
@@ -41,6 +45,10 @@ pub fn build(input: &FixupInput, accounts: &Accounts, tree: &mut Tree) -> Result
         };
         node.uid = uid;
         node.gid = gid;
+        if spec.kind == PathKind::Dir {
+            // Its owner and mode win over what the packages' layers below say.
+            node.package = Some(RECIPE_DIR.to_string());
+        }
         put(input, tree, &spec.path, node);
     }
     Ok(())

@@ -119,7 +119,9 @@ pub fn reconcile(trees: &mut [Tree], replaces: &ReplacesTable) -> Result<(), Tre
     let mut files: HashMap<String, String> = HashMap::new();
     for tree in trees.iter_mut() {
         for (path, node) in tree.nodes.iter_mut() {
-            if node.kind == EntryKind::Dir {
+            if node.kind == EntryKind::Dir
+                && node.package.as_deref() != Some(crate::fixup::recipe_paths::RECIPE_DIR)
+            {
                 match dirs.get(path) {
                     Some(&(mode, uid, gid, mtime)) => {
                         node.mode = mode;

@@ -88,10 +88,25 @@ fn tag_part(repo_tag: &str) -> &str {
         .unwrap_or("latest")
 }
 
-/// The key of a whole realize: same lock, settings and tool ⇒ same outputs.
-fn realize_key(lock_text: &str, opts: &RealizeOptions) -> String {
+/// The contents of the files the plan's `[[path]]` entries ship (the lock's recipes hash
+/// covers the recipes, not these files).
+fn shipped_files(plan: &ImagePlan, files_dir: &Path) -> String {
+    let mut out = String::new();
+    for spec in plan.components.iter().flat_map(|c| c.recipe.path.iter()) {
+        if spec.kind == crate::recipe::PathKind::File
+            && let Some(source) = &spec.source
+        {
+            let content = std::fs::read(files_dir.join(source)).unwrap_or_default();
+            out.push_str(&format!("{source} {}\n", digest_of(&content)));
+        }
+    }
+    out
+}
+
+/// The key of a whole realize: same lock, shipped files, settings and tool ⇒ same outputs.
+fn realize_key(lock_text: &str, shipped: &str, opts: &RealizeOptions) -> String {
     let text = format!(
-        "{}\n{}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{shipped}\n{}",
         layers::LAYER_FORMAT,
         env!("CARBON_SOURCE_HASH"),
         opts.compression.name(),
@@ -332,7 +347,7 @@ pub fn realize(
             });
         }
     }
-    let key = realize_key(lock_text, opts);
+    let key = realize_key(lock_text, &shipped_files(plan, files_dir), opts);
     if !opts.check
         && let Some(done) = previous(store, &key)
     {
