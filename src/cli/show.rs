@@ -1,9 +1,13 @@
-//! `carbon-store show IMAGE`: what an image is made of, from its recipes and its lock.
+//! `carbon-store show IMAGE`: what an image is made of, from its recipes and its lock, and
+//! the layers of its last realize (compressed and unpacked sizes).
 
 use super::Cli;
 use super::error::CliError;
 use carbon_store::lock;
+use carbon_store::realize::Realized;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
@@ -12,6 +16,38 @@ pub struct ShowArgs {
 }
 
 pub fn run(cli: &Cli, args: &ShowArgs) -> Result<(), CliError> {
+    let mut out = String::new();
+    describe(cli, args, &mut out)?;
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(())
+}
+
+/// The newest realize record of `image` in the store, if any.
+fn last_realize(cli: &Cli, image: &str) -> Option<Realized> {
+    let dir = cli.store.join("realized");
+    let mut best: Option<(std::time::SystemTime, Realized)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(bytes) = std::fs::read(entry.path()) else {
+            continue;
+        };
+        let Ok(record) = serde_json::from_slice::<Realized>(&bytes) else {
+            continue;
+        };
+        let modified = entry.metadata().and_then(|m| m.modified()).ok()?;
+        if record.image == image && best.as_ref().is_none_or(|(t, _)| modified > *t) {
+            best = Some((modified, record));
+        }
+    }
+    best.map(|(_, r)| r)
+}
+
+fn describe(cli: &Cli, args: &ShowArgs, out: &mut String) -> Result<(), CliError> {
+    macro_rules! println {
+        ($($arg:tt)*) => {{
+            let _ = writeln!(out, $($arg)*);
+        }};
+    }
     let recipes = cli.load_recipes()?;
     let plan = recipes.plan(&args.image)?;
     println!("image:       {}", plan.name);
@@ -34,8 +70,19 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<(), CliError> {
         if let Some(lock) = &lock {
             for (arch, a) in &lock.archs {
                 let debs: Vec<_> = a.debian.iter().filter(|d| d.component == c.name).collect();
-                let bytes: u64 = debs.iter().map(|d| d.size).sum();
-                counts.push(format!("{arch}: {} packages, {}", debs.len(), human(bytes)));
+                let wheels: Vec<_> = a.python.iter().filter(|w| w.component == c.name).collect();
+                let bytes: u64 = debs.iter().map(|d| d.size).sum::<u64>()
+                    + wheels.iter().map(|w| w.size).sum::<u64>();
+                let wheel_count = if wheels.is_empty() {
+                    String::new()
+                } else {
+                    format!(" + {} wheels", wheels.len())
+                };
+                counts.push(format!(
+                    "{arch}: {} packages{wheel_count}, {}",
+                    debs.len(),
+                    human(bytes)
+                ));
             }
         }
         println!("  {:<20} {}", c.name, counts.join("; "));
@@ -55,6 +102,29 @@ pub fn run(cli: &Cli, args: &ShowArgs) -> Result<(), CliError> {
             }
         }
         println!("total distinct download: {}", human(unique.values().sum()));
+    }
+    match last_realize(cli, &plan.name) {
+        None => println!("layers:      not realized in this store yet"),
+        Some(record) => {
+            for (arch, layers) in &record.layers {
+                println!("layers {arch} (last realize; compressed / unpacked):");
+                for l in layers {
+                    println!(
+                        "  {:>10} / {:>10}  {}",
+                        human(l.size),
+                        if l.tar_size > 0 {
+                            human(l.tar_size)
+                        } else {
+                            "?".into()
+                        },
+                        l.comment
+                    );
+                }
+                let size: u64 = layers.iter().map(|l| l.size).sum();
+                let tar: u64 = layers.iter().map(|l| l.tar_size).sum();
+                println!("  {:>10} / {:>10}  total", human(size), human(tar));
+            }
+        }
     }
     Ok(())
 }

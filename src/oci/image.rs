@@ -21,6 +21,9 @@ pub struct BuiltLayer {
     pub media_type: String,
     /// What the layer holds, for the image history (`component base-system: 81 packages`).
     pub comment: String,
+    /// Bytes of the uncompressed tar (what it takes unpacked), for reports; 0 when unknown.
+    #[serde(default)]
+    pub tar_size: u64,
 }
 
 /// Image config settings from the recipes and the lock.

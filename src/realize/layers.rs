@@ -199,6 +199,7 @@ pub fn finish(
     let diff_id = digest_of(&tar);
     if use_cache && let Some(mut layer) = cached(store, &diff_id, compression) {
         layer.comment = comment.to_string();
+        layer.tar_size = tar.len() as u64;
         return Ok((layer, tar));
     }
     let blob = compress(&tar, compression);
@@ -215,6 +216,7 @@ pub fn finish(
         size: blob.len() as u64,
         media_type: compression.media_type().to_string(),
         comment: comment.to_string(),
+        tar_size: tar.len() as u64,
     };
     write_atomic(
         &cache_path(store, &diff_id, compression),
