@@ -112,17 +112,25 @@ pub fn trees(
         .collect()
 }
 
-/// Directory metadata as the lowest layer defining it has it, in every layer; files that
-/// two layers' packages both ship are conflicts unless the upper one `Replaces` the lower.
-pub fn reconcile(trees: &mut [Tree], replaces: &ReplacesTable) -> Result<(), TreeError> {
-    let mut dirs: HashMap<String, (u32, u64, u64, u64)> = HashMap::new();
-    let mut files: HashMap<String, String> = HashMap::new();
-    for tree in trees.iter_mut() {
+/// The cross-layer rules, applied one layer at a time from the bottom up: directory
+/// metadata as the lowest layer defining it has it (a recipe's `[[path]]` directory keeps
+/// its own), and files that two layers' packages both ship are conflicts unless the upper
+/// one `Replaces` the lower. Keeps only metadata of the layers seen, so that each layer can
+/// be written and dropped before the next is built.
+#[derive(Default)]
+pub struct Reconciler {
+    dirs: HashMap<String, (u32, u64, u64, u64)>,
+    files: HashMap<String, String>,
+}
+
+impl Reconciler {
+    /// Applies the rules to the next layer up.
+    pub fn apply(&mut self, tree: &mut Tree, replaces: &ReplacesTable) -> Result<(), TreeError> {
         for (path, node) in tree.nodes.iter_mut() {
             if node.kind == EntryKind::Dir
                 && node.package.as_deref() != Some(crate::fixup::recipe_paths::RECIPE_DIR)
             {
-                match dirs.get(path) {
+                match self.dirs.get(path) {
                     Some(&(mode, uid, gid, mtime)) => {
                         node.mode = mode;
                         node.uid = uid;
@@ -130,14 +138,15 @@ pub fn reconcile(trees: &mut [Tree], replaces: &ReplacesTable) -> Result<(), Tre
                         node.mtime = mtime;
                     }
                     None => {
-                        dirs.insert(path.clone(), (node.mode, node.uid, node.gid, node.mtime));
+                        self.dirs
+                            .insert(path.clone(), (node.mode, node.uid, node.gid, node.mtime));
                     }
                 }
             }
         }
         let mut new_files = Vec::new();
         for (path, package) in tree.owned_files() {
-            if let Some(old) = files.get(path)
+            if let Some(old) = self.files.get(path)
                 && old != package
                 && !replaces.allows(package, old)
             {
@@ -149,9 +158,9 @@ pub fn reconcile(trees: &mut [Tree], replaces: &ReplacesTable) -> Result<(), Tre
             }
             new_files.push((path.clone(), package.to_string()));
         }
-        files.extend(new_files);
+        self.files.extend(new_files);
+        Ok(())
     }
-    Ok(())
 }
 
 /// The store's blob directory (`store/blobs`, holding `sha256/<hex>`).

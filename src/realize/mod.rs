@@ -172,21 +172,52 @@ fn build_arch(
     let replaces = ReplacesTable::new(&loaded);
     let components: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
     let plans = layers::plan(&components, &loaded);
-    let mut python_comments: Vec<String> = Vec::new();
-    let mut trees =
-        layers::trees(&plans, &mut loaded, &replaces).map_err(|error| RealizeError::Layer {
-            arch: arch.into(),
-            error,
-        })?;
-
-    // Python environments: one layer per component with wheels (a wheel of 200 MB or more
-    // on its own), the venv skeleton in the first; a layer built before from the same
-    // inputs is reused without unpacking its wheels.
-    let python = python_layers::plan(plan, lock, arch);
-    let wheel_error = |error| RealizeError::Wheel {
+    let tree_error = |error| RealizeError::Tree {
         arch: arch.into(),
         error,
     };
+    let layer_error = |error| RealizeError::Layer {
+        arch: arch.into(),
+        error,
+    };
+    let mut trees = layers::trees(&plans, &mut loaded, &replaces).map_err(layer_error)?;
+    // Layers are reconciled bottom-up and written one after another; a written layer's
+    // contents are dropped, only the paths stay (for the fixups).
+    let mut reconciler = layers::Reconciler::default();
+    for tree in trees.iter_mut() {
+        reconciler.apply(tree, &replaces).map_err(tree_error)?;
+    }
+    let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
+    let finish = |tree: &Tree, prebuilt: Option<&str>, comment: &str| {
+        layers::finish(
+            store,
+            tree,
+            prebuilt,
+            comment,
+            opts.compression,
+            !opts.check,
+        )
+        .map(|(layer, tar)| (layer, if opts.check { tar } else { Vec::new() }))
+        .map_err(layer_error)
+    };
+    let debian_layers: Vec<Result<(BuiltLayer, Vec<u8>), RealizeError>> = trees
+        .into_par_iter()
+        .zip(plans.par_iter())
+        .map(|(tree, layer_plan)| finish(&tree, None, &layer_plan.comment))
+        .collect();
+    let mut built = Vec::new();
+    let mut tars = Vec::new();
+    for result in debian_layers {
+        let (layer, tar) = result?;
+        built.push(layer);
+        tars.push(tar);
+    }
+
+    // Python environments: one layer per component with wheels (a wheel of 200 MB or more
+    // on its own), the venv skeleton in the first, built one after another (the wheels of
+    // a layer in parallel); a layer built before from the same inputs is reused without
+    // unpacking its wheels.
+    let python = python_layers::plan(plan, lock, arch);
     let build_python = |i: usize| {
         python_layers::build(
             store,
@@ -195,35 +226,49 @@ fn build_arch(
             compiler,
             &format!("{arch}-{i}"),
         )
-        .map_err(wheel_error)
-    };
-    let python_built: Vec<Result<(Tree, Option<input_cache::Prebuilt>), RealizeError>> = (0
-        ..python.groups.len())
-        .into_par_iter()
-        .map(|i| {
-            if !opts.check
-                && let Some(hit) = input_cache::lookup(store, &python.groups[i].key, |diff_id| {
-                    layers::cached(store, diff_id, opts.compression).is_some()
-                })
-            {
-                return Ok((hit.0, Some(hit.1)));
-            }
-            Ok((build_python(i)?, None))
+        .map_err(|error| RealizeError::Wheel {
+            arch: arch.into(),
+            error,
         })
-        .collect();
-    let python_first = trees.len();
-    let mut prebuilt: Vec<Option<input_cache::Prebuilt>> = vec![None; trees.len()];
-    for (built, group) in python_built.into_iter().zip(&python.groups) {
-        let (tree, hit) = built?;
-        trees.push(tree);
-        prebuilt.push(hit);
-        python_comments.push(group.comment.clone());
+    };
+    for (i, group) in python.groups.iter().enumerate() {
+        let mut hit = None;
+        let mut tree = match input_cache::lookup(store, &group.key, |diff_id| {
+            layers::cached(store, diff_id, opts.compression).is_some()
+        }) {
+            Some((skeleton, prebuilt)) if !opts.check => {
+                hit = Some(prebuilt);
+                skeleton
+            }
+            _ => build_python(i)?,
+        };
+        let mut as_built = hit.is_none().then(|| tree.without_contents());
+        reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
+        // A reused layer whose directories below changed since it was built is built again.
+        if let Some(prebuilt) = &hit
+            && input_cache::skeleton_digest(&tree) != prebuilt.reconciled
+        {
+            hit = None;
+            tree = build_python(i)?;
+            as_built = Some(tree.without_contents());
+            reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
+        }
+        paths.extend(tree.nodes.keys().cloned());
+        let reconciled = input_cache::skeleton_digest(&tree);
+        let (layer, tar) = finish(
+            &tree,
+            hit.as_ref().map(|h| h.diff_id.as_str()),
+            &group.comment,
+        )?;
+        drop(tree);
+        if let Some(skeleton) = as_built
+            && !opts.check
+        {
+            input_cache::save(store, &group.key, &skeleton, &reconciled, &layer.diff_id)?;
+        }
+        built.push(layer);
+        tars.push(tar);
     }
-    // Fresh Python layers are recorded as built, before the reconciliation below.
-    let fresh_python: Vec<(usize, Tree)> = (python_first..trees.len())
-        .filter(|&t| prebuilt[t].is_none())
-        .map(|t| (t, trees[t].without_contents()))
-        .collect();
 
     // The fixups layer sees the whole image.
     let mut infos: Vec<fixup::InstalledPackage> = loaded.iter().map(|p| p.info.clone()).collect();
@@ -232,7 +277,6 @@ fn build_arch(
     for p in &mut loaded {
         retained.append(&mut p.retained);
     }
-    let paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
     let users: Vec<_> = plan
         .components
         .iter()
@@ -253,71 +297,21 @@ fn build_arch(
         recipe_paths: &recipe_paths,
         files_dir: files_dir.to_path_buf(),
     };
-    let fixups: Tree = fixup::build(&input).map_err(|error| RealizeError::Fixup {
+    let mut fixups: Tree = fixup::build(&input).map_err(|error| RealizeError::Fixup {
         arch: arch.into(),
         error,
     })?;
     drop(loaded);
-    trees.push(fixups);
-    prebuilt.push(None);
-    let mut comments: Vec<String> = plans.iter().map(|p| p.comment.clone()).collect();
-    comments.extend(python_comments);
-    comments.push("fixups: dpkg database, accounts, alternatives, configuration".into());
-    let tree_error = |error| RealizeError::Tree {
-        arch: arch.into(),
-        error,
-    };
-    layers::reconcile(&mut trees, &replaces).map_err(tree_error)?;
-    // A reused layer whose directories below changed since it was built is built again.
-    let mut stale = false;
-    for t in python_first..python_first + python.groups.len() {
-        if let Some(hit) = &prebuilt[t]
-            && input_cache::skeleton_digest(&trees[t]) != hit.reconciled
-        {
-            trees[t] = build_python(t - python_first)?;
-            prebuilt[t] = None;
-            stale = true;
-        }
-    }
-    if stale {
-        layers::reconcile(&mut trees, &replaces).map_err(tree_error)?;
-    }
-    let reconciled: Vec<(usize, String)> = fresh_python
-        .iter()
-        .map(|(t, _)| (*t, input_cache::skeleton_digest(&trees[*t])))
-        .collect();
-
-    let results: Vec<Result<(BuiltLayer, Vec<u8>), LayerError>> = trees
-        .par_iter()
-        .zip(comments.par_iter())
-        .zip(prebuilt.par_iter())
-        .map(|((tree, comment), hit)| {
-            let diff_id = hit.as_ref().map(|h| h.diff_id.as_str());
-            layers::finish(store, tree, diff_id, comment, opts.compression, !opts.check)
-                .map(|(layer, tar)| (layer, if opts.check { tar } else { Vec::new() }))
-        })
-        .collect();
-    let mut built = Vec::new();
-    let mut tars = Vec::new();
-    for r in results {
-        let (layer, tar) = r.map_err(|error| RealizeError::Layer {
-            arch: arch.into(),
-            error,
-        })?;
-        built.push(layer);
-        tars.push(tar);
-    }
-    for ((t, skeleton), (_, digest)) in fresh_python.iter().zip(&reconciled) {
-        if prebuilt[*t].is_none() && !opts.check {
-            input_cache::save(
-                store,
-                &python.groups[t - python_first].key,
-                skeleton,
-                digest,
-                &built[*t].diff_id,
-            )?;
-        }
-    }
+    reconciler
+        .apply(&mut fixups, &replaces)
+        .map_err(tree_error)?;
+    let (layer, tar) = finish(
+        &fixups,
+        None,
+        "fixups: dpkg database, accounts, alternatives, configuration",
+    )?;
+    built.push(layer);
+    tars.push(tar);
     let settings = ConfigSettings {
         arch,
         config: &plan.config,
@@ -355,12 +349,12 @@ pub fn realize(
     }
     // Byte-code for Python layers, compiled by the image's interpreter once it is needed.
     let compiler = python_layers::LazyCompiler::new(store, lock);
+    // One arch after the other: each already uses every core, and holding two archs'
+    // layers at once would double the memory.
     let built: Vec<(BuiltImage, Vec<Vec<u8>>)> = opts
         .archs
-        .par_iter()
+        .iter()
         .map(|arch| build_arch(plan, lock, arch, store, opts, files_dir, &compiler))
-        .collect::<Vec<_>>()
-        .into_iter()
         .collect::<Result<_, _>>()?;
     if opts.check {
         check::compare(&plan.name, &opts.out_dir, &built, opts.compression)?;
