@@ -217,7 +217,11 @@ fn build_arch(
     // on its own), the venv skeleton in the first, built one after another (the wheels of
     // a layer in parallel); a layer built before from the same inputs is reused without
     // unpacking its wheels.
-    let python = python_layers::plan(plan, lock, arch);
+    let python =
+        python_layers::plan(plan, lock, arch, &paths).map_err(|error| RealizeError::Wheel {
+            arch: arch.into(),
+            error,
+        })?;
     let build_python = |i: usize| {
         python_layers::build(
             store,

@@ -5,7 +5,7 @@
 use super::layers::OWN_LAYER_BYTES;
 use super::python::{self, Compiler, Venv, WheelError};
 use crate::layer::tar::EntryKind;
-use crate::layer::tree::Tree;
+use crate::layer::tree::{Node, Tree};
 use crate::lock::{Lockfile, PythonArtifact};
 use crate::recipe::ImagePlan;
 use crate::store::Store;
@@ -23,9 +23,14 @@ pub struct PythonGroup<'l> {
     pub key: String,
 }
 
+/// Where Debian puts the modules of its `python3-*` packages.
+const DEBIAN_MODULES: &str = "usr/lib/python3/dist-packages";
+
 /// The Python layers of one arch.
 pub struct PythonLayers<'l> {
     pub venv: Venv,
+    /// Debian modules exposed in the venv: (name in site-packages, absolute link target).
+    pub debian_links: Vec<(String, String)>,
     /// Top-level requirements (normalized names): their wheels get `REQUESTED`.
     pub requested: BTreeSet<String>,
     pub groups: Vec<PythonGroup<'l>>,
@@ -64,10 +69,41 @@ fn venv(plan: &ImagePlan, lock: &Lockfile, arch: &str) -> Venv {
     }
 }
 
-/// Plans the Python layers of `arch` (empty when the lock has no wheels for it).
-pub fn plan<'l>(plan: &ImagePlan, lock: &'l Lockfile, arch: &str) -> PythonLayers<'l> {
+/// Plans the Python layers of `arch` (empty when the lock has no wheels for it);
+/// `image_paths` are the paths of the Debian layers below.
+pub fn plan<'l>(
+    plan: &ImagePlan,
+    lock: &'l Lockfile,
+    arch: &str,
+    image_paths: &BTreeSet<String>,
+) -> Result<PythonLayers<'l>, WheelError> {
     let wheels = &lock.archs[arch].python;
     let venv = venv(plan, lock, arch);
+    let mut debian_links = Vec::new();
+    for c in &plan.components {
+        for module in c.recipe.python.iter().flat_map(|p| p.debian_modules.iter()) {
+            let dir = format!("{DEBIAN_MODULES}/{module}");
+            if !image_paths.contains(&dir) {
+                return Err(WheelError::Bad {
+                    wheel: format!("component {}", c.name),
+                    reason: format!(
+                        "debian-modules: {module} is not in /{DEBIAN_MODULES} of the image; add the Debian package that ships it"
+                    ),
+                });
+            }
+            let metadata = image_paths
+                .range(format!("{dir}-")..)
+                .take_while(|p| p.starts_with(&format!("{dir}-")));
+            for path in std::iter::once(&dir).chain(metadata.filter(|p| {
+                let name = &p[DEBIAN_MODULES.len() + 1..];
+                !name.contains('/') && (name.ends_with(".dist-info") || name.ends_with(".egg-info"))
+            })) {
+                let name = path[DEBIAN_MODULES.len() + 1..].to_string();
+                debian_links.push((name, format!("/{path}")));
+            }
+        }
+    }
+    debian_links.sort();
     let requested: BTreeSet<String> = plan
         .components
         .iter()
@@ -123,6 +159,12 @@ pub fn plan<'l>(plan: &ImagePlan, lock: &'l Lockfile, arch: &str) -> PythonLayer
             key.add(i);
         }
         key.add(if g.skeleton { "skeleton" } else { "" });
+        if g.skeleton {
+            for (name, target) in &debian_links {
+                key.add(name);
+                key.add(target);
+            }
+        }
         for w in &g.members {
             key.add(&w.name);
             key.add(&w.file);
@@ -135,11 +177,12 @@ pub fn plan<'l>(plan: &ImagePlan, lock: &'l Lockfile, arch: &str) -> PythonLayer
         }
         g.key = key.finish();
     }
-    PythonLayers {
+    Ok(PythonLayers {
         venv,
+        debian_links,
         requested,
         groups,
-    }
+    })
 }
 
 /// The byte-code compiler, prepared the first time a layer needs it (never when every
@@ -202,6 +245,21 @@ pub fn build(
     let mut tree = Tree::default();
     if group.skeleton {
         layers.venv.skeleton(&mut tree);
+        let site = layers.venv.site_packages();
+        for (name, target) in &layers.debian_links {
+            tree.put(
+                &format!("{site}/{name}"),
+                Node {
+                    kind: EntryKind::Symlink(target.clone()),
+                    mode: 0o777,
+                    uid: 0,
+                    gid: 0,
+                    mtime: python::WHEEL_MTIME,
+                    data: Vec::new(),
+                    package: Some(format!("debian-modules:{name}")),
+                },
+            );
+        }
     }
     // As if installed one after another: a later wheel's file replaces an earlier one's,
     // directories are made once.

@@ -68,6 +68,11 @@ pub struct PythonRequest {
     /// `python3-torch`); name what they provide in `exclude`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub system_site_packages: bool,
+    /// Top-level modules of Debian's `python3-*` packages to expose in the venv (linked
+    /// from `/usr/lib/python3/dist-packages`, with their `.dist-info`/`.egg-info`); name
+    /// what they provide in `exclude`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debian_modules: Vec<String>,
 }
 
 /// The image's `[python]` table: where the environment lives and which indexes to use.

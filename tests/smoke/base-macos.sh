@@ -3,7 +3,7 @@
 # never had), and no NVIDIA library anywhere.
 set -eu
 sh /smoke/base.sh
-if find / -xdev \( -name 'libcuda*' -o -name 'libcudart*' -o -name 'libcudnn*' \) 2>/dev/null | grep -q .; then
+if find / -xdev -type f \( -name 'libcuda.so*' -o -name 'libcudart.so*' -o -name 'libcudnn*.so*' -o -name 'libcublas*.so*' \) 2>/dev/null | grep -q .; then
     echo "FAIL: CUDA libraries found"; exit 1
 fi
 echo "ok: no CUDA libraries"
