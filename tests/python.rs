@@ -340,6 +340,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     meta = open("METADATA.in").read()
     field = lambda k: [l.split(": ", 1)[1] for l in meta.splitlines() if l.startswith(k + ": ")][0]
     name, version = field("Name"), field("Version")
+    tag = open("TAG.in").read().strip() if os.path.exists("TAG.in") else "py3-none-any"
     dist = f"{name}-{version}.dist-info"
     members = []
     for root, dirs, files in os.walk("src"):
@@ -348,11 +349,11 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
             members.append((os.path.relpath(p, "src"), open(p, "rb").read()))
     members.sort()
     members.append((f"{dist}/METADATA", meta.encode()))
-    members.append((f"{dist}/WHEEL", b"Wheel-Version: 1.0\nGenerator: fake\nRoot-Is-Purelib: true\nTag: py3-none-any\n"))
+    members.append((f"{dist}/WHEEL", f"Wheel-Version: 1.0\nGenerator: fake\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()))
     record = "".join(f"{p},{_hash(d)},{len(d)}\n" for p, d in members) + f"{dist}/RECORD,,\n"
     members.append((f"{dist}/RECORD", record.encode()))
     stamp = time.gmtime(int(os.environ["SOURCE_DATE_EPOCH"]))[:6]
-    filename = f"{name}-{version}-py3-none-any.whl"
+    filename = f"{name}-{version}-{tag}.whl"
     with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as z:
         for p, d in members:
             z.writestr(zipfile.ZipInfo(p, stamp), d)
@@ -472,6 +473,45 @@ fn an_allowed_sdist_is_built_pinned_in_the_lock_installed_and_rebuilt_identicall
     let err = sb.fails(&["fetch", "test"], 1);
     assert!(
         err.contains("srcpkg-2.0-py3-none-any.whl") && err.contains("not reproducible"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_sdist_that_builds_a_platform_wheel_is_refused() {
+    let sb = Sandbox::new();
+    let mut backend = WheelSpec::new("fakebackend", "1.0", "py3-none-any");
+    backend.files = vec![(
+        "fakebackend/__init__.py".into(),
+        FAKE_BACKEND.as_bytes().to_vec(),
+    )];
+    let mut source = WheelSpec::new("nativepkg", "1.0", "");
+    source.sdist = true;
+    source.files = vec![
+        (
+            "pyproject.toml".into(),
+            b"[build-system]\nrequires = [\"fakebackend\"]\nbuild-backend = \"fakebackend\"\n"
+                .to_vec(),
+        ),
+        (
+            "METADATA.in".into(),
+            b"Metadata-Version: 2.1\nName: nativepkg\nVersion: 1.0\n".to_vec(),
+        ),
+        ("TAG.in".into(), b"cp313-cp313-linux_x86_64\n".to_vec()),
+        ("src/nativepkg/__init__.py".into(), b"\n".to_vec()),
+    ];
+    publish(&sb.path("mirror/pypi"), &[backend, source], false);
+    sb.write(
+        "recipes/components/py.toml",
+        "[component]\nname = \"py\"\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"nativepkg\"]\nbuild-from-source = [\"nativepkg\"]\n",
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+    let err = sb.fails(&["lock", "test"], 1);
+    assert!(
+        err.contains("nativepkg-1.0-cp313-cp313-linux_x86_64.whl, which is not pure Python"),
         "{err}"
     );
 }

@@ -380,6 +380,18 @@ impl<'a> Provider<'a> {
         };
         let built = crate::sdist::build(self.store, &sdist, &requires)
             .map_err(|e| failed(e.to_string()))?;
+        // Built on the host: only a pure-Python wheel is right for every arch.
+        let pure = WheelName::parse(&built.file).is_some_and(|w| {
+            w.tags
+                .iter()
+                .all(|t| t.platform == "any" && t.abi == "none")
+        });
+        if !pure {
+            return Err(failed(format!(
+                "it built {}, which is not pure Python; only pure-Python sdists can be built (the host's compiler would make code for the host's arch)",
+                built.file
+            )));
+        }
         let wheel = self
             .store
             .read_verified(&built.sha256, &built.file)
