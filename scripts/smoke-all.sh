@@ -5,8 +5,8 @@
 # (every layer rebuilt from the sources and compared). Prints one line per image and arch:
 # result, build time, compressed and unpacked size, whether the rebuild was identical.
 #   IMAGES="base tools" ARCHS=amd64 scripts/smoke-all.sh
-# compute is left out by default: its ~6 GB of CUDA wheels per arch do not fit the
-# in-memory layer builder on a 24 GiB machine (docs/images.md); IMAGES=compute tries it.
+# compute is left out by default: its ~6 GB of CUDA wheels per arch need ~35 GB of disk
+# and much memory (docs/images.md); IMAGES=compute tries it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-tools --test >/dev/null
