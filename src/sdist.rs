@@ -60,8 +60,16 @@ pub struct Built {
     pub size: u64,
 }
 
-/// The host's `python3`: (full version, minor).
+/// The host's `python3`: (full version, minor), asked once per process.
 pub fn host_python() -> Result<(String, u32), SdistError> {
+    static ANSWER: std::sync::OnceLock<Result<(String, u32), String>> = std::sync::OnceLock::new();
+    ANSWER
+        .get_or_init(ask_host_python)
+        .clone()
+        .map_err(SdistError::NoPython)
+}
+
+fn ask_host_python() -> Result<(String, u32), String> {
     let out = Command::new("python3")
         .args([
             "-S",
@@ -69,14 +77,14 @@ pub fn host_python() -> Result<(String, u32), SdistError> {
             "import platform; print(platform.python_version())",
         ])
         .output()
-        .map_err(|e| SdistError::NoPython(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let minor = version
         .split('.')
         .nth(1)
         .and_then(|m| m.parse().ok())
         .filter(|_| out.status.success())
-        .ok_or_else(|| SdistError::NoPython(format!("cannot read its version {version:?}")))?;
+        .ok_or_else(|| format!("cannot read its version {version:?}"))?;
     Ok((version, minor))
 }
 

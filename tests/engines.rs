@@ -39,6 +39,19 @@ fn realize(image: &str, out_dir: &Path) -> Command {
     c
 }
 
+/// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`.
+fn load(out: &Path, image: &str, arch: &str) {
+    let archive = out.join(format!("{image}-{arch}.tar"));
+    docker(&["load", "-i", archive.to_str().unwrap()]);
+}
+
+/// Fails naming the first of `expected` that `got` lacks.
+fn assert_contains_all(got: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(got.contains(e), "missing {e:?} in:\n{got}");
+    }
+}
+
 fn docker(args: &[&str]) -> String {
     let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST is set by scripts/engines-up");
     run(Command::new("/usr/bin/docker")
@@ -60,11 +73,7 @@ fn minimal_loads_and_runs_in_docker_and_reads_in_skopeo_and_umoci() {
     );
 
     // Docker 20.10 loads the gzip docker-archive and the image is a working Debian.
-    docker(&[
-        "load",
-        "-i",
-        out.join("minimal-amd64.tar").to_str().unwrap(),
-    ]);
+    load(&out, "minimal", "amd64");
     let checks = "set -e
 dpkg --audit > /tmp/audit; test ! -s /tmp/audit && echo audit-silent
 apt-get check > /dev/null && echo apt-check-ok
@@ -85,17 +94,18 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
         "-c",
         checks,
     ]);
-    for expected in [
-        "audit-silent",
-        "apt-check-ok",
-        "awk-ok",
-        "/usr/bin/which",
-        "root:x:0:0:root:/root:/bin/bash",
-        "coreutils: /usr/bin/ls",
-        "merged-usr",
-    ] {
-        assert!(got.contains(expected), "missing {expected:?} in:\n{got}");
-    }
+    assert_contains_all(
+        &got,
+        &[
+            "audit-silent",
+            "apt-check-ok",
+            "awk-ok",
+            "/usr/bin/which",
+            "root:x:0:0:root:/root:/bin/bash",
+            "coreutils: /usr/bin/ls",
+            "merged-usr",
+        ],
+    );
     assert!(!got.contains("bad-hash-link"), "{got}");
     let certs = got.lines().find(|l| l.starts_with("certs=")).unwrap();
     let (c, m) = certs
@@ -106,11 +116,7 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
     assert!(c.parse::<u32>().unwrap() > 100, "{certs}");
 
     // arm64 runs under qemu-user-static.
-    docker(&[
-        "load",
-        "-i",
-        out.join("minimal-arm64.tar").to_str().unwrap(),
-    ]);
+    load(&out, "minimal", "arm64");
     let got = docker(&[
         "run",
         "--rm",
@@ -175,11 +181,7 @@ fn python_data_runs_numpy_pandas_scikit_learn_and_jupyter() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(&mut realize("python-data", &out));
-    docker(&[
-        "load",
-        "-i",
-        out.join("python-data-amd64.tar").to_str().unwrap(),
-    ]);
+    load(&out, "python-data", "amd64");
     let script = "set -e
 python -m pip check
 python -c 'import numpy as np, pandas as pd
@@ -201,19 +203,16 @@ dpkg --audit";
         "-c",
         script,
     ]);
-    for expected in [
-        "No broken requirements found.",
-        "fit 3.0 2.0 6",
-        "jupyter-data-in-prefix",
-    ] {
-        assert!(got.contains(expected), "missing {expected:?}:\n{got}");
-    }
+    assert_contains_all(
+        &got,
+        &[
+            "No broken requirements found.",
+            "fit 3.0 2.0 6",
+            "jupyter-data-in-prefix",
+        ],
+    );
     // arm64 under qemu: the aarch64 wheels import and compute.
-    docker(&[
-        "load",
-        "-i",
-        out.join("python-data-arm64.tar").to_str().unwrap(),
-    ]);
+    load(&out, "python-data", "arm64");
     let got = docker(&[
         "run",
         "--rm",
@@ -246,11 +245,7 @@ fn python_ml_computes_with_torch_tensorflow_transformers_and_pyspark() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(&mut realize("python-ml", &out));
-    docker(&[
-        "load",
-        "-i",
-        out.join("python-ml-amd64.tar").to_str().unwrap(),
-    ]);
+    load(&out, "python-ml", "amd64");
     let script = "set -e
 python -m pip check
 python -c 'import torch
@@ -276,21 +271,18 @@ s.stop()' 2>/dev/null";
         "-c",
         script,
     ]);
-    for expected in [
-        "No broken requirements found.",
-        "torch [[5.0, 14.0], [14.0, 50.0]] False",
-        "tf 10.0",
-        "transformers ",
-        "spark 45",
-    ] {
-        assert!(got.contains(expected), "missing {expected:?}:\n{got}");
-    }
+    assert_contains_all(
+        &got,
+        &[
+            "No broken requirements found.",
+            "torch [[5.0, 14.0], [14.0, 50.0]] False",
+            "tf 10.0",
+            "transformers ",
+            "spark 45",
+        ],
+    );
     // arm64 under qemu: Debian's torch computes there too.
-    docker(&[
-        "load",
-        "-i",
-        out.join("python-ml-arm64.tar").to_str().unwrap(),
-    ]);
+    load(&out, "python-ml", "arm64");
     let got = docker(&[
         "run",
         "--rm",
@@ -340,20 +332,21 @@ fn base_passes_its_smoke_test_on_amd64_and_rebuilds_identically() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(realize("base", &out).args(["--arch", "amd64"]));
-    docker(&["load", "-i", out.join("base-amd64.tar").to_str().unwrap()]);
+    load(&out, "base", "amd64");
     let got = smoke("base", "linux/amd64");
-    for expected in [
-        "carbon-entrypoint: PostgreSQL on port 5432",
-        "hello from C",
-        "hello from Go",
-        "hello from Rust",
-        "hello from Java 21",
-        "ok: postgresql pgvector postgis",
-        "ok: redis",
-        "ok: listening on 5901",
-    ] {
-        assert!(got.contains(expected), "missing {expected:?}:\n{got}");
-    }
+    assert_contains_all(
+        &got,
+        &[
+            "carbon-entrypoint: PostgreSQL on port 5432",
+            "hello from C",
+            "hello from Go",
+            "hello from Rust",
+            "hello from Java 21",
+            "ok: postgresql pgvector postgis",
+            "ok: redis",
+            "ok: listening on 5901",
+        ],
+    );
     // A second realize rebuilds every layer from the sources and compares.
     run(realize("base", &out).args(["--arch", "amd64", "--check"]));
 }

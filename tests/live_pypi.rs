@@ -6,35 +6,9 @@ use carbon_store::fetch::Fetcher;
 use carbon_store::resolve::pypi::solver::{self, PyRequest, PyTarget};
 use carbon_store::resolve::pypi::tags::Target;
 use carbon_store::store::Store;
-use pep508_rs::MarkerEnvironmentBuilder;
-use std::str::FromStr;
 
 fn target(arch: &str) -> PyTarget {
-    let machine = Target::machine_of(arch);
-    PyTarget {
-        arch: arch.into(),
-        tags: Target {
-            minor: 13,
-            machine: machine.into(),
-            glibc: (2, 41),
-        },
-        env: MarkerEnvironmentBuilder {
-            implementation_name: "cpython",
-            implementation_version: "3.13.5",
-            os_name: "posix",
-            platform_machine: machine,
-            platform_python_implementation: "CPython",
-            platform_release: "",
-            platform_system: "Linux",
-            platform_version: "",
-            python_full_version: "3.13.5",
-            python_version: "3.13",
-            sys_platform: "linux",
-        }
-        .try_into()
-        .unwrap(),
-        python: pep440_rs::Version::from_str("3.13.5").unwrap(),
-    }
+    PyTarget::cpython_linux(arch, "3.13.5", Target::machine_of(arch), (2, 41)).unwrap()
 }
 
 #[test]

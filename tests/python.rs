@@ -240,6 +240,23 @@ fn wheels_install_into_the_virtual_environment_without_pip() {
     );
 }
 
+/// Recipes for an image `test` whose one component `py` installs `requirement` (Debian's
+/// python3 and the wheel), allowing the sdists named in `build_from_source`.
+fn python_image(sb: &Sandbox, requirement: &str, build_from_source: &[&str]) {
+    let allowed: Vec<String> = build_from_source.iter().map(|n| format!("{n:?}")).collect();
+    sb.write(
+        "recipes/components/py.toml",
+        &format!(
+            "[component]\nname = \"py\"\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [{requirement:?}]\nbuild-from-source = [{}]\n",
+            allowed.join(", ")
+        ),
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+}
+
 #[test]
 fn a_wheel_that_does_not_match_its_record_is_refused() {
     let sb = Sandbox::new();
@@ -254,11 +271,7 @@ fn a_wheel_that_does_not_match_its_record_is_refused() {
             "member \"../../../etc/evil\" escapes the environment",
         ),
     ] {
-        sb.write("recipes/components/py.toml", &format!("[component]\nname = \"py\"\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"{name}\"]\n"));
-        sb.write(
-            "recipes/images/test.toml",
-            &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
-        );
+        python_image(&sb, name, &[]);
         sb.ok(&["lock", "test"]);
         let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
         assert!(err.contains(expected), "{name}: {err}");
@@ -360,15 +373,26 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     return filename
 "#;
 
-#[test]
-fn an_allowed_sdist_is_built_pinned_in_the_lock_installed_and_rebuilt_identically() {
-    let sb = Sandbox::new();
+/// FAKE_BACKEND as a wheel of the test index.
+fn fake_backend() -> WheelSpec {
     let mut backend = WheelSpec::new("fakebackend", "1.0", "py3-none-any");
     backend.files = vec![(
         "fakebackend/__init__.py".into(),
         FAKE_BACKEND.as_bytes().to_vec(),
     )];
-    let mut source = WheelSpec::new("srcpkg", "2.0", "");
+    backend
+}
+
+/// An sdist that FAKE_BACKEND builds: `metadata` (after Name and Version) goes into the
+/// wheel's METADATA, `module` is `<name>/__init__.py`, `extra` are more source files.
+fn fake_sdist(
+    name: &str,
+    version: &str,
+    metadata: &str,
+    module: &[u8],
+    extra: &[(&str, &[u8])],
+) -> WheelSpec {
+    let mut source = WheelSpec::new(name, version, "");
     source.sdist = true;
     source.files = vec![
         (
@@ -378,24 +402,35 @@ fn an_allowed_sdist_is_built_pinned_in_the_lock_installed_and_rebuilt_identicall
         ),
         (
             "METADATA.in".into(),
-            b"Metadata-Version: 2.1\nName: srcpkg\nVersion: 2.0\nRequires-Dist: delta\n".to_vec(),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{metadata}")
+                .into_bytes(),
         ),
-        ("src/srcpkg/__init__.py".into(), b"VALUE = 42\n".to_vec()),
+        (format!("src/{name}/__init__.py"), module.to_vec()),
     ];
+    for (path, data) in extra {
+        source.files.push((path.to_string(), data.to_vec()));
+    }
+    source
+}
+
+#[test]
+fn an_allowed_sdist_is_built_pinned_in_the_lock_installed_and_rebuilt_identically() {
+    let sb = Sandbox::new();
+    let source = fake_sdist(
+        "srcpkg",
+        "2.0",
+        "Requires-Dist: delta\n",
+        b"VALUE = 42\n",
+        &[],
+    );
     let delta = WheelSpec::new("delta", "1.0", "py3-none-any");
-    publish(&sb.path("mirror/pypi"), &[backend, source, delta], false);
-    let recipe = |build: &str| {
-        sb.write(
-            "recipes/components/py.toml",
-            &format!("[component]\nname = \"py\"\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"srcpkg\"]\nbuild-from-source = [{build}]\n"),
-        );
-    };
-    sb.write(
-        "recipes/images/test.toml",
-        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    publish(
+        &sb.path("mirror/pypi"),
+        &[fake_backend(), source, delta],
+        false,
     );
     // Without permission the sdist is never chosen.
-    recipe("");
+    python_image(&sb, "srcpkg", &[]);
     let err = sb.fails(&["lock", "test"], 1);
     assert!(
         err.contains(
@@ -404,7 +439,7 @@ fn an_allowed_sdist_is_built_pinned_in_the_lock_installed_and_rebuilt_identicall
         "{err}"
     );
 
-    recipe("\"srcpkg\"");
+    python_image(&sb, "srcpkg", &["srcpkg"]);
     sb.ok(&["lock", "test"]);
     let lock = std::fs::read_to_string(sb.path("lockfiles/test.lock")).unwrap();
     assert!(
@@ -480,35 +515,15 @@ fn an_allowed_sdist_is_built_pinned_in_the_lock_installed_and_rebuilt_identicall
 #[test]
 fn an_sdist_that_builds_a_platform_wheel_is_refused() {
     let sb = Sandbox::new();
-    let mut backend = WheelSpec::new("fakebackend", "1.0", "py3-none-any");
-    backend.files = vec![(
-        "fakebackend/__init__.py".into(),
-        FAKE_BACKEND.as_bytes().to_vec(),
-    )];
-    let mut source = WheelSpec::new("nativepkg", "1.0", "");
-    source.sdist = true;
-    source.files = vec![
-        (
-            "pyproject.toml".into(),
-            b"[build-system]\nrequires = [\"fakebackend\"]\nbuild-backend = \"fakebackend\"\n"
-                .to_vec(),
-        ),
-        (
-            "METADATA.in".into(),
-            b"Metadata-Version: 2.1\nName: nativepkg\nVersion: 1.0\n".to_vec(),
-        ),
-        ("TAG.in".into(), b"cp313-cp313-linux_x86_64\n".to_vec()),
-        ("src/nativepkg/__init__.py".into(), b"\n".to_vec()),
-    ];
-    publish(&sb.path("mirror/pypi"), &[backend, source], false);
-    sb.write(
-        "recipes/components/py.toml",
-        "[component]\nname = \"py\"\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"nativepkg\"]\nbuild-from-source = [\"nativepkg\"]\n",
+    let source = fake_sdist(
+        "nativepkg",
+        "1.0",
+        "",
+        b"\n",
+        &[("TAG.in", b"cp313-cp313-linux_x86_64\n")],
     );
-    sb.write(
-        "recipes/images/test.toml",
-        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
-    );
+    publish(&sb.path("mirror/pypi"), &[fake_backend(), source], false);
+    python_image(&sb, "nativepkg", &["nativepkg"]);
     let err = sb.fails(&["lock", "test"], 1);
     assert!(
         err.contains("nativepkg-1.0-cp313-cp313-linux_x86_64.whl, which is not pure Python"),

@@ -23,7 +23,6 @@ use crate::store::{Store, StoreError};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::SystemTime;
 
 /// Why `lock` or `lock --check` failed.
@@ -458,38 +457,8 @@ fn resolve_python(
     let glibc = version_of("libc6").unwrap_or_else(|| "2.41".into());
     let mut g = glibc.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let glibc = (g.next().unwrap_or(2), g.next().unwrap_or(0));
-    let minor: u32 = python
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| unsupported(format!("{arch}: cannot read the Python version {python:?}")))?;
-    let machine = Target::machine_of(arch);
-    let env: pep508_rs::MarkerEnvironment = pep508_rs::MarkerEnvironmentBuilder {
-        implementation_name: "cpython",
-        implementation_version: &python,
-        os_name: "posix",
-        platform_machine: machine,
-        platform_python_implementation: "CPython",
-        platform_release: "",
-        platform_system: "Linux",
-        platform_version: "",
-        python_full_version: &python,
-        python_version: &format!("3.{minor}"),
-        sys_platform: "linux",
-    }
-    .try_into()
-    .map_err(|e| unsupported(format!("{arch}: Python version {python:?}: {e}")))?;
-    let target = PyTarget {
-        arch: arch.to_string(),
-        tags: Target {
-            minor,
-            machine: machine.into(),
-            glibc,
-        },
-        env,
-        python: pep440_rs::Version::from_str(&python)
-            .map_err(|e| unsupported(format!("{arch}: {e}")))?,
-    };
+    let target = PyTarget::cpython_linux(arch, &python, Target::machine_of(arch), glibc)
+        .map_err(|e| unsupported(format!("{arch}: {e}")))?;
     let resolved = pysolver::resolve(ctx.fetcher, ctx.store, indexes, &target, requests, pages)
         .map_err(|e| LockError::Python(Box::new(e)))?;
     Ok(resolved

@@ -342,6 +342,11 @@ fn full_wheel_metadata(fetcher: &Fetcher, file: &IndexFile) -> Result<Vec<u8>, S
     let bytes = fetcher
         .get_url(&file.url, None, None)
         .map_err(|e| e.to_string())?;
+    metadata_in_wheel(bytes)
+}
+
+/// The top-level `*.dist-info/METADATA` of a whole wheel.
+pub fn metadata_in_wheel(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
     let name = (0..zip.len())
         .filter_map(|i| {

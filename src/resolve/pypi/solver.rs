@@ -61,9 +61,6 @@ pub fn warm_pages(
     pages: &PageCache,
     roots: Vec<String>,
 ) {
-    let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(16).build() else {
-        return;
-    };
     let elsewhere = [
         "win32",
         "Windows",
@@ -72,46 +69,51 @@ pub fn warm_pages(
         "cygwin",
         "emscripten",
     ];
+    walk_breadth_first(roots, |name| {
+        let Ok(files) = pages.get(fetcher, indexes, name) else {
+            return Vec::new();
+        };
+        // The newest version with a wheel; its first wheel by name.
+        let newest = files
+            .iter()
+            .filter(|f| !f.yanked)
+            .filter_map(|f| {
+                let wheel = WheelName::parse(&f.filename)?;
+                let version = Version::from_str(&wheel.version).ok()?;
+                (!version.any_prerelease()).then_some((version, &f.filename, f))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
+        let Some((_, _, file)) = newest else {
+            return Vec::new();
+        };
+        let Ok(meta) = simple::wheel_metadata(fetcher, store, file) else {
+            return Vec::new();
+        };
+        meta.requires_dist
+            .iter()
+            .filter(|t| {
+                let marker = t.split_once(';').map_or("", |(_, m)| m);
+                !marker.contains("extra") && !elsewhere.iter().any(|e| marker.contains(e))
+            })
+            .filter_map(|t| parse_requirement(t).ok())
+            .map(|r| simple::normalize(r.name.as_ref()))
+            .collect()
+    });
+}
+
+/// Visits project names breadth-first from `roots`, each once; `expand` gives a name's
+/// next names. Page and metadata requests wait on the network, not the CPU: 16 run at a
+/// time, more than there are cores.
+fn walk_breadth_first(roots: Vec<String>, expand: impl Fn(&str) -> Vec<String> + Sync) {
+    let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(16).build() else {
+        return;
+    };
     let mut seen: HashSet<String> = HashSet::new();
     let mut level = roots;
     while !level.is_empty() {
         level.retain(|n| seen.insert(n.clone()));
-        let next: Vec<Vec<String>> = pool.install(|| {
-            level
-                .par_iter()
-                .map(|name| {
-                    let Ok(files) = pages.get(fetcher, indexes, name) else {
-                        return Vec::new();
-                    };
-                    // The newest version with a wheel; its first wheel by name.
-                    let newest = files
-                        .iter()
-                        .filter(|f| !f.yanked)
-                        .filter_map(|f| {
-                            let wheel = WheelName::parse(&f.filename)?;
-                            let version = Version::from_str(&wheel.version).ok()?;
-                            (!version.any_prerelease()).then_some((version, &f.filename, f))
-                        })
-                        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
-                    let Some((_, _, file)) = newest else {
-                        return Vec::new();
-                    };
-                    let Ok(meta) = simple::wheel_metadata(fetcher, store, file) else {
-                        return Vec::new();
-                    };
-                    meta.requires_dist
-                        .iter()
-                        .filter(|t| {
-                            let marker = t.split_once(';').map_or("", |(_, m)| m);
-                            !marker.contains("extra")
-                                && !elsewhere.iter().any(|e| marker.contains(e))
-                        })
-                        .filter_map(|t| parse_requirement(t).ok())
-                        .map(|r| simple::normalize(r.name.as_ref()))
-                        .collect()
-                })
-                .collect()
-        });
+        let next: Vec<Vec<String>> =
+            pool.install(|| level.par_iter().map(|name| expand(name)).collect());
         level = next.into_iter().flatten().collect();
     }
 }
@@ -133,6 +135,48 @@ pub struct PyTarget {
     pub tags: Target,
     pub env: MarkerEnvironment,
     pub python: Version,
+}
+
+impl PyTarget {
+    /// CPython `python` (e.g. `3.13.5`) on Linux for `machine` (`x86_64`, `aarch64`) with
+    /// glibc `glibc`; `arch` names the target in messages.
+    pub fn cpython_linux(
+        arch: &str,
+        python: &str,
+        machine: &str,
+        glibc: (u32, u32),
+    ) -> Result<PyTarget, String> {
+        let minor: u32 = python
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| format!("cannot read the Python version {python:?}"))?;
+        let env: MarkerEnvironment = pep508_rs::MarkerEnvironmentBuilder {
+            implementation_name: "cpython",
+            implementation_version: python,
+            os_name: "posix",
+            platform_machine: machine,
+            platform_python_implementation: "CPython",
+            platform_release: "",
+            platform_system: "Linux",
+            platform_version: "",
+            python_full_version: python,
+            python_version: &format!("3.{minor}"),
+            sys_platform: "linux",
+        }
+        .try_into()
+        .map_err(|e| format!("Python version {python:?}: {e}"))?;
+        Ok(PyTarget {
+            arch: arch.to_string(),
+            tags: Target {
+                minor,
+                machine: machine.to_string(),
+                glibc,
+            },
+            env,
+            python: Version::from_str(python).map_err(|e| format!("{python:?}: {e}"))?,
+        })
+    }
 }
 
 /// A chosen wheel.
@@ -321,33 +365,15 @@ impl<'a> Provider<'a> {
             .map_err(|e| failed(e.to_string()))?;
         let system = crate::sdist::build_system(&bytes, &file.filename)
             .map_err(|e| failed(e.to_string()))?;
-        let (full, minor) = crate::sdist::host_python().map_err(|e| failed(e.to_string()))?;
-        let machine = std::env::consts::ARCH;
-        let env: MarkerEnvironment = pep508_rs::MarkerEnvironmentBuilder {
-            implementation_name: "cpython",
-            implementation_version: &full,
-            os_name: "posix",
-            platform_machine: machine,
-            platform_python_implementation: "CPython",
-            platform_release: "",
-            platform_system: "Linux",
-            platform_version: "",
-            python_full_version: &full,
-            python_version: &format!("3.{minor}"),
-            sys_platform: "linux",
-        }
-        .try_into()
-        .map_err(|e| failed(format!("host Python {full}: {e}")))?;
-        let host = PyTarget {
-            arch: format!("the build of {}", file.filename),
-            tags: Target {
-                minor,
-                machine: machine.to_string(),
-                glibc: (2, 17),
-            },
-            env,
-            python: Version::from_str(&full).map_err(|e| failed(e.to_string()))?,
-        };
+        let (full, _) = crate::sdist::host_python().map_err(|e| failed(e.to_string()))?;
+        // Build backends run on the host: its machine, and manylinux2014 wheels at most.
+        let host = PyTarget::cpython_linux(
+            &format!("the build of {}", file.filename),
+            &full,
+            std::env::consts::ARCH,
+            (2, 17),
+        )
+        .map_err(|e| failed(format!("host Python: {e}")))?;
         let request = PyRequest {
             component: format!("build-system of {}", file.filename),
             requirements: system.requires.clone(),
@@ -396,24 +422,8 @@ impl<'a> Provider<'a> {
             .store
             .read_verified(&built.sha256, &built.file)
             .map_err(|e| failed(e.to_string()))?;
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel))
-            .map_err(|e| failed(format!("{}: {e}", built.file)))?;
-        let name = (0..zip.len())
-            .filter_map(|i| {
-                zip.by_index(i)
-                    .ok()
-                    .and_then(|f| f.name().ok().map(|n| n.to_string()))
-            })
-            .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
-            .ok_or_else(|| failed(format!("{}: no METADATA", built.file)))?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut zip
-                .by_name(&name)
-                .map_err(|e| failed(format!("{}: {e}", built.file)))?,
-            &mut text,
-        )
-        .map_err(|e| failed(format!("{}: {e}", built.file)))?;
+        let metadata =
+            simple::metadata_in_wheel(wheel).map_err(|e| failed(format!("{}: {e}", built.file)))?;
         self.builds.lock().expect("lock").insert(
             file.sha256.clone(),
             (
@@ -429,7 +439,7 @@ impl<'a> Provider<'a> {
                 crate::lock::SourceBuild { sdist, requires },
             ),
         );
-        Ok(CoreMetadata::parse(&text))
+        Ok(CoreMetadata::parse(&String::from_utf8_lossy(&metadata)))
     }
 
     /// Lines naming the projects seen that have no file this target can use, and why.
@@ -503,8 +513,7 @@ impl<'a> Provider<'a> {
 
     /// Walks the newest candidates breadth-first, fetching pages and metadata in parallel.
     fn prefetch(&self) {
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut level: Vec<String> = self
+        let roots: Vec<String> = self
             .root
             .iter()
             .filter_map(|(p, _)| {
@@ -515,36 +524,23 @@ impl<'a> Provider<'a> {
                 }
             })
             .collect();
-        // Page and metadata requests wait on the network, not the CPU: more in flight than cores.
-        let Ok(pool) = rayon::ThreadPoolBuilder::new().num_threads(16).build() else {
-            return;
-        };
-        while !level.is_empty() {
-            level.retain(|n| seen.insert(n.clone()));
-            let next: Vec<Vec<String>> = pool.install(|| {
-                level
-                    .par_iter()
-                    .map(|name| {
-                        let Ok(cands) = self.candidates(name) else {
-                            return Vec::new();
-                        };
-                        let Some(first) = cands.first() else {
-                            return Vec::new();
-                        };
-                        let Ok(meta) = self.metadata_of(&first.file) else {
-                            return Vec::new();
-                        };
-                        meta.requires_dist
-                            .iter()
-                            .filter_map(|t| parse_requirement(t).ok())
-                            .filter(|r| r.marker.evaluate(&self.target.env, &[]))
-                            .map(|r| simple::normalize(r.name.as_ref()))
-                            .collect()
-                    })
-                    .collect()
-            });
-            level = next.into_iter().flatten().collect();
-        }
+        walk_breadth_first(roots, |name| {
+            let Ok(cands) = self.candidates(name) else {
+                return Vec::new();
+            };
+            let Some(first) = cands.first() else {
+                return Vec::new();
+            };
+            let Ok(meta) = self.metadata_of(&first.file) else {
+                return Vec::new();
+            };
+            meta.requires_dist
+                .iter()
+                .filter_map(|t| parse_requirement(t).ok())
+                .filter(|r| r.marker.evaluate(&self.target.env, &[]))
+                .map(|r| simple::normalize(r.name.as_ref()))
+                .collect()
+        });
     }
 }
 
