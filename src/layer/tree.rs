@@ -9,6 +9,7 @@
 
 use super::tar::{EntryKind, Header, TarWriter};
 use crate::unpack::deb::DataEntry;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// An entry of the tree: metadata, content, and the package that put it there.
@@ -252,6 +253,28 @@ impl Tree {
 
     /// Writes the tree as a tar. Hard links point at the first path of their group in tar order.
     pub fn to_tar(&self) -> Vec<u8> {
+        let size_hint: usize = self.nodes.values().map(|n| n.data.len() + 1024).sum();
+        self.write_tar(Vec::with_capacity(size_hint + 1024))
+            .expect("writing to memory")
+    }
+
+    /// The tar and its `sha256:` digest, hashed while it is written (one pass over memory).
+    pub fn to_tar_with_digest(&self) -> (Vec<u8>, String) {
+        let size_hint: usize = self.nodes.values().map(|n| n.data.len() + 1024).sum();
+        let out = self
+            .write_tar(DigestingVec {
+                data: Vec::with_capacity(size_hint + 1024),
+                hasher: Sha256::new(),
+            })
+            .expect("writing to memory");
+        (
+            out.data,
+            format!("sha256:{}", hex::encode(out.hasher.finalize())),
+        )
+    }
+
+    /// [`Tree::to_tar`] into any writer.
+    pub fn write_tar<W: std::io::Write>(&self, out: W) -> std::io::Result<W> {
         // Group hard links with their targets so that the first path in order holds the data.
         let mut leader: BTreeMap<&str, &str> = BTreeMap::new();
         for (path, node) in &self.nodes {
@@ -268,8 +291,7 @@ impl Tree {
         for (target, first) in &leader {
             data_of.insert(first, target);
         }
-        let size_hint: usize = self.nodes.values().map(|n| n.data.len() + 1024).sum();
-        let mut w = TarWriter::new(Vec::with_capacity(size_hint + 1024));
+        let mut w = TarWriter::new(out);
         for (path, node) in &self.nodes {
             let (kind, data): (EntryKind, &[u8]) = match &node.kind {
                 EntryKind::Hardlink(target) => {
@@ -307,9 +329,27 @@ impl Tree {
                 size,
                 mtime: node.mtime,
             };
-            w.append(&header, data).expect("writing to memory");
+            w.append(&header, data)?;
         }
-        w.finish().expect("writing to memory")
+        w.finish()
+    }
+}
+
+/// A growing buffer that hashes what is written to it.
+struct DigestingVec {
+    data: Vec<u8>,
+    hasher: Sha256,
+}
+
+impl std::io::Write for DigestingVec {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.data.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

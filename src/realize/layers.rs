@@ -204,8 +204,7 @@ pub fn finish(
         layer.comment = comment.to_string();
         return Ok((layer, Vec::new()));
     }
-    let tar = tree.to_tar();
-    let diff_id = digest_of(&tar);
+    let (tar, diff_id) = tree.to_tar_with_digest();
     if use_cache && let Some(mut layer) = cached(store, &diff_id, compression) {
         layer.comment = comment.to_string();
         layer.tar_size = tar.len() as u64;
