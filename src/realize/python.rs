@@ -9,6 +9,7 @@ use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::lock::PythonArtifact;
 use crate::store::{Store, StoreError};
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -422,7 +423,6 @@ pub struct Compiler {
     /// One compilation at a time (each already uses every core), so that an arch built
     /// second finds the byte-code of files it shares with the first in the cache.
     turn: std::sync::Mutex<()>,
-    cache: std::path::PathBuf,
     root: std::path::PathBuf,
     loader: std::path::PathBuf,
     library_path: String,
@@ -549,7 +549,6 @@ impl Compiler {
         }
         Ok(Some(Compiler {
             turn: std::sync::Mutex::new(()),
-            cache: store.root().join("pyc-cache"),
             loader: root.join(loader),
             library_path: format!(
                 "{}:{}",
@@ -561,13 +560,13 @@ impl Compiler {
         }))
     }
 
-    /// Adds `__pycache__/*.pyc` for every `.py` file of the tree under `site`.
-    pub fn compile(
+    /// Compiles `sources` (in-image path, content) and returns each one's `.pyc` (files
+    /// the interpreter cannot compile, such as Python 2 leftovers in some wheels, have none).
+    fn run(
         &self,
-        tree: &mut Tree,
-        site: &str,
+        sources: &[(&str, &[u8])],
         stage_name: &str,
-    ) -> Result<usize, WheelError> {
+    ) -> Result<BTreeMap<String, Vec<u8>>, WheelError> {
         let io = |e: std::io::Error| WheelError::Bad {
             wheel: "byte-code".into(),
             reason: e.to_string(),
@@ -578,50 +577,16 @@ impl Compiler {
         ));
         let _ = std::fs::remove_dir_all(&stage);
         let _turn = self.turn.lock().expect("compile lock");
-        let tag = self
-            .python
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .trim_start_matches("python")
-            .replace('.', "");
-        // The cache key: interpreter, in-image path and source; the byte-code depends on nothing else.
-        let key = |path: &str, data: &[u8]| {
-            let mut h = Sha256::new();
-            h.update(tag.as_bytes());
-            h.update([0]);
-            h.update(path.as_bytes());
-            h.update([0]);
-            h.update(data);
-            hex::encode(h.finalize())
-        };
-        let mut owners: BTreeMap<String, Option<String>> = BTreeMap::new();
-        let mut keys: BTreeMap<String, String> = BTreeMap::new();
-        let mut cached: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for (path, node) in &tree.nodes {
-            if node.kind == EntryKind::File && path.starts_with(site) && path.ends_with(".py") {
-                let k = key(path, &node.data);
-                owners.insert(path.clone(), node.package.clone());
-                if let Ok(pyc) = std::fs::read(self.cache.join(&k)) {
-                    cached.insert(path.clone(), pyc);
-                } else {
-                    let dest = stage.join(path);
-                    std::fs::create_dir_all(dest.parent().expect("path has a parent"))
-                        .map_err(io)?;
-                    std::fs::write(&dest, &node.data).map_err(io)?;
-                }
-                keys.insert(path.clone(), k);
-            }
-        }
-        if owners.is_empty() {
-            return Ok(0);
+        for (path, data) in sources {
+            let dest = stage.join(path);
+            std::fs::create_dir_all(dest.parent().expect("path has a parent")).map_err(io)?;
+            std::fs::write(&dest, data).map_err(io)?;
         }
         // compileall's own workers would start the interpreter without the image's loader,
         // so the files are split into one list per core and each list gets its own process.
-        let files: Vec<String> = owners
-            .keys()
-            .filter(|p| !cached.contains_key(*p))
-            .map(|p| stage.join(p).display().to_string())
+        let files: Vec<String> = sources
+            .iter()
+            .map(|(p, _)| stage.join(p).display().to_string())
             .collect();
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -638,9 +603,8 @@ impl Compiler {
                 let list_path = stage.join(format!(".files-{n}"));
                 std::fs::write(&list_path, list.join("\n") + "\n").map_err(io)?;
                 handles.push(scope.spawn(move || {
-                    // compileall reports files it cannot compile (Python 2 leftovers in some
-                    // wheels) with a non-zero status but compiles the rest; what it produced
-                    // is used either way.
+                    // compileall reports files it cannot compile with a non-zero status but
+                    // compiles the rest; what it produced is used either way.
                     std::process::Command::new(&self.loader)
                         .arg("--library-path")
                         .arg(&self.library_path)
@@ -671,47 +635,120 @@ impl Compiler {
             }
             Ok(())
         })?;
-        let mut added = 0;
-        for (py, owner) in &owners {
-            let (dir, file) = py.rsplit_once('/').unwrap_or(("", py));
-            let stem = file.trim_end_matches(".py");
-            let cache = format!("{dir}/__pycache__");
-            let pyc = format!("{cache}/{stem}.cpython-{tag}.pyc");
-            let compiled = match cached.remove(py) {
-                Some(data) => Some(data),
-                None => std::fs::read(stage.join(&pyc)).ok().inspect(|data| {
-                    // A cache entry: renamed into place whole, not synced (it can be rebuilt).
-                    let path = self.cache.join(&keys[py]);
-                    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-                    if std::fs::create_dir_all(&self.cache).is_ok()
-                        && std::fs::write(&tmp, data).is_ok()
-                    {
-                        let _ = std::fs::rename(&tmp, &path);
-                    }
-                }),
-            };
-            if let Some(data) = compiled {
-                if !tree.nodes.contains_key(&cache) {
-                    tree.put(&cache, wheel_dir());
-                }
-                tree.put(
-                    &pyc,
-                    Node {
-                        kind: EntryKind::File,
-                        mode: 0o644,
-                        uid: 0,
-                        gid: 0,
-                        mtime: WHEEL_MTIME,
-                        data,
-                        package: owner.clone(),
-                    },
-                );
-                added += 1;
+        let tag = self
+            .python
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .trim_start_matches("python")
+            .replace('.', "");
+        let mut out = BTreeMap::new();
+        for (path, _) in sources {
+            if let Ok(data) = std::fs::read(stage.join(pyc_path(path, &tag))) {
+                out.insert(path.to_string(), data);
             }
         }
         let _ = std::fs::remove_dir_all(&stage);
-        Ok(added)
+        Ok(out)
     }
+}
+
+/// `dir/__pycache__/stem.cpython-TAG.pyc` for `dir/stem.py`.
+fn pyc_path(py: &str, tag: &str) -> String {
+    let (dir, file) = py.rsplit_once('/').unwrap_or(("", py));
+    let stem = file.trim_end_matches(".py");
+    format!("{dir}/__pycache__/{stem}.cpython-{tag}.pyc")
+}
+
+/// Adds `__pycache__/*.pyc` for every `.py` file of the tree under `site`: from the byte-code
+/// cache (`cache`, keyed by interpreter, in-image path and source) where it has them, the
+/// rest compiled by the interpreter `compiler` gives, which is prepared only then.
+pub fn compile_tree<'c>(
+    tree: &mut Tree,
+    site: &str,
+    minor: &str,
+    cache: &std::path::Path,
+    stage_name: &str,
+    compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
+) -> Result<usize, WheelError> {
+    let tag = minor.replace('.', "");
+    let key = |path: &str, data: &[u8]| {
+        let mut h = Sha256::new();
+        h.update(tag.as_bytes());
+        h.update([0]);
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(data);
+        hex::encode(h.finalize())
+    };
+    // (source path, owner, cache key, cached byte-code)
+    type Source<'t> = (&'t String, &'t Node, String, Option<Vec<u8>>);
+    let sources: Vec<Source> = tree
+        .nodes
+        .par_iter()
+        .filter(|(path, node)| {
+            node.kind == EntryKind::File && path.starts_with(site) && path.ends_with(".py")
+        })
+        .map(|(path, node)| {
+            let k = key(path, &node.data);
+            let cached = std::fs::read(cache.join(&k)).ok();
+            (path, node, k, cached)
+        })
+        .collect();
+    if sources.is_empty() {
+        return Ok(0);
+    }
+    let missing: Vec<(&str, &[u8])> = sources
+        .iter()
+        .filter(|s| s.3.is_none())
+        .map(|s| (s.0.as_str(), s.1.data.as_slice()))
+        .collect();
+    let mut compiled = BTreeMap::new();
+    if !missing.is_empty()
+        && let Some(c) = compiler()?
+    {
+        compiled = c.run(&missing, stage_name)?;
+    }
+    let mut pycs = Vec::new();
+    for (path, node, k, cached) in sources {
+        let data = match cached {
+            Some(data) => data,
+            None => match compiled.remove(path.as_str()) {
+                Some(data) => {
+                    // A cache entry: renamed into place whole, not synced (it can be rebuilt).
+                    let entry = cache.join(&k);
+                    let tmp = entry.with_extension(format!("{}.tmp", std::process::id()));
+                    if std::fs::create_dir_all(cache).is_ok() && std::fs::write(&tmp, &data).is_ok()
+                    {
+                        let _ = std::fs::rename(&tmp, &entry);
+                    }
+                    data
+                }
+                None => continue,
+            },
+        };
+        pycs.push((pyc_path(path, &tag), node.package.clone(), data));
+    }
+    let added = pycs.len();
+    for (pyc, owner, data) in pycs {
+        let dir = pyc.rsplit_once('/').expect("pyc path has a directory").0;
+        if !tree.nodes.contains_key(dir) {
+            tree.put(dir, wheel_dir());
+        }
+        tree.put(
+            &pyc,
+            Node {
+                kind: EntryKind::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: WHEEL_MTIME,
+                data,
+                package: owner,
+            },
+        );
+    }
+    Ok(added)
 }
 
 impl Drop for Compiler {

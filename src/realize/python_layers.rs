@@ -272,8 +272,13 @@ pub fn build(
             }
         }
     }
-    if let Some(c) = compiler.get()? {
-        c.compile(&mut tree, &layers.venv.site_packages(), stage_name)?;
-    }
+    python::compile_tree(
+        &mut tree,
+        &layers.venv.site_packages(),
+        &layers.venv.python_minor,
+        &store.root().join("pyc-cache"),
+        stage_name,
+        || compiler.get(),
+    )?;
     Ok(tree)
 }
