@@ -299,13 +299,17 @@ fn bundles_gc_and_verify_cover_wheels() {
             })
             .count()
     };
-    assert_eq!(input_records(), 1, "the output's Python layer stays known");
+    assert_eq!(
+        input_records(),
+        2,
+        "the output's Python layer and its arch's Debian side stay known"
+    );
     sb.ok(&["verify"]);
     sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
     let bundle = std::fs::read(sb.path("test.bundle")).unwrap();
     std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
     sb.ok(&["gc"]);
-    assert_eq!(input_records(), 0, "its blob went with the output");
+    assert_eq!(input_records(), 0, "their blobs went with the output");
     let manifest_end = bundle.windows(2).position(|w| w == b"\n}").unwrap();
     let manifest = String::from_utf8_lossy(&bundle[512..manifest_end]);
     assert!(

@@ -1,5 +1,6 @@
-//! Python layers known by their inputs, so that a realize whose wheels were installed before
-//! reuses the layer instead of unpacking, hashing, byte-compiling and compressing them again.
+//! Layers known by their inputs, so that a realize whose wheels were installed before
+//! reuses the layer instead of unpacking, hashing, byte-compiling and compressing them again,
+//! and one whose Debian packages were unpacked before never decompresses a `.deb` again.
 //!
 //! A Python layer's bytes follow from its wheels, the venv settings, the interpreter that
 //! compiled its byte-code and this tool's sources (the key), and from the metadata of the
@@ -8,9 +9,17 @@
 //! paths as on a fresh build), a digest of that tree after reconciliation, and the diff id.
 //! A hit is used only when today's reconciliation gives the same digest and the compressed
 //! blob is still in the store; otherwise the layer is built afresh.
+//!
+//! The Debian side of an arch (its package layers, and what the fixups and the cross-layer
+//! rules need of its packages) is recorded as a whole under a key over the arch, the
+//! components and every locked package's hash and component. Those layers sit at the bottom
+//! of the image, so nothing below them can change; the record is used while every one of
+//! their blobs is in the store.
 
+use crate::fixup::InstalledPackage;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
+use crate::lock::DebianArtifact;
 use crate::store::{Store, StoreError, write_atomic};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -100,6 +109,26 @@ fn skeleton_node(path: &str, node: &Node) -> SkeletonNode {
     }
 }
 
+/// A contents-less tree from recorded nodes.
+fn tree_of(recorded: Vec<SkeletonNode>) -> Tree {
+    let nodes = recorded
+        .into_iter()
+        .map(|n| {
+            let node = Node {
+                kind: n.kind,
+                mode: n.mode,
+                uid: n.uid,
+                gid: n.gid,
+                mtime: n.mtime,
+                data: Vec::new(),
+                package: n.package,
+            };
+            (n.path, node)
+        })
+        .collect();
+    Tree { nodes }
+}
+
 /// The layer recorded under `key`, as a contents-less tree, if its blob in `blob_exists`
 /// is still there. The nodes' data are empty; only metadata is kept.
 pub fn lookup(
@@ -112,23 +141,8 @@ pub fn lookup(
     if !blob_exists(&record.diff_id) {
         return None;
     }
-    let mut nodes = BTreeMap::new();
-    for n in record.nodes {
-        nodes.insert(
-            n.path,
-            Node {
-                kind: n.kind,
-                mode: n.mode,
-                uid: n.uid,
-                gid: n.gid,
-                mtime: n.mtime,
-                data: Vec::new(),
-                package: n.package,
-            },
-        );
-    }
     Some((
-        Tree { nodes },
+        tree_of(record.nodes),
         Prebuilt {
             key: key.to_string(),
             diff_id: record.diff_id,
@@ -153,6 +167,194 @@ pub fn save(
             .nodes
             .iter()
             .map(|(path, node)| skeleton_node(path, node))
+            .collect(),
+    };
+    write_atomic(
+        &record_path(store, key),
+        &serde_json::to_vec(&record).expect("record serializes"),
+    )
+}
+
+/// File contents in a record: as text when they are UTF-8 (control files, templates),
+/// otherwise hex.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Bytes {
+    Text(String),
+    Hex(String),
+}
+
+impl Bytes {
+    fn from(data: &[u8]) -> Bytes {
+        match std::str::from_utf8(data) {
+            Ok(text) => Bytes::Text(text.to_string()),
+            Err(_) => Bytes::Hex(hex::encode(data)),
+        }
+    }
+
+    fn into_vec(self) -> Option<Vec<u8>> {
+        match self {
+            Bytes::Text(text) => Some(text.into_bytes()),
+            Bytes::Hex(h) => hex::decode(h).ok(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PackageRecord {
+    name: String,
+    architecture: String,
+    multi_arch_same: bool,
+    control: BTreeMap<String, Bytes>,
+    list: Vec<String>,
+    conffiles: Vec<(String, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DebianLayerRecord {
+    comment: String,
+    diff_id: String,
+    /// The layer's tree as built, before the cross-layer rules.
+    nodes: Vec<SkeletonNode>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DebianRecord {
+    /// Every layer's diff id, for `gc`.
+    diff_ids: Vec<String>,
+    layers: Vec<DebianLayerRecord>,
+    /// In lock order.
+    packages: Vec<PackageRecord>,
+    retained: BTreeMap<String, Bytes>,
+}
+
+/// One Debian package layer as recorded.
+pub struct DebianLayer {
+    pub comment: String,
+    pub diff_id: String,
+    /// Metadata only: file contents are empty.
+    pub tree: Tree,
+}
+
+/// An arch's Debian side without its file contents: what a realize needs of it once its
+/// layers are in the store.
+pub struct DebianSide {
+    pub layers: Vec<DebianLayer>,
+    /// In lock order.
+    pub packages: Vec<InstalledPackage>,
+    pub retained: BTreeMap<String, Vec<u8>>,
+}
+
+/// The key of an arch's Debian side: what its package layers and package records follow from.
+pub fn debian_key(arch: &str, components: &[String], artifacts: &[DebianArtifact]) -> String {
+    let mut key = InputKey::new();
+    key.add("debian layers");
+    key.add(arch);
+    for c in components {
+        key.add(c);
+    }
+    key.add("");
+    for a in artifacts {
+        key.add(&a.name);
+        key.add(&a.version);
+        key.add(&a.component);
+        key.add(&a.sha256);
+    }
+    key.finish()
+}
+
+/// The record of an arch's Debian side, if every one of its layers' blobs (checked with
+/// `blob_exists`) is still in the store.
+pub fn lookup_debian(
+    store: &Store,
+    key: &str,
+    blob_exists: impl Fn(&str) -> bool,
+) -> Option<DebianSide> {
+    let text = std::fs::read(record_path(store, key)).ok()?;
+    let record: DebianRecord = serde_json::from_slice(&text).ok()?;
+    if !record.layers.iter().all(|l| blob_exists(&l.diff_id)) {
+        return None;
+    }
+    let layers = record
+        .layers
+        .into_iter()
+        .map(|l| DebianLayer {
+            comment: l.comment,
+            diff_id: l.diff_id,
+            tree: tree_of(l.nodes),
+        })
+        .collect();
+    let packages = record
+        .packages
+        .into_iter()
+        .map(|p| {
+            Some(InstalledPackage {
+                name: p.name,
+                architecture: p.architecture,
+                multi_arch_same: p.multi_arch_same,
+                control: p
+                    .control
+                    .into_iter()
+                    .map(|(k, v)| v.into_vec().map(|v| (k, v)))
+                    .collect::<Option<_>>()?,
+                list: p.list,
+                conffiles: p.conffiles,
+            })
+        })
+        .collect::<Option<_>>()?;
+    let retained = record
+        .retained
+        .into_iter()
+        .map(|(k, v)| v.into_vec().map(|v| (k, v)))
+        .collect::<Option<_>>()?;
+    Some(DebianSide {
+        layers,
+        packages,
+        retained,
+    })
+}
+
+/// Records a freshly built Debian side (layer trees as built, before the cross-layer rules).
+pub fn save_debian(
+    store: &Store,
+    key: &str,
+    layers: &[DebianLayer],
+    packages: &[InstalledPackage],
+    retained: &BTreeMap<String, Vec<u8>>,
+) -> Result<(), StoreError> {
+    let record = DebianRecord {
+        diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+        layers: layers
+            .iter()
+            .map(|l| DebianLayerRecord {
+                comment: l.comment.clone(),
+                diff_id: l.diff_id.clone(),
+                nodes: l
+                    .tree
+                    .nodes
+                    .iter()
+                    .map(|(path, node)| skeleton_node(path, node))
+                    .collect(),
+            })
+            .collect(),
+        packages: packages
+            .iter()
+            .map(|p| PackageRecord {
+                name: p.name.clone(),
+                architecture: p.architecture.clone(),
+                multi_arch_same: p.multi_arch_same,
+                control: p
+                    .control
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Bytes::from(v)))
+                    .collect(),
+                list: p.list.clone(),
+                conffiles: p.conffiles.clone(),
+            })
+            .collect(),
+        retained: retained
+            .iter()
+            .map(|(k, v)| (k.clone(), Bytes::from(v)))
             .collect(),
     };
     write_atomic(

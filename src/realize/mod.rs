@@ -154,6 +154,14 @@ fn previous(store: &Store, key: &str) -> Option<Realized> {
     })
 }
 
+/// Where an arch's Debian layers come from.
+enum DebianSource {
+    /// Their record: trees without contents, blobs in the store.
+    Reused(Vec<input_cache::DebianLayer>),
+    /// The packages, unpacked.
+    Loaded(Vec<packages::LoadedPackage>),
+}
+
 /// Builds one arch's image from the lock.
 fn build_arch(
     plan: &ImagePlan,
@@ -165,13 +173,7 @@ fn build_arch(
     compiler: &python_layers::LazyCompiler,
 ) -> Result<(BuiltImage, Vec<Vec<u8>>), RealizeError> {
     let artifacts = &lock.archs[arch].debian;
-    let mut loaded = packages::load_all(store, artifacts).map_err(|error| RealizeError::Load {
-        arch: arch.into(),
-        error,
-    })?;
-    let replaces = ReplacesTable::new(&loaded);
     let components: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
-    let plans = layers::plan(&components, &loaded);
     let tree_error = |error| RealizeError::Tree {
         arch: arch.into(),
         error,
@@ -180,7 +182,61 @@ fn build_arch(
         arch: arch.into(),
         error,
     };
-    let mut trees = layers::trees(&plans, &mut loaded, &replaces).map_err(layer_error)?;
+    // The Debian side: taken from its record when its layers were built before from the
+    // same packages (no .deb is read), otherwise unpacked.
+    let debian_key = input_cache::debian_key(arch, &components, artifacts);
+    let reused = if opts.check {
+        None
+    } else {
+        input_cache::lookup_debian(store, &debian_key, |diff_id| {
+            layers::cached(store, diff_id, opts.compression).is_some()
+        })
+    };
+    let (source, mut infos, retained) = match reused {
+        Some(side) => (
+            DebianSource::Reused(side.layers),
+            side.packages,
+            side.retained,
+        ),
+        None => {
+            let mut loaded =
+                packages::load_all(store, artifacts).map_err(|error| RealizeError::Load {
+                    arch: arch.into(),
+                    error,
+                })?;
+            let infos: Vec<fixup::InstalledPackage> =
+                loaded.iter().map(|p| p.info.clone()).collect();
+            let mut retained = BTreeMap::new();
+            for p in &mut loaded {
+                retained.append(&mut p.retained);
+            }
+            (DebianSource::Loaded(loaded), infos, retained)
+        }
+    };
+    let replaces = ReplacesTable::new(artifacts.iter().zip(&infos));
+    let (mut trees, comments, prebuilt, as_built) = match source {
+        DebianSource::Reused(reused) => {
+            let mut trees = Vec::new();
+            let mut comments = Vec::new();
+            let mut prebuilt = Vec::new();
+            for layer in reused {
+                trees.push(layer.tree);
+                comments.push(layer.comment);
+                prebuilt.push(Some(layer.diff_id));
+            }
+            (trees, comments, prebuilt, None)
+        }
+        DebianSource::Loaded(mut loaded) => {
+            let plans = layers::plan(&components, &loaded);
+            let trees = layers::trees(&plans, &mut loaded, &replaces).map_err(layer_error)?;
+            drop(loaded);
+            let as_built: Option<Vec<Tree>> =
+                (!opts.check).then(|| trees.iter().map(Tree::without_contents).collect());
+            let comments = plans.into_iter().map(|p| p.comment).collect();
+            let prebuilt = vec![None; trees.len()];
+            (trees, comments, prebuilt, as_built)
+        }
+    };
     // Layers are reconciled bottom-up and written one after another; a written layer's
     // contents are dropped, only the paths stay (for the fixups).
     let mut reconciler = layers::Reconciler::default();
@@ -202,8 +258,9 @@ fn build_arch(
     };
     let debian_layers: Vec<Result<(BuiltLayer, Vec<u8>), RealizeError>> = trees
         .into_par_iter()
-        .zip(plans.par_iter())
-        .map(|(tree, layer_plan)| finish(&tree, None, &layer_plan.comment))
+        .zip(prebuilt.par_iter())
+        .zip(comments.par_iter())
+        .map(|((tree, prebuilt), comment)| finish(&tree, prebuilt.as_deref(), comment))
         .collect();
     let mut built = Vec::new();
     let mut tars = Vec::new();
@@ -211,6 +268,19 @@ fn build_arch(
         let (layer, tar) = result?;
         built.push(layer);
         tars.push(tar);
+    }
+    if let Some(as_built) = as_built {
+        let recorded: Vec<input_cache::DebianLayer> = as_built
+            .into_iter()
+            .zip(comments)
+            .zip(&built)
+            .map(|((tree, comment), layer)| input_cache::DebianLayer {
+                comment,
+                diff_id: layer.diff_id.clone(),
+                tree,
+            })
+            .collect();
+        input_cache::save_debian(store, &debian_key, &recorded, &infos, &retained)?;
     }
 
     // Python environments: one layer per component with wheels (a wheel of 200 MB or more
@@ -275,12 +345,7 @@ fn build_arch(
     }
 
     // The fixups layer sees the whole image.
-    let mut infos: Vec<fixup::InstalledPackage> = loaded.iter().map(|p| p.info.clone()).collect();
     infos.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut retained = BTreeMap::new();
-    for p in &mut loaded {
-        retained.append(&mut p.retained);
-    }
     let users: Vec<_> = plan
         .components
         .iter()
@@ -305,7 +370,6 @@ fn build_arch(
         arch: arch.into(),
         error,
     })?;
-    drop(loaded);
     reconciler
         .apply(&mut fixups, &replaces)
         .map_err(tree_error)?;

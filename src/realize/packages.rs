@@ -20,7 +20,6 @@ pub struct LoadedPackage {
     pub artifact: DebianArtifact,
     pub info: InstalledPackage,
     pub entries: Vec<DataEntry>,
-    pub replaces: Vec<Relation>,
     /// Uncompressed size of its files (decides whether it gets a layer of its own).
     pub data_size: u64,
     pub retained: BTreeMap<String, Vec<u8>>,
@@ -55,11 +54,6 @@ fn load_one(store: &Store, artifact: &DebianArtifact) -> Result<LoadedPackage, L
             .unwrap_or("")
             .to_string()
     };
-    let replaces = relation::parse_field(&field("Replaces"))
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect();
     let mut list = vec!["/.".to_string()];
     list.extend(contents.entries.iter().map(|e| format!("/{}", e.path)));
     let conffiles = contents
@@ -104,7 +98,6 @@ fn load_one(store: &Store, artifact: &DebianArtifact) -> Result<LoadedPackage, L
         artifact: artifact.clone(),
         info,
         entries: contents.entries,
-        replaces,
         data_size,
         retained,
     })
@@ -130,21 +123,31 @@ pub struct ReplacesTable {
 }
 
 impl ReplacesTable {
-    pub fn new(packages: &[LoadedPackage]) -> ReplacesTable {
-        ReplacesTable {
-            replaces: packages
-                .iter()
-                .map(|p| (p.artifact.name.clone(), p.replaces.clone()))
-                .collect(),
-            versions: packages
-                .iter()
-                .filter_map(|p| {
-                    Version::parse(&p.artifact.version)
-                        .ok()
-                        .map(|v| (p.artifact.name.clone(), v))
-                })
-                .collect(),
+    /// From each package's lock entry and its control file.
+    pub fn new<'p>(
+        packages: impl IntoIterator<Item = (&'p DebianArtifact, &'p InstalledPackage)>,
+    ) -> ReplacesTable {
+        let mut table = ReplacesTable {
+            replaces: BTreeMap::new(),
+            versions: BTreeMap::new(),
+        };
+        for (artifact, info) in packages {
+            let control = info.member_text("control").unwrap_or_default();
+            let replaces = Paragraphs::new(&control)
+                .next()
+                .and_then(Result::ok)
+                .and_then(|p| p.get("Replaces").map(str::to_string))
+                .and_then(|field| relation::parse_field(&field).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect();
+            table.replaces.insert(artifact.name.clone(), replaces);
+            if let Ok(v) = Version::parse(&artifact.version) {
+                table.versions.insert(artifact.name.clone(), v);
+            }
         }
+        table
     }
 
     pub fn allows(&self, new: &str, old: &str) -> bool {

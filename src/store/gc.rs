@@ -191,9 +191,18 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
             doomed.push(e.path());
         }
     }
+    // A Python layer's record names one diff id; an arch's Debian record (`diff_ids`) is kept
+    // while all of its layers are.
     for e in input_records {
         let keep = read_json(&e.path())
-            .and_then(|v| v["diff_id"].as_str().map(|d| kept_diff_ids.contains(d)))
+            .map(|v| match v["diff_ids"].as_array() {
+                Some(ids) => ids
+                    .iter()
+                    .all(|d| d.as_str().is_some_and(|d| kept_diff_ids.contains(d))),
+                None => v["diff_id"]
+                    .as_str()
+                    .is_some_and(|d| kept_diff_ids.contains(d)),
+            })
             .unwrap_or(false);
         if !keep {
             doomed.push(e.path());
