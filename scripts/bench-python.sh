@@ -3,14 +3,17 @@
 #   lock:    `carbon-store lock python-data` (both archs; Debian + Python) cold (no cached
 #            wheel metadata) and warm, against `uv pip compile` of the same requirements for
 #            both platforms, cold (empty cache) and warm;
-#   install: `carbon-store realize python-data --arch amd64` with the wheels in the store,
-#            the Python layers built afresh (gzip and zstd; byte-code cache warm, Debian
-#            layers cached) and reused by their inputs, against `uv pip install --target`
-#            with a warm cache (uv compiles no byte-code by default).
+#   install: `carbon-store realize python-data --arch amd64 --format oci` with the wheels in
+#            the store: the Python layers built afresh (gzip and zstd; byte-code cache warm,
+#            Debian layers reused) and every layer reused by its inputs, against
+#            `uv pip install --target` with a warm cache: files only (uv compiles no
+#            byte-code by default), and with byte-code packed into a zstd layer tar like ours.
 # Prints hyperfine medians. Needs the network (the configured mirrors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
+if ! command -v hyperfine >/dev/null || ! command -v zstd >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine zstd >/dev/null
+fi
 cargo build --release --quiet
 bin=$PWD/target/release/carbon-store
 work=$PWD/bench-out/python
@@ -41,16 +44,21 @@ bench "uv pip compile cold" --runs 3 --prepare "rm -rf '$work/uv-cache'" "UV_CAC
 bench "uv pip compile warm" --warmup 1 --runs 10 "UV_CACHE_DIR=$work/uv-cache sh -c '$uvboth'"
 echo "== install (amd64) vs uv pip install --target, warm caches"
 $bin --store "$store" --lockfiles "$work/locks" -q fetch python-data
-realize="$bin --store $store --lockfiles $work/locks -q realize python-data --arch amd64 --out $work/oci-out"
+realize="$bin --store $store --lockfiles $work/locks -q realize python-data --arch amd64 --format oci --out $work/oci-out"
 eval "$realize" >/dev/null
 eval "$realize --compression zstd" >/dev/null
 # Python layers built afresh (wheels unpacked, verified, byte-code from its cache, tar,
-# compression); the Debian layers come from the layer cache.
-fresh_python="rm -rf '$store/realized' '$work/oci-out'; rm -f '$store'/layers/inputs-*; grep -l 'Python package' '$store'/layers/*.json | xargs rm -f"
+# compression): their input records and layer-cache entries go; the Debian side's record
+# (the one with \"diff_ids\") stays.
+fresh_python="rm -rf '$store/realized' '$work/oci-out'; grep -L '\"diff_ids\"' '$store'/layers/inputs-* | xargs -r rm -f; find '$store/layers' -name '*.json' ! -name 'inputs-*' | xargs grep -l 'Python package' | xargs -r rm -f"
 bench "carbon-store realize, Python layers built afresh (gzip)" --runs 5 --prepare "$fresh_python" "$realize"
 bench "carbon-store realize, Python layers built afresh (zstd)" --runs 5 --prepare "$fresh_python" "$realize --compression zstd"
 # Every layer known by its inputs: nothing is unpacked (the output directory is new).
 bench "carbon-store realize, layers reused by their inputs" --runs 10 --prepare "rm -rf '$store/realized' '$work/oci-out'" "$realize"
 UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target "$work/uv-target" -r "$work/uv-amd64.txt"
-bench "uv pip install --target (warm cache)" --runs 3 --prepare "rm -rf '$work/uv-target'" "UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt"
+bench "uv pip install --target (warm cache)" --runs 5 --prepare "rm -rf '$work/uv-target'" "UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt"
+uvtar="UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt && tar -C $work/uv-target --sort=name -cf - . | zstd -q -T0 -3 -o $work/uv-layer.tar.zst"
+bench "uv pip install --target + tar + zstd (warm cache)" --runs 3 --prepare "rm -rf '$work/uv-target' '$work/uv-layer.tar.zst'" "$uvtar"
+uvlayer="UV_CACHE_DIR=$work/uv-cache $uv pip install -q --compile-bytecode --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt && tar -C $work/uv-target --sort=name -cf - . | zstd -q -T0 -3 -o $work/uv-layer.tar.zst"
+bench "uv pip install --target --compile-bytecode + tar + zstd (warm cache)" --runs 3 --prepare "rm -rf '$work/uv-target' '$work/uv-layer.tar.zst'" "$uvlayer"
 echo "packages: carbon-store $(grep -c 'file = ' "$work/locks/python-data.lock") wheel pins (both archs), uv $(grep -c '==' "$work/uv-amd64.txt") (amd64)"
