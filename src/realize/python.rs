@@ -38,13 +38,31 @@ fn wheel_dir() -> Node {
     }
 }
 
+/// The upstream version (`3.13.5`) of the `python3` package among an arch's locked Debian
+/// packages, without epoch or Debian revision (empty without one).
+pub fn python_version(debian: &[crate::lock::DebianArtifact]) -> String {
+    debian
+        .iter()
+        .find(|a| a.name == "python3")
+        .map(|a| {
+            let no_revision = a.version.split('-').next().unwrap_or("");
+            no_revision.rsplit(':').next().unwrap_or("").to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// `3.13` of `3.13.5`.
+pub fn minor_of(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
 /// The `3.X` of the image's `python3` package in a lock (empty without one).
 pub fn python_minor(lock: &crate::lock::Lockfile) -> String {
     lock.archs
         .values()
-        .flat_map(|a| a.debian.iter())
-        .find(|d| d.name == "python3")
-        .map(|d| d.version.split('.').take(2).collect::<Vec<_>>().join("."))
+        .map(|a| python_version(&a.debian))
+        .find(|v| !v.is_empty())
+        .map(|v| minor_of(&v))
         .unwrap_or_default()
 }
 

@@ -38,16 +38,8 @@ pub struct PythonLayers<'l> {
 
 /// The venv of an image: its prefix and the version of the locked `python3`.
 fn venv(plan: &ImagePlan, lock: &Lockfile, arch: &str) -> Venv {
-    let python_full = lock.archs[arch]
-        .debian
-        .iter()
-        .find(|a| a.name == "python3")
-        .map(|a| {
-            let upstream = a.version.split('-').next().unwrap_or("");
-            upstream.rsplit(':').next().unwrap_or("").to_string()
-        })
-        .unwrap_or_default();
-    let python_minor = python_full.split('.').take(2).collect::<Vec<_>>().join(".");
+    let python_full = python::python_version(&lock.archs[arch].debian);
+    let python_minor = python::minor_of(&python_full);
     let prefix = plan
         .python
         .clone()
