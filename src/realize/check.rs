@@ -81,6 +81,58 @@ pub fn first_difference(old: &[u8], new: &[u8]) -> String {
     "the tars have the same entries; the compressed bytes differ".into()
 }
 
+/// The manifest of `arch` in the existing OCI layout, and its blob reader.
+fn existing_manifest(
+    layout: &Path,
+    arch: &str,
+) -> Result<Option<(String, serde_json::Value)>, RealizeError> {
+    let index = read_json(&layout.join("index.json"))?;
+    let wanted_ref = format!("-{arch}");
+    let Some(desc) = index["manifests"].as_array().and_then(|m| {
+        m.iter().find(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(&wanted_ref))
+        })
+    }) else {
+        return Ok(None);
+    };
+    let digest = desc["digest"].as_str().unwrap_or("").to_string();
+    let manifest = read_json(&blob_path(layout, &digest))?;
+    Ok(Some((digest, manifest)))
+}
+
+fn blob_path(layout: &Path, digest: &str) -> std::path::PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// The layer digests of `arch` in the existing output, read before rebuilding so that only
+/// the tars of layers that differ are kept for the report (an image's tars together can
+/// exceed the memory). `None` when the output has no image for the arch. Fails when there
+/// is no output to compare with.
+pub fn existing_layers(
+    image: &str,
+    out_dir: &Path,
+    arch: &str,
+) -> Result<Option<std::collections::HashSet<String>>, RealizeError> {
+    Ok(
+        existing_manifest(&out_dir.join(image), arch)?.map(|(_, manifest)| {
+            manifest["layers"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|d| d["digest"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }),
+    )
+}
+
+/// Compares the rebuilt images with the existing output; `built` holds, per layer, its tar
+/// when it differs from every existing layer (empty otherwise).
 pub fn compare(
     image: &str,
     out_dir: &Path,
@@ -88,22 +140,10 @@ pub fn compare(
     compression: Compression,
 ) -> Result<(), RealizeError> {
     let layout = out_dir.join(image);
-    let index = read_json(&layout.join("index.json"))?;
-    let blob = |digest: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:"))
-    };
+    let blob = |digest: &str| blob_path(&layout, digest);
     let mut problems = Vec::new();
     for (img, tars) in built {
-        let wanted_ref = format!("-{}", img.arch);
-        let Some(desc) = index["manifests"].as_array().and_then(|m| {
-            m.iter().find(|d| {
-                d["annotations"]["org.opencontainers.image.ref.name"]
-                    .as_str()
-                    .is_some_and(|r| r.ends_with(&wanted_ref))
-            })
-        }) else {
+        let Some((existing, manifest)) = existing_manifest(&layout, &img.arch)? else {
             problems.push(format!(
                 "{}: no manifest for this arch in {}",
                 img.arch,
@@ -111,11 +151,9 @@ pub fn compare(
             ));
             continue;
         };
-        let existing = desc["digest"].as_str().unwrap_or("");
         if existing == img.manifest_digest {
             continue;
         }
-        let manifest = read_json(&blob(existing))?;
         let old_layers: Vec<String> = manifest["layers"]
             .as_array()
             .map(|l| {
@@ -129,11 +167,15 @@ pub fn compare(
             match old_layers.get(i) {
                 Some(old) if *old == layer.digest => {}
                 Some(old) => {
-                    let detail = std::fs::read(blob(old))
-                        .ok()
-                        .and_then(|b| decompress(&b, compression).ok())
-                        .map(|old_tar| first_difference(&old_tar, &tars[i]))
-                        .unwrap_or_else(|| "the existing layer blob cannot be read".into());
+                    let detail = if tars[i].is_empty() {
+                        "the rebuilt layer equals another layer of the existing image: the layer order differs".into()
+                    } else {
+                        std::fs::read(blob(old))
+                            .ok()
+                            .and_then(|b| decompress(&b, compression).ok())
+                            .map(|old_tar| first_difference(&old_tar, &tars[i]))
+                            .unwrap_or_else(|| "the existing layer blob cannot be read".into())
+                    };
                     problems.push(format!(
                         "{}: layer {} ({}) differs: existing {old}, rebuilt {}; {detail}",
                         img.arch,

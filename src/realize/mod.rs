@@ -244,6 +244,12 @@ fn build_arch(
         reconciler.apply(tree, &replaces).map_err(tree_error)?;
     }
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
+    // --check keeps the tar of a layer only when it differs from the existing output's.
+    let existing = if opts.check {
+        check::existing_layers(&plan.name, &opts.out_dir, arch)?
+    } else {
+        None
+    };
     let finish = |tree: &Tree, prebuilt: Option<&str>, comment: &str| {
         layers::finish(
             store,
@@ -253,7 +259,12 @@ fn build_arch(
             opts.compression,
             !opts.check,
         )
-        .map(|(layer, tar)| (layer, if opts.check { tar } else { Vec::new() }))
+        .map(|(layer, tar)| {
+            let differs = existing
+                .as_ref()
+                .is_some_and(|digests| !digests.contains(&layer.digest));
+            (layer, if differs { tar } else { Vec::new() })
+        })
         .map_err(layer_error)
     };
     let debian_layers: Vec<Result<(BuiltLayer, Vec<u8>), RealizeError>> = trees
