@@ -7,9 +7,12 @@
 #            the store: the Python layers built afresh (gzip and zstd; byte-code cache warm,
 #            Debian layers reused) and every layer reused by its inputs, against
 #            `uv pip install --target` with a warm cache: files only (uv compiles no
-#            byte-code by default), and with byte-code packed into a zstd layer tar like ours.
+#            byte-code by default), and with byte-code packed into a zstd layer tar like ours;
+#            uv runs --offline (from its cache, like carbon-store from its store).
 # Prints hyperfine medians. Needs the network (the configured mirrors).
+#   PARTS=install scripts/bench-python.sh    only the install part (locks once, untimed)
 set -euo pipefail
+parts=${PARTS:-lock install}
 cd "$(dirname "$0")/.."
 if ! command -v hyperfine >/dev/null || ! command -v zstd >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine zstd >/dev/null
@@ -37,11 +40,17 @@ store=$work/store
 lock="$bin --store $store --lockfiles $work/locks -q lock python-data"
 uvc="$uv pip compile -q --python-version 3.13 --generate-hashes $reqs"
 uvboth="$uvc --python-platform x86_64-manylinux_2_40 -o $work/uv-amd64.txt && $uvc --python-platform aarch64-manylinux_2_40 -o $work/uv-arm64.txt"
-echo "== lock python-data (Debian + Python, both archs) vs uv pip compile (both platforms)"
-bench "carbon-store lock cold" --runs 3 --prepare "rm -rf '$store/pypi-metadata' '$work/locks/python-data.lock'" "$lock"
-bench "carbon-store lock warm" --warmup 1 --runs 10 --prepare "rm -f '$work/locks/python-data.lock'" "$lock"
-bench "uv pip compile cold" --runs 3 --prepare "rm -rf '$work/uv-cache'" "UV_CACHE_DIR=$work/uv-cache sh -c '$uvboth'"
-bench "uv pip compile warm" --warmup 1 --runs 10 "UV_CACHE_DIR=$work/uv-cache sh -c '$uvboth'"
+if [[ " $parts " == *" lock "* ]]; then
+  echo "== lock python-data (Debian + Python, both archs) vs uv pip compile (both platforms)"
+  bench "carbon-store lock cold" --runs 3 --prepare "rm -rf '$store/pypi-metadata' '$work/locks/python-data.lock'" "$lock"
+  bench "carbon-store lock warm" --warmup 1 --runs 10 --prepare "rm -f '$work/locks/python-data.lock'" "$lock"
+  bench "uv pip compile cold" --runs 3 --prepare "rm -rf '$work/uv-cache'" "UV_CACHE_DIR=$work/uv-cache sh -c '$uvboth'"
+  bench "uv pip compile warm" --warmup 1 --runs 10 "UV_CACHE_DIR=$work/uv-cache sh -c '$uvboth'"
+else
+  eval "$lock"
+  UV_CACHE_DIR=$work/uv-cache sh -c "$uvboth"
+fi
+[[ " $parts " == *" install "* ]] || exit 0
 echo "== install (amd64) vs uv pip install --target, warm caches"
 $bin --store "$store" --lockfiles "$work/locks" -q fetch python-data
 realize="$bin --store $store --lockfiles $work/locks -q realize python-data --arch amd64 --format oci --out $work/oci-out"
@@ -56,9 +65,9 @@ bench "carbon-store realize, Python layers built afresh (zstd)" --runs 5 --prepa
 # Every layer known by its inputs: nothing is unpacked (the output directory is new).
 bench "carbon-store realize, layers reused by their inputs" --runs 10 --prepare "rm -rf '$store/realized' '$work/oci-out'" "$realize"
 UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target "$work/uv-target" -r "$work/uv-amd64.txt"
-bench "uv pip install --target (warm cache)" --runs 5 --prepare "rm -rf '$work/uv-target'" "UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt"
-uvtar="UV_CACHE_DIR=$work/uv-cache $uv pip install -q --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt && tar -C $work/uv-target --sort=name -cf - . | zstd -q -T0 -3 -o $work/uv-layer.tar.zst"
+bench "uv pip install --target (warm cache)" --runs 5 --prepare "rm -rf '$work/uv-target'" "UV_CACHE_DIR=$work/uv-cache $uv pip install -q --offline --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt"
+uvtar="UV_CACHE_DIR=$work/uv-cache $uv pip install -q --offline --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt && tar -C $work/uv-target --sort=name -cf - . | zstd -q -T0 -3 -o $work/uv-layer.tar.zst"
 bench "uv pip install --target + tar + zstd (warm cache)" --runs 3 --prepare "rm -rf '$work/uv-target' '$work/uv-layer.tar.zst'" "$uvtar"
-uvlayer="UV_CACHE_DIR=$work/uv-cache $uv pip install -q --compile-bytecode --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt && tar -C $work/uv-target --sort=name -cf - . | zstd -q -T0 -3 -o $work/uv-layer.tar.zst"
+uvlayer="UV_CACHE_DIR=$work/uv-cache $uv pip install -q --offline --compile-bytecode --python-version 3.13 --python-platform x86_64-manylinux_2_40 --target $work/uv-target -r $work/uv-amd64.txt && tar -C $work/uv-target --sort=name -cf - . | zstd -q -T0 -3 -o $work/uv-layer.tar.zst"
 bench "uv pip install --target --compile-bytecode + tar + zstd (warm cache)" --runs 3 --prepare "rm -rf '$work/uv-target' '$work/uv-layer.tar.zst'" "$uvlayer"
 echo "packages: carbon-store $(grep -c 'file = ' "$work/locks/python-data.lock") wheel pins (both archs), uv $(grep -c '==' "$work/uv-amd64.txt") (amd64)"
