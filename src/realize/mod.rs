@@ -162,37 +162,39 @@ enum DebianSource {
     Loaded(Vec<packages::LoadedPackage>),
 }
 
-/// Builds one arch's image from the lock.
-fn build_arch(
-    plan: &ImagePlan,
-    lock: &Lockfile,
-    arch: &str,
+/// An arch's Debian package layers before the cross-layer rules, and what the rest of the
+/// build needs of the packages.
+struct DebianSide {
+    trees: Vec<Tree>,
+    comments: Vec<String>,
+    /// Per layer, its diff id when it comes from the record (its blob is in the store).
+    prebuilt: Vec<Option<String>>,
+    /// The trees without contents, to record once written (`None` when reused or checking).
+    as_built: Option<Vec<Tree>>,
+    /// In lock order.
+    infos: Vec<fixup::InstalledPackage>,
+    retained: BTreeMap<String, Vec<u8>>,
+    replaces: ReplacesTable,
+}
+
+/// The Debian side: taken from its record when its layers were built before from the same
+/// packages (no .deb is read), otherwise unpacked.
+fn debian_side(
     store: &Store,
+    artifacts: &[crate::lock::DebianArtifact],
+    components: &[String],
+    key: &str,
+    arch: &str,
     opts: &RealizeOptions,
-    files_dir: &Path,
-    compiler: &python_layers::LazyCompiler,
-) -> Result<(BuiltImage, Vec<Vec<u8>>), RealizeError> {
-    let artifacts = &lock.archs[arch].debian;
-    let components: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
-    let tree_error = |error| RealizeError::Tree {
-        arch: arch.into(),
-        error,
-    };
-    let layer_error = |error| RealizeError::Layer {
-        arch: arch.into(),
-        error,
-    };
-    // The Debian side: taken from its record when its layers were built before from the
-    // same packages (no .deb is read), otherwise unpacked.
-    let debian_key = input_cache::debian_key(arch, &components, artifacts);
+) -> Result<DebianSide, RealizeError> {
     let reused = if opts.check {
         None
     } else {
-        input_cache::lookup_debian(store, &debian_key, |diff_id| {
+        input_cache::lookup_debian(store, key, |diff_id| {
             layers::cached(store, diff_id, opts.compression).is_some()
         })
     };
-    let (source, mut infos, retained) = match reused {
+    let (source, infos, retained) = match reused {
         Some(side) => (
             DebianSource::Reused(side.layers),
             side.packages,
@@ -214,7 +216,7 @@ fn build_arch(
         }
     };
     let replaces = ReplacesTable::new(artifacts.iter().zip(&infos));
-    let (mut trees, comments, prebuilt, as_built) = match source {
+    let (trees, comments, prebuilt, as_built) = match source {
         DebianSource::Reused(reused) => {
             let mut trees = Vec::new();
             let mut comments = Vec::new();
@@ -227,8 +229,13 @@ fn build_arch(
             (trees, comments, prebuilt, None)
         }
         DebianSource::Loaded(mut loaded) => {
-            let plans = layers::plan(&components, &loaded);
-            let trees = layers::trees(&plans, &mut loaded, &replaces).map_err(layer_error)?;
+            let plans = layers::plan(components, &loaded);
+            let trees = layers::trees(&plans, &mut loaded, &replaces).map_err(|error| {
+                RealizeError::Layer {
+                    arch: arch.into(),
+                    error,
+                }
+            })?;
             drop(loaded);
             let as_built: Option<Vec<Tree>> =
                 (!opts.check).then(|| trees.iter().map(Tree::without_contents).collect());
@@ -237,6 +244,47 @@ fn build_arch(
             (trees, comments, prebuilt, as_built)
         }
     };
+    Ok(DebianSide {
+        trees,
+        comments,
+        prebuilt,
+        as_built,
+        infos,
+        retained,
+        replaces,
+    })
+}
+
+/// Builds one arch's image from the lock.
+fn build_arch(
+    plan: &ImagePlan,
+    lock: &Lockfile,
+    arch: &str,
+    store: &Store,
+    opts: &RealizeOptions,
+    files_dir: &Path,
+    compiler: &python_layers::LazyCompiler,
+) -> Result<(BuiltImage, Vec<Vec<u8>>), RealizeError> {
+    let artifacts = &lock.archs[arch].debian;
+    let components: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
+    let tree_error = |error| RealizeError::Tree {
+        arch: arch.into(),
+        error,
+    };
+    let layer_error = |error| RealizeError::Layer {
+        arch: arch.into(),
+        error,
+    };
+    let debian_key = input_cache::debian_key(arch, &components, artifacts);
+    let DebianSide {
+        mut trees,
+        comments,
+        prebuilt,
+        as_built,
+        mut infos,
+        retained,
+        replaces,
+    } = debian_side(store, artifacts, &components, &debian_key, arch, opts)?;
     // Layers are reconciled bottom-up and written one after another; a written layer's
     // contents are dropped, only the paths stay (for the fixups).
     let mut reconciler = layers::Reconciler::default();
