@@ -100,9 +100,10 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
                 .iter()
                 .filter_map(|i| lock::read(&cli.lockfiles, i).ok())
                 .flat_map(|l| {
-                    l.archs
-                        .into_values()
-                        .flat_map(|a| a.debian.into_iter().map(|d| d.name))
+                    l.archs.into_values().flat_map(|a| {
+                        let python = a.python.into_iter().map(|p| p.name);
+                        a.debian.into_iter().map(|d| d.name).chain(python)
+                    })
                 })
                 .collect();
             if let Some(missing) = refresh.iter().find(|n| !known.contains(*n)) {

@@ -190,7 +190,7 @@ pub struct LockContext<'a> {
 pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
     let pages = pysolver::PageCache::default();
     let loaded = load_indexes(plan, ctx, &pages)?;
-    resolve_loaded(plan, loaded, ctx, &pages)
+    resolve_loaded(plan, loaded, ctx, &pages, &BTreeMap::new())
 }
 
 /// Loads the Debian indexes while the Python index pages the plan will likely need are
@@ -323,14 +323,31 @@ fn resolve_with_pins(
             index.pin(stanza);
         }
     }
-    resolve_loaded(plan, loaded, ctx, pages)
+    // Python pins are kept as `name==version` constraints: they hold whenever the package
+    // is still needed, and a refreshed or newly needed package resolves freely.
+    let kept_python: BTreeMap<String, Vec<String>> = old
+        .archs
+        .iter()
+        .map(|(arch, locked)| {
+            let pins = locked
+                .python
+                .iter()
+                .filter(|p| !refresh.contains(&p.name))
+                .map(|p| format!("{}=={}", p.name, p.version))
+                .collect();
+            (arch.clone(), pins)
+        })
+        .collect();
+    resolve_loaded(plan, loaded, ctx, pages, &kept_python)
 }
 
+/// `kept_python`: per arch, `name==version` constraints for the Python pins to keep.
 fn resolve_loaded(
     plan: &ImagePlan,
     loaded: index::LoadedIndexes,
     ctx: &LockContext,
     pages: &pysolver::PageCache,
+    kept_python: &BTreeMap<String, Vec<String>>,
 ) -> Result<Lockfile, LockError> {
     let python_requests = python_requests(plan)?;
     let python_indexes = if python_requests.is_empty() {
@@ -355,11 +372,19 @@ fn resolve_loaded(
             let python = if python_requests.is_empty() {
                 Vec::new()
             } else {
+                let mut requests = python_requests.clone();
+                if let Some(pins) = kept_python.get(arch).filter(|p| !p.is_empty()) {
+                    requests.push(PyRequest {
+                        component: "(pins kept by lock --update)".into(),
+                        constraints: pins.clone(),
+                        ..PyRequest::default()
+                    });
+                }
                 resolve_python(
                     plan,
                     arch,
                     &selected,
-                    &python_requests,
+                    &requests,
                     &python_indexes,
                     ctx,
                     pages,
