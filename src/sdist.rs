@@ -309,7 +309,7 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
             size: r.size,
             built_from: None,
         };
-        python::install(store, &artifact, &venv, false, &mut env)
+        python::install(store, &artifact, &venv, false, true, &mut env)
             .map_err(|e| bad(format!("installing the build backend: {e}")))?;
     }
     write_tree(&env, work.path()).map_err(io)?;

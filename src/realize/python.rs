@@ -202,11 +202,13 @@ fn script_for(venv: &Venv, spec: &str) -> Option<String> {
 }
 
 /// Installs one wheel from the store into `tree`. `requested`: a top-level requirement.
+/// `check_record`: refuse a member whose content differs from the wheel's `RECORD`.
 pub fn install(
     store: &Store,
     wheel: &PythonArtifact,
     venv: &Venv,
     requested: bool,
+    check_record: bool,
     tree: &mut Tree,
 ) -> Result<(), WheelError> {
     let bad = |reason: String| WheelError::Bad {
@@ -303,8 +305,11 @@ pub fn install(
         }
         let (data, zip_mode) = read(&mut zip, name)?;
         match record.get(name) {
-            Some(h) if !h.is_empty() && *h != record_hash(&data) => {
-                return Err(bad(format!("{name} does not match its RECORD hash")));
+            Some(h) if check_record && !h.is_empty() && *h != record_hash(&data) => {
+                return Err(bad(format!(
+                    "{name} does not match its RECORD hash. The wheel matches its sha256 in the lock; if its publisher's RECORD is wrong, list {} in the component's [python] ignore-record-hashes",
+                    wheel.name
+                )));
             }
             None => return Err(bad(format!("{name} is not listed in RECORD"))),
             _ => {}

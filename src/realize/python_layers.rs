@@ -33,6 +33,8 @@ pub struct PythonLayers<'l> {
     pub debian_links: Vec<(String, String)>,
     /// Top-level requirements (normalized names): their wheels get `REQUESTED`.
     pub requested: BTreeSet<String>,
+    /// Projects (normalized names) installed without checking members against `RECORD`.
+    pub unchecked_record: BTreeSet<String>,
     pub groups: Vec<PythonGroup<'l>>,
 }
 
@@ -104,6 +106,13 @@ pub fn plan<'l>(
         .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
         .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
         .collect();
+    let unchecked_record: BTreeSet<String> = plan
+        .components
+        .iter()
+        .filter_map(|c| c.recipe.python.as_ref())
+        .flat_map(|p| p.ignore_record_hashes.iter())
+        .map(|n| crate::resolve::pypi::simple::normalize(n))
+        .collect();
     let mut groups: Vec<PythonGroup> = Vec::new();
     for c in &plan.components {
         let mine: Vec<_> = wheels.iter().filter(|w| w.component == c.name).collect();
@@ -173,6 +182,7 @@ pub fn plan<'l>(
         venv,
         debian_links,
         requested,
+        unchecked_record,
         groups,
     })
 }
@@ -229,6 +239,7 @@ pub fn build(
                 w,
                 &layers.venv,
                 layers.requested.contains(&w.name),
+                !layers.unchecked_record.contains(&w.name),
                 &mut part,
             )?;
             Ok(part)

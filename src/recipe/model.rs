@@ -73,6 +73,11 @@ pub struct PythonRequest {
     /// what they provide in `exclude`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub debian_modules: Vec<String>,
+    /// Projects whose wheels are installed even where a member does not match the wheel's
+    /// own `RECORD` (a publisher's mistake; the wheel itself is pinned by sha256 in the
+    /// lock). The installed `RECORD` has the members' true hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_record_hashes: Vec<String>,
 }
 
 /// The image's `[python]` table: where the environment lives and which indexes to use.
