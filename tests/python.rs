@@ -279,6 +279,45 @@ fn a_wheel_that_does_not_match_its_record_is_refused() {
 }
 
 #[test]
+fn a_wheel_whose_publisher_got_record_wrong_installs_when_the_recipe_says_so() {
+    let sb = Sandbox::new();
+    let mut bad = WheelSpec::new("bad", "1.0", "py3-none-any");
+    bad.tamper = true;
+    publish(&sb.path("mirror/pypi"), &[bad], false);
+    python_image(&sb, "bad", &[]);
+    let component = std::fs::read_to_string(sb.path("recipes/components/py.toml")).unwrap();
+    sb.write(
+        "recipes/components/py.toml",
+        &format!("{component}ignore-record-hashes = [\"bad\"]\n"),
+    );
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    // The installed RECORD lists what was installed, with its true hash.
+    let files = layer_files(&sb, "amd64");
+    let content = |suffix: &str| {
+        files
+            .iter()
+            .find(|(p, _, _)| p.ends_with(suffix))
+            .map(|(_, _, d)| d.clone())
+            .unwrap_or_else(|| panic!("{suffix} not installed"))
+    };
+    let init = content("site-packages/bad/__init__.py");
+    let record = String::from_utf8(content("bad-1.0.dist-info/RECORD")).unwrap();
+    let line = record
+        .lines()
+        .find(|l| l.starts_with("bad/__init__.py,"))
+        .unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "bad/__init__.py,{},{}",
+            carbon_store::realize::python::record_hash(&init),
+            init.len()
+        )
+    );
+}
+
+#[test]
 fn bundles_gc_and_verify_cover_wheels() {
     let sb = sandbox(false, &["tool"], &[]);
     sb.ok(&["realize", "test", "--arch", "amd64"]);
@@ -532,5 +571,42 @@ fn an_sdist_that_builds_a_platform_wheel_is_refused() {
     assert!(
         err.contains("nativepkg-1.0-cp313-cp313-linux_x86_64.whl, which is not pure Python"),
         "{err}"
+    );
+}
+
+#[test]
+fn lock_update_keeps_the_python_pins_it_is_not_asked_to_refresh() {
+    let sb = sandbox(false, &["alpha", "gamma"], &[]);
+    sb.ok(&["lock", "test"]);
+    let mut newer = index();
+    newer.push(WheelSpec::new("alpha", "4.0", "py3-none-any"));
+    newer.push(WheelSpec::new("gamma", "2.0", "py3-none-any"));
+    publish(&sb.path("mirror/pypi"), &newer, false);
+    // A recipe change (here: an option that does not touch resolution) makes the lock
+    // stale; refreshing one package keeps every other pin and records the new recipes.
+    let component = sb.read("recipes/components/py.toml");
+    sb.write(
+        "recipes/components/py.toml",
+        &format!("{component}ignore-record-hashes = [\"gamma\"]\n"),
+    );
+    sb.ok(&["lock", "--update", "gamma", "--image", "test"]);
+    sb.ok(&["lock", "--check", "test"]);
+    let lock = sb.read("lockfiles/test.lock");
+    for arch in ["amd64", "arm64"] {
+        let files = wheels(&lock, arch);
+        assert!(
+            files.contains(&"alpha-1.0-py3-none-any.whl".to_string()),
+            "{files:?}"
+        );
+        assert!(
+            files.contains(&"gamma-2.0-py3-none-any.whl".to_string()),
+            "{files:?}"
+        );
+    }
+    sb.ok(&["lock", "--update", "alpha", "--image", "test"]);
+    let lock = sb.read("lockfiles/test.lock");
+    assert!(
+        wheels(&lock, "amd64").contains(&"alpha-4.0-py3-none-any.whl".to_string()),
+        "{lock}"
     );
 }
