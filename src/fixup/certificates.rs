@@ -224,7 +224,7 @@ fn der_write(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// The first certificate of a PEM file, decoded.
-fn pem_to_der(pem: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn pem_to_der(pem: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(pem).ok()?;
     let start = text.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
     let end = start + text[start..].find("-----END CERTIFICATE-----")?;

@@ -10,6 +10,7 @@ mod alternatives;
 mod base;
 mod certificates;
 mod dpkg_db;
+mod java_keystore;
 mod pam;
 pub mod recipe_paths;
 
@@ -135,6 +136,7 @@ pub fn build(input: &FixupInput) -> Result<Tree, FixupError> {
     base::build(input, &accounts, &mut tree);
     alternatives::build(input, &mut tree);
     certificates::build(input, &mut tree);
+    java_keystore::build(input, &mut tree);
     pam::build(input, &mut tree);
     dpkg_db::build(input, &mut tree);
     recipe_paths::build(input, &accounts, &mut tree)?;
