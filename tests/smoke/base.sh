@@ -36,6 +36,15 @@ printf 'public class Hello { public static void main(String[] a) { System.out.pr
 javac Hello.java
 java -cp . Hello
 ok java
+# The JVM's default trust store (Debian links it to /etc/ssl/certs/java/cacerts, which the
+# fixups write): TLS clients such as Maven need it. keytool checks the store's integrity
+# hash with the standard password.
+printf 'import javax.net.ssl.*;\npublic class Trust { public static void main(String[] a) throws Exception { TrustManagerFactory f = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm()); f.init((java.security.KeyStore) null); int n = ((X509TrustManager) f.getTrustManagers()[0]).getAcceptedIssuers().length; System.out.println("java trusts " + n + " certificates"); System.exit(n >= 100 ? 0 : 1); } }\n' > Trust.java
+javac Trust.java
+java -cp . Trust
+listing=$(keytool -list -cacerts -storepass changeit)
+printf '%s\n' "$listing" | grep -q 'debian:digicert_global_root_g2.pem'
+ok java trust store
 [ "$(Rscript -e 'cat(sum(1:10))' 2>/dev/null)" = 55 ]
 ok r
 swift --version 2>&1 | grep -i 'swift version'
