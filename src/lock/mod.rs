@@ -280,8 +280,9 @@ fn resolve_with_pins(
         let Some(locked) = old.archs.get(arch) else {
             continue;
         };
+        // (name, version, suite) → the stanza the old lock took it from.
         let mut old_stanzas: std::collections::HashMap<
-            (String, String),
+            (String, String, String),
             crate::resolve::debian::packages::BinaryPackage,
         > = Default::default();
         for record in old.index.iter().filter(|r| &r.arch == arch) {
@@ -299,13 +300,18 @@ fn resolve_with_pins(
                     crate::resolve::debian::packages::parse_packages(&text, &name, suite_index)
                 {
                     for p in parsed {
-                        old_stanzas.insert((p.name.clone(), p.version.to_string()), p);
+                        let key = (p.name.clone(), p.version.to_string(), record.suite.clone());
+                        old_stanzas.insert(key, p);
                     }
                 }
             }
         }
         for artifact in locked.debian.iter().filter(|a| !refresh.contains(&a.name)) {
-            let key = (artifact.name.clone(), artifact.version.clone());
+            let key = (
+                artifact.name.clone(),
+                artifact.version.clone(),
+                artifact.suite.clone(),
+            );
             let stanza = match old_stanzas.remove(&key) {
                 Some(s) => s,
                 None => match index.candidate(&artifact.name) {
