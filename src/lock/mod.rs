@@ -94,7 +94,11 @@ pub enum LockError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockOutcome {
     Unchanged,
-    Written { packages: usize },
+    /// Pins over all archs: Debian packages and wheels.
+    Written {
+        debian: usize,
+        wheels: usize,
+    },
 }
 
 /// Where an image's lockfile lives.
@@ -529,6 +533,7 @@ pub fn lock_image(
     }
     crate::store::write_atomic(&path, text.as_bytes())?;
     Ok(LockOutcome::Written {
-        packages: lock.archs.values().map(|a| a.debian.len()).sum(),
+        debian: lock.archs.values().map(|a| a.debian.len()).sum(),
+        wheels: lock.archs.values().map(|a| a.python.len()).sum(),
     })
 }
