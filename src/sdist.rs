@@ -309,8 +309,18 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
             size: r.size,
             built_from: None,
         };
-        python::install(store, &artifact, &venv, false, true, &mut env)
-            .map_err(|e| bad(format!("installing the build backend: {e}")))?;
+        python::install(
+            store,
+            &artifact,
+            &venv,
+            python::InstallOptions {
+                requested: false,
+                check_record: true,
+                tags_from_file_name: false,
+            },
+            &mut env,
+        )
+        .map_err(|e| bad(format!("installing the build backend: {e}")))?;
     }
     write_tree(&env, work.path()).map_err(io)?;
     let out_dir = work.path().join("out");

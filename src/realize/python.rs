@@ -202,15 +202,77 @@ fn script_for(venv: &Venv, spec: &str) -> Option<String> {
 }
 
 /// Installs one wheel from the store into `tree`. `requested`: a top-level requirement.
-/// `check_record`: refuse a member whose content differs from the wheel's `RECORD`.
+/// How one wheel is installed.
+#[derive(Clone, Copy, Debug)]
+pub struct InstallOptions {
+    /// A top-level requirement: gets `REQUESTED`.
+    pub requested: bool,
+    /// Refuse a member whose content differs from the wheel's `RECORD`.
+    pub check_record: bool,
+    /// Write `.dist-info/WHEEL`'s `Tag:` lines from the file name when the two disagree.
+    pub tags_from_file_name: bool,
+}
+
+/// The tags a wheel's file name states (`py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64`
+/// expanded to one per combination).
+fn file_name_tags(file: &str) -> Vec<String> {
+    let stem = file.trim_end_matches(".whl");
+    let parts: Vec<&str> = stem.rsplitn(4, '-').collect();
+    let [plat, abi, py, ..] = parts[..] else {
+        return Vec::new();
+    };
+    let mut tags = Vec::new();
+    for p in py.split('.') {
+        for a in abi.split('.') {
+            for l in plat.split('.') {
+                tags.push(format!("{p}-{a}-{l}"));
+            }
+        }
+    }
+    tags
+}
+
+/// `WHEEL` with its `Tag:` lines replaced by the file name's tags, when none of them agree.
+fn wheel_file_with_tags(data: &[u8], file: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(data);
+    let tags = file_name_tags(file);
+    let declared: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Tag:").map(str::trim))
+        .collect();
+    if tags.is_empty() || declared.iter().any(|t| tags.iter().any(|f| f == t)) {
+        return data.to_vec();
+    }
+    let mut out = String::new();
+    for line in text.lines().filter(|l| !l.starts_with("Tag:")) {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("Root-Is-Purelib:") {
+            for t in &tags {
+                out.push_str(&format!("Tag: {t}\n"));
+            }
+        }
+    }
+    if !out.contains("\nTag: ") {
+        for t in &tags {
+            out.push_str(&format!("Tag: {t}\n"));
+        }
+    }
+    out.into_bytes()
+}
+
 pub fn install(
     store: &Store,
     wheel: &PythonArtifact,
     venv: &Venv,
-    requested: bool,
-    check_record: bool,
+    options: InstallOptions,
     tree: &mut Tree,
 ) -> Result<(), WheelError> {
+    let InstallOptions {
+        requested,
+        check_record,
+        tags_from_file_name,
+    } = options;
     let bad = |reason: String| WheelError::Bad {
         wheel: wheel.file.clone(),
         reason,
@@ -352,6 +414,11 @@ pub fn install(
                 other => return Err(bad(format!("unknown data directory {other}"))),
             }
         } else {
+            let data = if tags_from_file_name && *name == format!("{dist_info}/WHEEL") {
+                wheel_file_with_tags(&data, &wheel.file)
+            } else {
+                data
+            };
             (
                 format!("{site}/{name}"),
                 if executable { 0o755 } else { 0o644 },
@@ -783,6 +850,26 @@ impl Drop for Compiler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wheel_tags_are_taken_from_the_file_name_only_when_none_agree() {
+        let file = "nvidia_x-0.8.1-py3-none-manylinux2014_aarch64.manylinux_2_17_aarch64.whl";
+        assert_eq!(
+            file_name_tags(file),
+            vec![
+                "py3-none-manylinux2014_aarch64",
+                "py3-none-manylinux_2_17_aarch64"
+            ]
+        );
+        let wrong =
+            b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-manylinux2014_sbsa\n";
+        assert_eq!(
+            String::from_utf8(wheel_file_with_tags(wrong, file)).unwrap(),
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-manylinux2014_aarch64\nTag: py3-none-manylinux_2_17_aarch64\n"
+        );
+        let partial = b"Wheel-Version: 1.0\nTag: py3-none-manylinux2014_aarch64\n";
+        assert_eq!(wheel_file_with_tags(partial, file), partial.to_vec());
+    }
 
     #[test]
     fn record_hashes_are_urlsafe_base64_without_padding() {

@@ -35,6 +35,8 @@ pub struct PythonLayers<'l> {
     pub requested: BTreeSet<String>,
     /// Projects (normalized names) installed without checking members against `RECORD`.
     pub unchecked_record: BTreeSet<String>,
+    /// Projects (normalized names) whose `WHEEL` tags are taken from the file name.
+    pub tags_from_file_name: BTreeSet<String>,
     pub groups: Vec<PythonGroup<'l>>,
 }
 
@@ -106,13 +108,16 @@ pub fn plan<'l>(
         .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
         .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
         .collect();
-    let unchecked_record: BTreeSet<String> = plan
-        .components
-        .iter()
-        .filter_map(|c| c.recipe.python.as_ref())
-        .flat_map(|p| p.ignore_record_hashes.iter())
-        .map(|n| crate::resolve::pypi::simple::normalize(n))
-        .collect();
+    let names = |list: fn(&crate::recipe::model::PythonRequest) -> &Vec<String>| {
+        plan.components
+            .iter()
+            .filter_map(|c| c.recipe.python.as_ref())
+            .flat_map(|p| list(p).iter())
+            .map(|n| crate::resolve::pypi::simple::normalize(n))
+            .collect::<BTreeSet<String>>()
+    };
+    let unchecked_record = names(|p| &p.ignore_record_hashes);
+    let tags_from_file_name = names(|p| &p.wheel_tags_from_file_name);
     let mut groups: Vec<PythonGroup> = Vec::new();
     for c in &plan.components {
         let mine: Vec<_> = wheels.iter().filter(|w| w.component == c.name).collect();
@@ -175,6 +180,11 @@ pub fn plan<'l>(
             } else {
                 ""
             });
+            key.add(if tags_from_file_name.contains(&w.name) {
+                "tags from file name"
+            } else {
+                ""
+            });
         }
         g.key = key.finish();
     }
@@ -183,6 +193,7 @@ pub fn plan<'l>(
         debian_links,
         requested,
         unchecked_record,
+        tags_from_file_name,
         groups,
     })
 }
@@ -238,8 +249,11 @@ pub fn build(
                 store,
                 w,
                 &layers.venv,
-                layers.requested.contains(&w.name),
-                !layers.unchecked_record.contains(&w.name),
+                python::InstallOptions {
+                    requested: layers.requested.contains(&w.name),
+                    check_record: !layers.unchecked_record.contains(&w.name),
+                    tags_from_file_name: layers.tags_from_file_name.contains(&w.name),
+                },
                 &mut part,
             )?;
             Ok(part)

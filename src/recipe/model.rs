@@ -78,6 +78,11 @@ pub struct PythonRequest {
     /// lock). The installed `RECORD` has the members' true hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_record_hashes: Vec<String>,
+    /// Projects whose `.dist-info/WHEEL` names tags that contradict the wheel's file name
+    /// (NVIDIA's `manylinux2014_sbsa` on aarch64, which `pip check` calls unsupported): the
+    /// installed `WHEEL` lists the file name's tags instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wheel_tags_from_file_name: Vec<String>,
 }
 
 /// The image's `[python]` table: where the environment lives and which indexes to use.
