@@ -610,3 +610,34 @@ fn lock_update_keeps_the_python_pins_it_is_not_asked_to_refresh() {
         "{lock}"
     );
 }
+
+#[test]
+fn wheel_tags_come_from_the_file_name_when_the_recipe_says_so() {
+    let sb = Sandbox::new();
+    let mut sbsa = WheelSpec::new("sbsa", "1.0", "py3-none-any");
+    sbsa.wheel_tag = Some("py3-none-manylinux2014_sbsa".into());
+    publish(&sb.path("mirror/pypi"), &[sbsa], false);
+    python_image(&sb, "sbsa", &[]);
+    let wheel_file = |sb: &Sandbox| {
+        let files = layer_files(sb, "amd64");
+        let (_, _, data) = files
+            .iter()
+            .find(|(p, _, _)| p.ends_with("sbsa-1.0.dist-info/WHEEL"))
+            .expect("WHEEL installed");
+        String::from_utf8(data.clone()).unwrap()
+    };
+    // By default the wheel is installed as published, like pip and uv do.
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    assert!(wheel_file(&sb).contains("Tag: py3-none-manylinux2014_sbsa\n"));
+    let component = sb.read("recipes/components/py.toml");
+    sb.write(
+        "recipes/components/py.toml",
+        &format!("{component}wheel-tags-from-file-name = [\"sbsa\"]\n"),
+    );
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let wheel = wheel_file(&sb);
+    assert!(wheel.contains("Tag: py3-none-any\n"), "{wheel}");
+    assert!(!wheel.contains("sbsa"), "{wheel}");
+}

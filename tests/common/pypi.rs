@@ -19,6 +19,8 @@ pub struct WheelSpec {
     pub pep658: bool,
     /// Corrupt the first file after computing RECORD.
     pub tamper: bool,
+    /// The `Tag:` written into `.dist-info/WHEEL` when it is not the file name's.
+    pub wheel_tag: Option<String>,
     /// Publish a source distribution (`name-version.tar.gz` holding `files` under
     /// `name-version/`) instead of a wheel.
     pub sdist: bool,
@@ -101,7 +103,7 @@ impl WheelSpec {
             format!("{dist}/WHEEL"),
             format!(
                 "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {}\n",
-                self.tag
+                self.wheel_tag.as_deref().unwrap_or(&self.tag)
             )
             .into_bytes(),
         ));
