@@ -20,35 +20,46 @@ const CONF_HEADER: &str = "# This file lists certificates that you wish to use o
 #
 ";
 
-pub fn build(input: &FixupInput, tree: &mut Tree) {
-    if !input.has_package("ca-certificates") {
-        return;
-    }
+/// The certificates the packages ship under `/usr/share/ca-certificates`: (path below that
+/// directory, PEM content), in path order.
+pub(super) fn shipped<'a>(input: &FixupInput<'a>) -> Vec<(&'a str, &'a [u8])> {
     let dir = "usr/share/ca-certificates/";
-    let certs: Vec<(&str, &[u8])> = input
+    input
         .retained
         .range(dir.to_string()..)
         .take_while(|(k, _)| k.starts_with(dir))
         .filter(|(k, _)| k.ends_with(".crt"))
         .map(|(k, v)| (&k[dir.len()..], v.as_slice()))
-        .collect();
+        .collect()
+}
+
+/// The name `update-ca-certificates` gives a certificate's link in `/etc/ssl/certs`.
+pub(super) fn pem_name(rel: &str) -> String {
+    let base = rel
+        .rsplit('/')
+        .next()
+        .unwrap_or(rel)
+        .trim_end_matches(".crt");
+    format!(
+        "{}.pem",
+        base.replace(' ', "_")
+            .replace(['(', ')'], "=")
+            .replace(',', "_")
+    )
+}
+
+pub fn build(input: &FixupInput, tree: &mut Tree) {
+    if !input.has_package("ca-certificates") {
+        return;
+    }
+    let certs = shipped(input);
     let mut conf = CONF_HEADER.to_string();
     let mut bundle = Vec::new();
     let mut hashes: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (rel, content) in &certs {
         conf.push_str(rel);
         conf.push('\n');
-        let base = rel
-            .rsplit('/')
-            .next()
-            .unwrap_or(rel)
-            .trim_end_matches(".crt");
-        let pem = format!(
-            "{}.pem",
-            base.replace(' ', "_")
-                .replace(['(', ')'], "=")
-                .replace(',', "_")
-        );
+        let pem = pem_name(rel);
         put(
             input,
             tree,

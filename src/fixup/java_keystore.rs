@@ -12,7 +12,7 @@
 //! Debian's (`debian:<name>.pem`), in alias order; the creation time is the lock's
 //! `SOURCE_DATE_EPOCH`, so the file is reproducible.
 
-use super::certificates::pem_to_der;
+use super::certificates::{pem_name, pem_to_der, shipped};
 use super::{FixupInput, put};
 use crate::layer::tree::Tree;
 use sha1::{Digest, Sha1};
@@ -24,16 +24,9 @@ pub fn build(input: &FixupInput, tree: &mut Tree) {
     if !input.has_package("ca-certificates-java") || !input.has_package("ca-certificates") {
         return;
     }
-    let dir = "usr/share/ca-certificates/";
-    let mut entries: Vec<(String, Vec<u8>)> = input
-        .retained
-        .range(dir.to_string()..)
-        .take_while(|(k, _)| k.starts_with(dir))
-        .filter(|(k, _)| k.ends_with(".crt"))
-        .filter_map(|(k, pem)| {
-            let name = k.rsplit('/').next()?.trim_end_matches(".crt");
-            Some((alias(name), pem_to_der(pem)?))
-        })
+    let mut entries: Vec<(String, Vec<u8>)> = shipped(input)
+        .into_iter()
+        .filter_map(|(rel, pem)| Some((alias(rel), pem_to_der(pem)?)))
         .collect();
     entries.sort();
     entries.dedup_by(|a, b| a.0 == b.0);
@@ -49,12 +42,8 @@ pub fn build(input: &FixupInput, tree: &mut Tree) {
 }
 
 /// `debian:` and the certificate's `/etc/ssl/certs` link name, lower case.
-fn alias(name: &str) -> String {
-    let pem = name
-        .replace(' ', "_")
-        .replace(['(', ')'], "=")
-        .replace(',', "_");
-    format!("debian:{}.pem", pem.to_lowercase())
+fn alias(rel: &str) -> String {
+    format!("debian:{}", pem_name(rel).to_lowercase())
 }
 
 /// Java's `DataOutput.writeUTF` for the ASCII and BMP characters aliases hold.
@@ -109,11 +98,11 @@ mod tests {
     #[test]
     fn aliases_follow_debian() {
         assert_eq!(
-            alias("DigiCert_Global_Root_G2"),
+            alias("mozilla/DigiCert_Global_Root_G2.crt"),
             "debian:digicert_global_root_g2.pem"
         );
         assert_eq!(
-            alias("Certigna Root CA (2)"),
+            alias("mozilla/Certigna Root CA (2).crt"),
             "debian:certigna_root_ca_=2=.pem"
         );
     }
