@@ -171,6 +171,15 @@ fn layer_files(sb: &Sandbox, arch: &str) -> Vec<(String, u32, Vec<u8>)> {
     out
 }
 
+/// The content of the one file of `files` whose path ends with `suffix`.
+fn installed(files: &[(String, u32, Vec<u8>)], suffix: &str) -> Vec<u8> {
+    files
+        .iter()
+        .find(|(p, _, _)| p.ends_with(suffix))
+        .map(|(_, _, d)| d.clone())
+        .unwrap_or_else(|| panic!("{suffix} not installed"))
+}
+
 #[test]
 fn wheels_install_into_the_virtual_environment_without_pip() {
     let sb = sandbox(false, &["tool", "gamma"], &[]);
@@ -294,15 +303,8 @@ fn a_wheel_whose_publisher_got_record_wrong_installs_when_the_recipe_says_so() {
     sb.ok(&["realize", "test", "--arch", "amd64"]);
     // The installed RECORD lists what was installed, with its true hash.
     let files = layer_files(&sb, "amd64");
-    let content = |suffix: &str| {
-        files
-            .iter()
-            .find(|(p, _, _)| p.ends_with(suffix))
-            .map(|(_, _, d)| d.clone())
-            .unwrap_or_else(|| panic!("{suffix} not installed"))
-    };
-    let init = content("site-packages/bad/__init__.py");
-    let record = String::from_utf8(content("bad-1.0.dist-info/RECORD")).unwrap();
+    let init = installed(&files, "site-packages/bad/__init__.py");
+    let record = String::from_utf8(installed(&files, "bad-1.0.dist-info/RECORD")).unwrap();
     let line = record
         .lines()
         .find(|l| l.starts_with("bad/__init__.py,"))
@@ -364,19 +366,7 @@ fn a_python_layer_built_before_from_the_same_inputs_is_reused_and_check_rebuilds
     let first = layer_files(&sb, "amd64");
     // Spoil the stored wheels (same size, so only their hashes tell). A realize into a new
     // output directory reuses the Python layer from its inputs and never opens them.
-    let wheels: Vec<String> = sb
-        .store_objects()
-        .into_iter()
-        .filter(|o| o.ends_with(".whl"))
-        .collect();
-    assert!(!wheels.is_empty());
-    for w in &wheels {
-        let path = sb.path("store").join(w);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-    }
+    sb.spoil_store_objects(".whl");
     std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
     sb.ok(&["realize", "test", "--arch", "amd64"]);
     assert_eq!(layer_files(&sb, "amd64"), first);
@@ -620,11 +610,7 @@ fn wheel_tags_come_from_the_file_name_when_the_recipe_says_so() {
     python_image(&sb, "sbsa", &[]);
     let wheel_file = |sb: &Sandbox| {
         let files = layer_files(sb, "amd64");
-        let (_, _, data) = files
-            .iter()
-            .find(|(p, _, _)| p.ends_with("sbsa-1.0.dist-info/WHEEL"))
-            .expect("WHEEL installed");
-        String::from_utf8(data.clone()).unwrap()
+        String::from_utf8(installed(&files, "sbsa-1.0.dist-info/WHEEL")).unwrap()
     };
     // By default the wheel is installed as published, like pip and uv do.
     sb.ok(&["lock", "test"]);

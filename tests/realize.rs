@@ -395,19 +395,7 @@ fn debian_layers_built_before_are_reused_without_reading_the_debs_and_check_rebu
     // Spoil every stored .deb (same size, so only its hash tells). A realize into a new
     // output directory takes the Debian side from its record and never opens them: same
     // layers, same fixups (users, dpkg database), same files.
-    let debs: Vec<String> = sb
-        .store_objects()
-        .into_iter()
-        .filter(|o| o.ends_with(".deb"))
-        .collect();
-    assert!(!debs.is_empty());
-    for d in &debs {
-        let path = sb.path("store").join(d);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-    }
+    sb.spoil_store_objects(".deb");
     std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
     sb.ok(&["realize", "test", "--arch", "amd64"]);
     assert_eq!(common::digests(&sb.path("oci-out")), first);

@@ -348,6 +348,24 @@ mirror = "debian-security"
     }
 
     /// Files in the store that are final objects (not temp, lock or refs).
+    /// Flips the last byte of every store object whose name ends with `suffix` (same size,
+    /// so only its hash tells); panics when there is none.
+    pub fn spoil_store_objects(&self, suffix: &str) {
+        let spoiled: Vec<String> = self
+            .store_objects()
+            .into_iter()
+            .filter(|o| o.ends_with(suffix))
+            .collect();
+        assert!(!spoiled.is_empty(), "no {suffix} in the store");
+        for name in &spoiled {
+            let path = self.path("store").join(name);
+            let mut bytes = fs::read(&path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            fs::write(&path, bytes).unwrap();
+        }
+    }
+
     pub fn store_objects(&self) -> Vec<String> {
         let mut out: Vec<String> = fs::read_dir(self.path("store"))
             .map(|d| {
