@@ -268,6 +268,35 @@ fn the_fixups_layer_writes_what_the_scripts_would_have() {
 }
 
 #[test]
+fn recipe_users_get_their_home_except_nonexistent() {
+    let sb = Sandbox::new();
+    sb.write(
+        "recipes/components/hello.toml",
+        &format!(
+            "{}\n[[user]]\nname = \"dev\"\nuid = 1000\ngid = 1000\n\n\
+             [[user]]\nname = \"messagebus\"\nuid = 995\ngid = 995\nhome = \"/nonexistent\"\n",
+            common::HELLO_COMPONENT
+        ),
+    );
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let (_, tars) = layers(&sb.path("oci-out/test"), "amd64");
+    let fixups = tars.last().unwrap();
+    let passwd = String::from_utf8(find(fixups, "etc/passwd").data.clone()).unwrap();
+    assert!(
+        passwd.contains("\ndev:x:1000:1000::/home/dev:")
+            && passwd.contains("\nmessagebus:x:995:995::/nonexistent:"),
+        "{passwd}"
+    );
+    let home = find(fixups, "home/dev/");
+    assert_eq!((home.uid, home.gid, home.mode), (1000, 1000, 0o755));
+    assert!(
+        !fixups.iter().any(|(p, _)| p.starts_with("nonexistent")),
+        "/nonexistent is never created"
+    );
+}
+
+#[test]
 fn docker_archives_name_the_tag_config_and_layers() {
     let sb = Sandbox::new();
     sb.ok(&[

@@ -5,6 +5,9 @@ use super::{FixupError, FixupInput, put};
 use crate::layer::tree::Tree;
 use std::collections::BTreeMap;
 
+/// The home of system users that have none (adduser(8)): named in passwd, never created.
+const NO_HOME: &str = "/nonexistent";
+
 /// Names to ids, for resolving `owner = "user:group"` in recipes.
 #[derive(Debug, Default)]
 pub struct Accounts {
@@ -170,7 +173,9 @@ pub fn build(input: &FixupInput, tree: &mut Tree) -> Result<Accounts, FixupError
             .home
             .clone()
             .unwrap_or_else(|| format!("/home/{}", user.name));
-        if !input.exists(&home) {
+        // adduser's rule: /nonexistent is the home of users that must have none, and is
+        // never created.
+        if home != NO_HOME && !input.exists(&home) {
             let mut node = input.dir(0o755);
             node.uid = user.uid as u64;
             node.gid = user.gid as u64;
