@@ -1,7 +1,8 @@
 //! Alternatives (`awk`, `which`, `pager`, `java`, …) as `update-alternatives --install` in
 //! the packages' postinst scripts declares them: the `/etc/alternatives` symlinks, the
 //! links that point there, and `/var/lib/dpkg/alternatives/<name>` in dpkg's format.
-//! Lines that use shell variables are skipped: their values are only known at run time.
+//! Plain variables and simple `for` loops are expanded (`parse_with_variables`); lines
+//! whose values are only known at run time are skipped.
 
 use super::{FixupInput, put};
 use crate::layer::tar::EntryKind;
@@ -90,19 +91,89 @@ fn expand(text: &str, vars: &[(String, String)]) -> String {
     out
 }
 
+/// A `for VAR in …; do … done` loop of a maintainer script.
+struct ShellLoop {
+    var: String,
+    /// The words iterated over: literal ones, or `$name` of a plain assignment.
+    words: Vec<String>,
+    /// Per-iteration `NAME=`echo $VAR | sed -e 's/FROM/TO/'`` assignments.
+    derived: Vec<(String, String, String)>,
+}
+
+impl ShellLoop {
+    /// `for tiger in tigervncserver Xtigervnc; do` or `for i in $jre_tools; do`.
+    fn parse(line: &str) -> Option<ShellLoop> {
+        let rest = line.strip_prefix("for ")?;
+        let (var, list) = rest.split_once(" in ")?;
+        let list = list.split(';').next()?.trim();
+        let words: Vec<String> = list.split_whitespace().map(str::to_string).collect();
+        let literal = words
+            .iter()
+            .all(|w| !w.contains(['$', '`', '*', '"', '\'']));
+        let one_variable = words.len() == 1 && words[0].starts_with('$');
+        (is_name(var) && !words.is_empty() && (literal || one_variable)).then(|| ShellLoop {
+            var: var.to_string(),
+            words,
+            derived: Vec::new(),
+        })
+    }
+
+    /// `notiger=`echo $tiger | sed -e 's/tiger//'`;` (tigervnc's scripts).
+    fn parse_derived(&self, line: &str) -> Option<(String, String, String)> {
+        let (name, value) = line.trim_end_matches(';').split_once('=')?;
+        let value = value.strip_prefix('`')?.strip_suffix('`')?;
+        let (echo, sed) = value.split_once('|')?;
+        if echo.trim() != format!("echo ${}", self.var) {
+            return None;
+        }
+        let script = sed.trim().strip_prefix("sed -e ")?.trim_matches('\'');
+        let mut parts = script.strip_prefix("s/")?.split('/');
+        let (from, to) = (parts.next()?, parts.next()?);
+        let plain = |t: &str| !t.contains(['.', '*', '[', '^', '$', '\\', '&']);
+        (is_name(name) && parts.next() == Some("") && plain(from) && plain(to))
+            .then(|| (name.to_string(), from.to_string(), to.to_string()))
+    }
+
+    /// The words, a `$name` list looked up in the script's plain assignments.
+    fn words(&self, globals: &[(String, String)]) -> Vec<String> {
+        match self.words[0].strip_prefix('$') {
+            Some(list) => globals
+                .iter()
+                .find(|(n, _)| n == list)
+                .map(|(_, v)| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            None => self.words.clone(),
+        }
+    }
+
+    /// The loop variable and the derived ones, for one word.
+    fn bindings(&self, word: &str) -> Vec<(String, String)> {
+        let mut vars = vec![(self.var.clone(), word.to_string())];
+        for (name, from, to) in &self.derived {
+            vars.push((name.clone(), word.replacen(from.as_str(), to, 1)));
+        }
+        vars
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// `update-alternatives --install` commands written with the script's plain variable
 /// assignments (`DIR=…`, `basedir=…`, `jre_tools='java keytool …'`, `slave1="--slave …"`)
-/// substituted, including the `for i in $tools; do … /usr/bin/$i $i $basedir/bin/$i …`
-/// loops of OpenJDK's scripts (once per tool). Slaves whose file `exists` does not know are left out, as
-/// the script's own `[ -e … ]` checks do.
+/// substituted, and inside `for` loops once per word: OpenJDK's `for i in $tools; do …
+/// /usr/bin/$i $i $basedir/bin/$i …` and tigervnc's `for tiger in tigervncpasswd; do
+/// notiger=`echo $tiger | sed -e 's/tiger//'`; … $bindir/$notiger …`. Slaves whose file
+/// `exists` does not know are left out, as the script's own `[ -e … ]` checks do.
 pub fn parse_with_variables(script: &str, exists: &dyn Fn(&str) -> bool) -> Vec<(String, Choice)> {
     let joined = script.replace("\\\n", " ");
     let mut globals: Vec<(String, String)> = Vec::new();
-    let mut loop_list: Option<String> = None;
+    let mut shell_loop: Option<ShellLoop> = None;
     let mut out = Vec::new();
     let assignment = |line: &str| -> Option<(String, String)> {
         let (name, value) = line.trim().split_once('=')?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !is_name(name) {
             return None;
         }
         let value = value.trim().trim_matches(|c| c == '\'' || c == '"');
@@ -113,13 +184,27 @@ pub fn parse_with_variables(script: &str, exists: &dyn Fn(&str) -> bool) -> Vec<
             )
         })
     };
+    let mut emit = |command: &str, vars: &mut Vec<(String, String)>| {
+        vars.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
+        for (name, mut choice) in parse_script(&expand(command, vars)) {
+            choice.slaves.retain(|_, (_, path)| exists(path));
+            out.push((name, choice));
+        }
+    };
     for line in joined.lines() {
         let trimmed = line.trim();
-        if let Some(list) = trimmed
-            .strip_prefix("for i in $")
-            .and_then(|l| l.split(';').next())
+        if let Some(parsed) = ShellLoop::parse(trimmed) {
+            shell_loop = Some(parsed);
+            continue;
+        }
+        if trimmed == "done" {
+            shell_loop = None;
+            continue;
+        }
+        if let Some(current) = &mut shell_loop
+            && let Some(derived) = current.parse_derived(trimmed)
         {
-            loop_list = Some(list.trim().to_string());
+            current.derived.push(derived);
             continue;
         }
         if let Some((name, value)) = assignment(trimmed) {
@@ -134,29 +219,18 @@ pub fn parse_with_variables(script: &str, exists: &dyn Fn(&str) -> bool) -> Vec<
         if !install_with_variables {
             continue;
         }
-        if !trimmed.contains("$i") {
+        let in_loop = shell_loop
+            .as_ref()
+            .filter(|l| trimmed.contains(&format!("${}", l.var)));
+        let Some(current) = in_loop else {
             // Plain script variables only (e.g. postgis: `$DIR/postgis.control`).
-            let mut vars = globals.clone();
-            vars.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
-            for (name, mut choice) in parse_script(&expand(trimmed, &vars)) {
-                choice.slaves.retain(|_, (_, path)| exists(path));
-                out.push((name, choice));
-            }
-            continue;
-        }
-        let Some(list) = &loop_list else { continue };
-        let Some((_, tools)) = globals.iter().find(|(n, _)| n == list) else {
+            emit(trimmed, &mut globals.clone());
             continue;
         };
-        for tool in tools.split_whitespace() {
+        for word in current.words(&globals) {
             let mut vars = globals.clone();
-            vars.push(("i".into(), tool.into()));
-            vars.sort_by_key(|v| std::cmp::Reverse(v.0.len()));
-            let command = expand(trimmed, &vars);
-            for (name, mut choice) in parse_script(&command) {
-                choice.slaves.retain(|_, (_, path)| exists(path));
-                out.push((name, choice));
-            }
+            vars.extend(current.bindings(&word));
+            emit(trimmed, &mut vars);
         }
     }
     out
@@ -296,6 +370,42 @@ mod tests {
             parsed[1].1.slaves.is_empty(),
             "keytool has no man page here"
         );
+    }
+
+    #[test]
+    fn expands_tigervnc_loops_with_names_derived_by_sed() {
+        let script = "#!/bin/sh\nset -e\n\nif [ \"$1\" = \"configure\" ]; then\n  bindir=/usr/bin\n  sbindir=/usr/sbin\n  mandir=/usr/share/man\n\n  for tiger in tigervncserver Xtigervnc; do\n    notiger=`echo $tiger | sed -e 's/tiger//'`;\n    update-alternatives --install $bindir/$notiger $notiger $bindir/$tiger 80 \\\n      --slave $mandir/man1/$notiger.1.gz $notiger.1.gz $mandir/man1/$tiger.1.gz\n  done\n  for tiger in tigervncsession; do\n    notiger=`echo $tiger | sed -e 's/tiger//'`;\n    update-alternatives --install $sbindir/$notiger $notiger $sbindir/$tiger 80 \\\n      --slave $mandir/man8/$notiger.8.gz $notiger.8.gz $mandir/man8/$tiger.8.gz\n  done\nfi\n";
+        let parsed = parse_with_variables(script, &|p| p.ends_with("/man1/tigervncserver.1.gz"));
+        let got: Vec<(&str, &str, &str, usize)> = parsed
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.link.as_str(), c.path.as_str(), c.slaves.len()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "vncserver",
+                    "/usr/bin/vncserver",
+                    "/usr/bin/tigervncserver",
+                    1
+                ),
+                ("Xvnc", "/usr/bin/Xvnc", "/usr/bin/Xtigervnc", 0),
+                (
+                    "vncsession",
+                    "/usr/sbin/vncsession",
+                    "/usr/sbin/tigervncsession",
+                    0
+                )
+            ]
+        );
+        assert_eq!(
+            parsed[0].1.slaves["vncserver.1.gz"],
+            (
+                "/usr/share/man/man1/vncserver.1.gz".to_string(),
+                "/usr/share/man/man1/tigervncserver.1.gz".to_string()
+            )
+        );
+        assert_eq!(parsed[0].1.priority, 80);
     }
 
     #[test]

@@ -72,6 +72,14 @@ for port in 2222 5901 6900 3389; do
     done
     ok "listening on $port"
 done
+# TigerVNC's commands under their usual names (its postinst's alternatives).
+for cmd in vncserver vncpasswd Xvnc vncsession; do
+    case $(readlink -f "$(command -v "$cmd")") in
+        */tigervnc*|*/Xtigervnc) ;;
+        *) echo "FAIL: $cmd is not TigerVNC's"; exit 1 ;;
+    esac
+done
+ok "vncserver, vncpasswd, Xvnc, vncsession are TigerVNC's"
 
 # CLI tools.
 git --version
