@@ -37,8 +37,11 @@ for image in $images; do
     rm -f "$out/$image-$arch.tar"
     unpacked=$(/usr/bin/docker image inspect "carbon/$image:latest" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')
     result=FAIL
+    # Under qemu-user, Redis's arm64 kernel self-test cannot pass (docs/images.md).
+    redis_args=""
+    [ "$arch" = amd64 ] || redis_args="--ignore-warnings ARM64-COW-BUG"
     if /usr/bin/docker run --rm --network none --hostname localhost --platform "linux/$arch" \
-        -e CARBON_SERVICES=$services -v "$PWD/tests/smoke:/smoke:ro" "carbon/$image:latest" \
+        -e CARBON_SERVICES=$services -e CARBON_REDIS_ARGS="$redis_args" -v "$PWD/tests/smoke:/smoke:ro" "carbon/$image:latest" \
         sh "/smoke/$image.sh" >>"$log" 2>&1 && tail -1 "$log" | grep -qx "smoke $image: passed"; then
       result=pass
     else
