@@ -175,6 +175,20 @@ pub fn save(
     )
 }
 
+/// Records that these inputs give no layer at all (an empty diff id), so that the next
+/// realize need not read the inputs again to find that out. gc drops such records.
+pub fn save_none(store: &Store, key: &str) -> Result<(), StoreError> {
+    save(store, key, &Tree::default(), "", "")
+}
+
+/// Whether these inputs were found to give no layer.
+pub fn lookup_none(store: &Store, key: &str) -> bool {
+    std::fs::read(record_path(store, key))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<Record>(&text).ok())
+        .is_some_and(|r| r.diff_id.is_empty())
+}
+
 /// File contents in a record: as text when they are UTF-8 (control files, templates),
 /// otherwise hex.
 #[derive(Serialize, Deserialize)]

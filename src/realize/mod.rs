@@ -4,6 +4,7 @@
 //! arch. A realize whose inputs and outputs are unchanged only verifies and returns.
 
 pub mod check;
+pub mod debian_bytecode;
 pub mod input_cache;
 pub mod layers;
 pub mod packages;
@@ -178,7 +179,7 @@ struct DebianSide {
 }
 
 /// The Debian side: taken from its record when its layers were built before from the same
-/// packages (no .deb is read), otherwise unpacked.
+/// packages (no .deb is read), otherwise (or when `need_contents`) unpacked.
 fn debian_side(
     store: &Store,
     artifacts: &[crate::lock::DebianArtifact],
@@ -186,8 +187,9 @@ fn debian_side(
     key: &str,
     arch: &str,
     opts: &RealizeOptions,
+    need_contents: bool,
 ) -> Result<DebianSide, RealizeError> {
-    let reused = if opts.check {
+    let reused = if opts.check || need_contents {
         None
     } else {
         input_cache::lookup_debian(store, key, |diff_id| {
@@ -276,6 +278,9 @@ fn build_arch(
         error,
     };
     let debian_key = input_cache::debian_key(arch, &components, artifacts);
+    let bytecode = debian_bytecode::Plan::new(store, lock, &debian_key, opts.check, |diff_id| {
+        layers::cached(store, diff_id, opts.compression).is_some()
+    });
     let DebianSide {
         mut trees,
         comments,
@@ -284,13 +289,36 @@ fn build_arch(
         mut infos,
         retained,
         replaces,
-    } = debian_side(store, artifacts, &components, &debian_key, arch, opts)?;
+    } = debian_side(
+        store,
+        artifacts,
+        &components,
+        &debian_key,
+        arch,
+        opts,
+        bytecode.needs_contents(),
+    )?;
     // Layers are reconciled bottom-up and written one after another; a written layer's
     // contents are dropped, only the paths stay (for the fixups).
     let mut reconciler = layers::Reconciler::default();
     for tree in trees.iter_mut() {
         reconciler.apply(tree, &replaces).map_err(tree_error)?;
     }
+    // Byte-code for Debian's Python modules, compiled while the layers have their contents.
+    let bytecode_tree = match &bytecode {
+        debian_bytecode::Plan::Build(_) => debian_bytecode::build(
+            &trees,
+            &python::python_minor(lock),
+            store,
+            &format!("{arch}-debian"),
+            || compiler.get(),
+        )
+        .map_err(|error| RealizeError::Wheel {
+            arch: arch.into(),
+            error,
+        })?,
+        _ => None,
+    };
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
     // --check keeps the tar of a layer only when it differs from the existing output's.
     let existing = if opts.check {
@@ -340,6 +368,37 @@ fn build_arch(
             })
             .collect();
         input_cache::save_debian(store, &debian_key, &recorded, &infos, &retained)?;
+    }
+    let bytecode_layer = match bytecode {
+        debian_bytecode::Plan::Nothing => None,
+        debian_bytecode::Plan::Reused(tree, prebuilt) => Some((tree, Some(prebuilt), None)),
+        debian_bytecode::Plan::Build(key) => match bytecode_tree {
+            Some(tree) => Some((tree, None, Some(key))),
+            None => {
+                if !opts.check {
+                    input_cache::save_none(store, &key)?;
+                }
+                None
+            }
+        },
+    };
+    if let Some((mut tree, prebuilt, key)) = bytecode_layer {
+        let as_built = key.is_some().then(|| tree.without_contents());
+        reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
+        paths.extend(tree.nodes.keys().cloned());
+        let (layer, tar) = finish(
+            &tree,
+            prebuilt.as_ref().map(|p| p.diff_id.as_str()),
+            debian_bytecode::COMMENT,
+        )?;
+        if let (Some(key), Some(skeleton)) = (key, as_built)
+            && !opts.check
+        {
+            let reconciled = input_cache::skeleton_digest(&tree);
+            input_cache::save(store, &key, &skeleton, &reconciled, &layer.diff_id)?;
+        }
+        built.push(layer);
+        tars.push(tar);
     }
 
     // Python environments: one layer per component with wheels (a wheel of 200 MB or more

@@ -656,6 +656,7 @@ impl Compiler {
         &self,
         sources: &[(&str, &[u8])],
         stage_name: &str,
+        mode: Invalidation,
     ) -> Result<BTreeMap<String, Vec<u8>>, WheelError> {
         let io = |e: std::io::Error| WheelError::Bad {
             wheel: "byte-code".into(),
@@ -705,7 +706,7 @@ impl Compiler {
                             "compileall",
                             "-q",
                             "--invalidation-mode",
-                            "unchecked-hash",
+                            mode.name(),
                             "-s",
                         ])
                         .arg(stage)
@@ -750,13 +751,35 @@ fn pyc_path(py: &str, tag: &str) -> String {
     format!("{dir}/__pycache__/{stem}.cpython-{tag}.pyc")
 }
 
-/// Adds `__pycache__/*.pyc` for every `.py` file of the tree under `site`: from the byte-code
-/// cache (`cache`, keyed by interpreter, in-image path and source) where it has them, the
-/// rest compiled by the interpreter `compiler` gives, which is prepared only then.
+/// How a `.pyc` is checked against its source at import (PEP 552).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Never checked: files that only change with the layer (the venv's wheels).
+    UncheckedHash,
+    /// The source's hash is checked at import: Debian's modules, which `apt` may replace
+    /// inside a container.
+    CheckedHash,
+}
+
+impl Invalidation {
+    /// The name `compileall --invalidation-mode` takes.
+    fn name(self) -> &'static str {
+        match self {
+            Invalidation::UncheckedHash => "unchecked-hash",
+            Invalidation::CheckedHash => "checked-hash",
+        }
+    }
+}
+
+/// Adds `__pycache__/*.pyc` for every `.py` file of the tree whose path `wanted` accepts:
+/// from the byte-code cache (`cache`, keyed by interpreter, mode, in-image path and source)
+/// where it has them, the rest compiled by the interpreter `compiler` gives, which is
+/// prepared only then. Returns how many were added.
 pub fn compile_tree<'c>(
     tree: &mut Tree,
-    site: &str,
+    wanted: &(dyn Fn(&str) -> bool + Sync),
     minor: &str,
+    mode: Invalidation,
     cache: &std::path::Path,
     stage_name: &str,
     compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
@@ -765,6 +788,11 @@ pub fn compile_tree<'c>(
     let key = |path: &str, data: &[u8]| {
         let mut h = Sha256::new();
         h.update(tag.as_bytes());
+        if mode != Invalidation::UncheckedHash {
+            // Unchecked-hash keys stay as they were before there was a second mode.
+            h.update([0]);
+            h.update(mode.name().as_bytes());
+        }
         h.update([0]);
         h.update(path.as_bytes());
         h.update([0]);
@@ -777,7 +805,7 @@ pub fn compile_tree<'c>(
         .nodes
         .par_iter()
         .filter(|(path, node)| {
-            node.kind == EntryKind::File && path.starts_with(site) && path.ends_with(".py")
+            node.kind == EntryKind::File && path.ends_with(".py") && wanted(path)
         })
         .map(|(path, node)| {
             let k = key(path, &node.data);
@@ -797,7 +825,7 @@ pub fn compile_tree<'c>(
     if !missing.is_empty()
         && let Some(c) = compiler()?
     {
-        compiled = c.run(&missing, stage_name)?;
+        compiled = c.run(&missing, stage_name, mode)?;
     }
     let mut pycs = Vec::new();
     for (path, node, k, cached) in sources {

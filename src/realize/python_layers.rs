@@ -289,10 +289,12 @@ pub fn build(
             }
         }
     }
+    let site = layers.venv.site_packages();
     python::compile_tree(
         &mut tree,
-        &layers.venv.site_packages(),
+        &|path: &str| path.starts_with(&site),
         &layers.venv.python_minor,
+        python::Invalidation::UncheckedHash,
         &store.root().join("pyc-cache"),
         stage_name,
         || compiler.get(),

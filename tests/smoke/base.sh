@@ -14,6 +14,12 @@ cd "$work"
 # Toolchains: versions and compiled hello worlds.
 python3 --version
 python -m pip check
+# Debian's modules have byte-code in the image (checked-hash, PEP 552), and a start that
+# may not write any (-B) uses it.
+python3 -B -v -c 'import json' 2>&1 | grep -q 'json/__pycache__/__init__.cpython-3[0-9]*\.pyc matches' ||
+    { echo "FAIL: the standard library has no usable byte-code"; exit 1; }
+[ "$(python3 -c 'import json; print(open(json.__cached__, "rb").read(8)[4])')" = 3 ] ||
+    { echo "FAIL: the standard library's byte-code is not checked-hash"; exit 1; }
 ok python
 node -e 'console.log("node", process.version, [1, 2, 3].map(x => x * 2).join(","))'
 npm --version >/dev/null
