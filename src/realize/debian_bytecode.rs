@@ -138,6 +138,45 @@ impl Plan {
     pub fn needs_contents(&self) -> bool {
         matches!(self, Plan::Build(_))
     }
+
+    /// The layer that goes into the image, given what [`build`] made of the Debian layers
+    /// when the plan was to build. Inputs that gave no byte-code are recorded as such
+    /// (except by `--check`, which records nothing).
+    pub fn layer(
+        self,
+        built: Option<Tree>,
+        store: &Store,
+        check: bool,
+    ) -> Result<Option<Layer>, crate::store::StoreError> {
+        Ok(match (self, built) {
+            (Plan::Nothing, _) => None,
+            (Plan::Reused(tree, prebuilt), _) => Some(Layer {
+                tree,
+                prebuilt: Some(prebuilt),
+                record_under: None,
+            }),
+            (Plan::Build(key), Some(tree)) => Some(Layer {
+                tree,
+                prebuilt: None,
+                record_under: (!check).then_some(key),
+            }),
+            (Plan::Build(key), None) => {
+                if !check {
+                    input_cache::save_none(store, &key)?;
+                }
+                None
+            }
+        })
+    }
+}
+
+/// The byte-code layer of an image.
+pub struct Layer {
+    pub tree: Tree,
+    /// Its diff id and record, when reused.
+    pub prebuilt: Option<input_cache::Prebuilt>,
+    /// The key to record it under once written, when freshly built.
+    pub record_under: Option<String>,
 }
 
 #[cfg(test)]

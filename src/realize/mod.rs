@@ -369,31 +369,20 @@ fn build_arch(
             .collect();
         input_cache::save_debian(store, &debian_key, &recorded, &infos, &retained)?;
     }
-    let bytecode_layer = match bytecode {
-        debian_bytecode::Plan::Nothing => None,
-        debian_bytecode::Plan::Reused(tree, prebuilt) => Some((tree, Some(prebuilt), None)),
-        debian_bytecode::Plan::Build(key) => match bytecode_tree {
-            Some(tree) => Some((tree, None, Some(key))),
-            None => {
-                if !opts.check {
-                    input_cache::save_none(store, &key)?;
-                }
-                None
-            }
-        },
-    };
-    if let Some((mut tree, prebuilt, key)) = bytecode_layer {
-        let as_built = key.is_some().then(|| tree.without_contents());
+    if let Some(bytecode) = bytecode.layer(bytecode_tree, store, opts.check)? {
+        let mut tree = bytecode.tree;
+        let as_built = bytecode
+            .record_under
+            .as_ref()
+            .map(|_| tree.without_contents());
         reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
         paths.extend(tree.nodes.keys().cloned());
         let (layer, tar) = finish(
             &tree,
-            prebuilt.as_ref().map(|p| p.diff_id.as_str()),
+            bytecode.prebuilt.as_ref().map(|p| p.diff_id.as_str()),
             debian_bytecode::COMMENT,
         )?;
-        if let (Some(key), Some(skeleton)) = (key, as_built)
-            && !opts.check
-        {
+        if let (Some(key), Some(skeleton)) = (bytecode.record_under, as_built) {
             let reconciled = input_cache::skeleton_digest(&tree);
             input_cache::save(store, &key, &skeleton, &reconciled, &layer.diff_id)?;
         }
