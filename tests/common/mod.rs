@@ -347,7 +347,6 @@ mirror = "debian-security"
         stderr
     }
 
-    /// Files in the store that are final objects (not temp, lock or refs).
     /// Flips the last byte of every store object whose name ends with `suffix` (same size,
     /// so only its hash tells); panics when there is none.
     pub fn spoil_store_objects(&self, suffix: &str) {
@@ -366,6 +365,7 @@ mirror = "debian-security"
         }
     }
 
+    /// Files in the store that are final objects (not temp, lock or refs).
     pub fn store_objects(&self) -> Vec<String> {
         let mut out: Vec<String> = fs::read_dir(self.path("store"))
             .map(|d| {
