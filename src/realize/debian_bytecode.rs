@@ -12,7 +12,7 @@
 use super::input_cache::{self, InputKey};
 use super::python::{self, Compiler, Invalidation, WheelError};
 use crate::layer::tar::EntryKind;
-use crate::layer::tree::{Node, Tree};
+use crate::layer::tree::Tree;
 use crate::lock::Lockfile;
 use crate::store::Store;
 
@@ -43,7 +43,7 @@ fn compiled_here(path: &str, minor: &str) -> bool {
 
 /// The byte-code layer's tree for Debian layers `trees` (with contents, bottom first), or
 /// `None` when they hold no module or there is no interpreter to compile with.
-pub fn build<'c>(
+fn build<'c>(
     trees: &[Tree],
     minor: &str,
     store: &Store,
@@ -86,15 +86,7 @@ pub fn build<'c>(
     // The directories holding `__pycache__` come from the layers below; the cross-layer
     // rules give them the metadata those have.
     for parent in parents {
-        tree.nodes.entry(parent).or_insert_with(|| Node {
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            mtime: python::WHEEL_MTIME,
-            data: Vec::new(),
-            package: None,
-        });
+        tree.nodes.entry(parent).or_insert_with(python::wheel_dir);
     }
     Ok(Some(tree))
 }
@@ -105,8 +97,9 @@ pub enum Plan {
     Nothing,
     /// Built before from the same inputs: its tree without contents and its diff id.
     Reused(Tree, input_cache::Prebuilt),
-    /// To build from the Debian layers' contents, then record under this key.
-    Build(String),
+    /// To build from the Debian layers' contents for Python `minor`, then record under
+    /// `key`.
+    Build { key: String, minor: String },
 }
 
 impl Plan {
@@ -123,24 +116,39 @@ impl Plan {
         }
         let key = key(debian_key, lock, &minor);
         if check {
-            return Plan::Build(key);
+            return Plan::Build { key, minor };
         }
         if input_cache::lookup_none(store, &key) {
             return Plan::Nothing;
         }
         match input_cache::lookup(store, &key, blob_exists) {
             Some((tree, prebuilt)) => Plan::Reused(tree, prebuilt),
-            None => Plan::Build(key),
+            None => Plan::Build { key, minor },
         }
     }
 
     /// Whether the Debian layers must be read with their contents.
     pub fn needs_contents(&self) -> bool {
-        matches!(self, Plan::Build(_))
+        matches!(self, Plan::Build { .. })
     }
 
-    /// The layer that goes into the image, given what [`build`] made of the Debian layers
-    /// when the plan was to build. Inputs that gave no byte-code are recorded as such
+    /// When the plan is to build: the byte-code of Debian layers `trees` (with contents,
+    /// bottom first), see [`build`]. Otherwise nothing is compiled.
+    pub fn compile<'c>(
+        &self,
+        trees: &[Tree],
+        store: &Store,
+        stage_name: &str,
+        compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
+    ) -> Result<Option<Tree>, WheelError> {
+        match self {
+            Plan::Build { minor, .. } => build(trees, minor, store, stage_name, compiler),
+            _ => Ok(None),
+        }
+    }
+
+    /// The layer that goes into the image, given what [`Plan::compile`] made of the Debian
+    /// layers. Inputs that gave no byte-code are recorded as such
     /// (except by `--check`, which records nothing).
     pub fn layer(
         self,
@@ -155,12 +163,12 @@ impl Plan {
                 prebuilt: Some(prebuilt),
                 record_under: None,
             }),
-            (Plan::Build(key), Some(tree)) => Some(Layer {
+            (Plan::Build { key, .. }, Some(tree)) => Some(Layer {
                 tree,
                 prebuilt: None,
                 record_under: (!check).then_some(key),
             }),
-            (Plan::Build(key), None) => {
+            (Plan::Build { key, .. }, None) => {
                 if !check {
                     input_cache::save_none(store, &key)?;
                 }

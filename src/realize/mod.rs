@@ -305,20 +305,12 @@ fn build_arch(
         reconciler.apply(tree, &replaces).map_err(tree_error)?;
     }
     // Byte-code for Debian's Python modules, compiled while the layers have their contents.
-    let bytecode_tree = match &bytecode {
-        debian_bytecode::Plan::Build(_) => debian_bytecode::build(
-            &trees,
-            &python::python_minor(lock),
-            store,
-            &format!("{arch}-debian"),
-            || compiler.get(),
-        )
+    let bytecode_tree = bytecode
+        .compile(&trees, store, &format!("{arch}-debian"), || compiler.get())
         .map_err(|error| RealizeError::Wheel {
             arch: arch.into(),
             error,
-        })?,
-        _ => None,
-    };
+        })?;
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
     // --check keeps the tar of a layer only when it differs from the existing output's.
     let existing = if opts.check {

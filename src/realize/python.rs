@@ -25,8 +25,9 @@ pub enum WheelError {
     Bad { wheel: String, reason: String },
 }
 
-/// A directory made for the environment (root-owned, 0755, the wheel mtime).
-fn wheel_dir() -> Node {
+/// A directory made for the environment or for byte-code (root-owned, 0755, the wheel
+/// mtime).
+pub(super) fn wheel_dir() -> Node {
     Node {
         kind: EntryKind::Dir,
         mode: 0o755,
