@@ -118,11 +118,9 @@ impl Plan {
         if check {
             return Plan::Build { key, minor };
         }
-        if input_cache::lookup_none(store, &key) {
-            return Plan::Nothing;
-        }
-        match input_cache::lookup(store, &key, blob_exists) {
-            Some((tree, prebuilt)) => Plan::Reused(tree, prebuilt),
+        match input_cache::lookup_recorded(store, &key, blob_exists) {
+            Some(input_cache::Recorded::NoLayer) => Plan::Nothing,
+            Some(input_cache::Recorded::Layer(tree, prebuilt)) => Plan::Reused(tree, prebuilt),
             None => Plan::Build { key, minor },
         }
     }

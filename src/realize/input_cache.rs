@@ -129,19 +129,31 @@ fn tree_of(recorded: Vec<SkeletonNode>) -> Tree {
     Tree { nodes }
 }
 
-/// The layer recorded under `key`, as a contents-less tree, if its blob in `blob_exists`
-/// is still there. The nodes' data are empty; only metadata is kept.
-pub fn lookup(
+/// What a record says of its inputs.
+pub enum Recorded {
+    /// A layer: its contents-less tree and diff id.
+    Layer(Tree, Prebuilt),
+    /// Inputs found to give no layer ([`save_none`]).
+    NoLayer,
+}
+
+/// What is recorded under `key`: inputs known to give no layer, or a layer whose blob
+/// `blob_exists` still finds, as a contents-less tree (the nodes' data are empty; only
+/// metadata is kept). One read of the record.
+pub fn lookup_recorded(
     store: &Store,
     key: &str,
     blob_exists: impl Fn(&str) -> bool,
-) -> Option<(Tree, Prebuilt)> {
+) -> Option<Recorded> {
     let text = std::fs::read(record_path(store, key)).ok()?;
     let record: Record = serde_json::from_slice(&text).ok()?;
+    if record.diff_id.is_empty() {
+        return Some(Recorded::NoLayer);
+    }
     if !blob_exists(&record.diff_id) {
         return None;
     }
-    Some((
+    Some(Recorded::Layer(
         tree_of(record.nodes),
         Prebuilt {
             key: key.to_string(),
@@ -149,6 +161,18 @@ pub fn lookup(
             reconciled: record.reconciled,
         },
     ))
+}
+
+/// The layer recorded under `key`, as [`lookup_recorded`] finds it.
+pub fn lookup(
+    store: &Store,
+    key: &str,
+    blob_exists: impl Fn(&str) -> bool,
+) -> Option<(Tree, Prebuilt)> {
+    match lookup_recorded(store, key, blob_exists)? {
+        Recorded::Layer(tree, prebuilt) => Some((tree, prebuilt)),
+        Recorded::NoLayer => None,
+    }
 }
 
 /// Records a freshly built layer: `built` is its tree before reconciliation,
@@ -179,14 +203,6 @@ pub fn save(
 /// realize need not read the inputs again to find that out. gc drops such records.
 pub fn save_none(store: &Store, key: &str) -> Result<(), StoreError> {
     save(store, key, &Tree::default(), "", "")
-}
-
-/// Whether these inputs were found to give no layer.
-pub fn lookup_none(store: &Store, key: &str) -> bool {
-    std::fs::read(record_path(store, key))
-        .ok()
-        .and_then(|text| serde_json::from_slice::<Record>(&text).ok())
-        .is_some_and(|r| r.diff_id.is_empty())
 }
 
 /// File contents in a record: as text when they are UTF-8 (control files, templates),
