@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod fixup;
 pub mod layer;
 pub mod lock;
+pub mod name;
 pub mod oci;
 pub mod realize;
 pub mod recipe;

@@ -6,6 +6,7 @@ use carbon_store::fetch::lockfile::FetchLockError;
 use carbon_store::lock::LockError;
 use carbon_store::recipe::RecipeError;
 use carbon_store::resolve::debian::index::DebianIndexError;
+use carbon_store::resolve::debian::signature::SignatureError;
 use carbon_store::store::StoreError;
 
 pub struct CliError {
@@ -73,6 +74,11 @@ impl From<LockError> for CliError {
             LockError::Index(DebianIndexError::OfflineNoRelease { .. }) => CliError::new(e.to_string()).code(exit::OFFLINE_MISSING),
             LockError::Index(DebianIndexError::Fetch(carbon_store::fetch::FetchError::Offline { .. })) => {
                 CliError::new(e.to_string()).code(exit::OFFLINE_MISSING)
+            }
+            LockError::Index(DebianIndexError::Signature(SignatureError::NoValidSignature { altered: true, .. })) => {
+                CliError::new(e.to_string()).hint(
+                    "the mirror serves an InRelease that was changed after the archive signed it: use another mirror (--mirror debian=URL); nothing from this one was kept",
+                )
             }
             LockError::Index(DebianIndexError::Signature(_)) => CliError::new(e.to_string())
                 .hint("the archive signature could not be verified: check the mirror URL, or update the keyrings under recipes/keys/"),

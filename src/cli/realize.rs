@@ -6,7 +6,9 @@ use carbon_store::fetch::Fetcher;
 use carbon_store::fetch::lockfile as fetch_lock;
 use carbon_store::layer::compress::Compression;
 use carbon_store::lock::{self, LockContext, LockError};
+use carbon_store::realize::packages::LoadError;
 use carbon_store::realize::{self, RealizeError, RealizeOptions};
+use carbon_store::unpack::deb::UnpackError;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -41,7 +43,12 @@ impl From<RealizeError> for CliError {
     fn from(e: RealizeError) -> Self {
         match &e {
             RealizeError::Store(s) if s.is_disk_full() => CliError::new(e.to_string()).hint("the disk is full: free space or use --store/--out on a larger disk"),
-            RealizeError::Load { .. } => CliError::new(e.to_string()).hint("a package in the store failed its hash check or is not a valid .deb: delete that file from the store and run `carbon-store fetch` again"),
+            // The package itself breaks a rule: fetching it again gives the same bytes.
+            RealizeError::Load { error: LoadError::Unpack(UnpackError::Escape { .. }), .. } => CliError::new(e.to_string())
+                .hint("the package itself writes outside the image root, so it is refused whatever the store holds: leave it out of the recipe, or report it to whoever publishes it"),
+            RealizeError::Load { error: LoadError::Store(_), .. } => CliError::new(e.to_string())
+                .hint("a package in the store failed its hash check: run `carbon-store verify --repair` to fetch it again"),
+            RealizeError::Load { .. } => CliError::new(e.to_string()).hint("the package is not a valid .deb: its bytes match the lock, so the archive publishes it so"),
             _ => CliError::new(e.to_string()),
         }
     }

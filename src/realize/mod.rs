@@ -10,6 +10,7 @@ pub mod layers;
 pub mod packages;
 pub mod python;
 pub mod python_layers;
+pub mod sandbox;
 
 use crate::fixup::{self, FixupError, FixupInput};
 use crate::layer::compress::Compression;

@@ -5,10 +5,12 @@
 //! scripts are generated from `entry_points.txt`, and `RECORD`, `INSTALLER` and
 //! `REQUESTED` are rewritten as an installer must.
 
+use super::sandbox::Sandbox;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::lock::PythonArtifact;
 use crate::store::{Store, StoreError};
+use crate::unpack::beneath::Beneath;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -507,17 +509,19 @@ pub fn install(
 }
 
 /// Byte-code compilation with the image's own interpreter, run on this host through the
-/// image's dynamic loader (so the host's Python and libc play no part): `.pyc` files in
-/// unchecked-hash mode with in-image paths, identical for every build. The files do not
-/// depend on the arch, so the interpreter of the host's arch compiles for every image arch.
+/// image's dynamic loader (so the host's Python and libc play no part), confined to a
+/// sandbox ([`super::sandbox`]): `.pyc` files with in-image paths, identical for every
+/// build. The files do not depend on the arch, so the interpreter of the host's arch
+/// compiles for every image arch.
 pub struct Compiler {
     /// One compilation at a time (each already uses every core), so that an arch built
     /// second finds the byte-code of files it shares with the first in the cache.
     turn: std::sync::Mutex<()>,
     root: std::path::PathBuf,
-    loader: std::path::PathBuf,
+    /// In-root paths of the loader and the interpreter, and the loader's library path.
+    loader: String,
     library_path: String,
-    python: std::path::PathBuf,
+    python: String,
 }
 
 /// Debian packages the interpreter needs to run `compileall`.
@@ -534,20 +538,21 @@ const INTERPRETER_PACKAGES: &[&str] = &[
     "libuuid1",
 ];
 
+/// base-files' merged-/usr links, which the interpreter's own links (`/lib64/ld-linux…`)
+/// resolve through inside the sandbox.
+const MERGED_USR_LINKS: &[(&str, &str)] = &[
+    ("bin", "usr/bin"),
+    ("lib", "usr/lib"),
+    ("lib64", "usr/lib64"),
+    ("sbin", "usr/sbin"),
+];
+
 impl Compiler {
-    /// The host arch's Debian section name, its triplet and its loader.
+    /// The host arch's Debian section name, its triplet and its loader's file name.
     fn host() -> Option<(&'static str, &'static str, &'static str)> {
         match std::env::consts::ARCH {
-            "x86_64" => Some((
-                "amd64",
-                "x86_64-linux-gnu",
-                "usr/lib64/ld-linux-x86-64.so.2",
-            )),
-            "aarch64" => Some((
-                "arm64",
-                "aarch64-linux-gnu",
-                "usr/lib/ld-linux-aarch64.so.1",
-            )),
+            "x86_64" => Some(("amd64", "x86_64-linux-gnu", "ld-linux-x86-64.so.2")),
+            "aarch64" => Some(("arm64", "aarch64-linux-gnu", "ld-linux-aarch64.so.1")),
             _ => None,
         }
     }
@@ -576,7 +581,8 @@ impl Compiler {
     }
 
     /// Unpacks the interpreter of the host's arch from the lock into a scratch directory of
-    /// the store. `None` when the lock has no interpreter for the host's arch.
+    /// the store, every entry written beneath it and never through a link the packages
+    /// made ([`Beneath`]). `None` when the lock has no interpreter for the host's arch.
     pub fn prepare(
         store: &Store,
         lock: &crate::lock::Lockfile,
@@ -598,10 +604,20 @@ impl Compiler {
                 .join(".tmp")
                 .join(format!("python-{}-{}", std::process::id(), minor));
         let _ = std::fs::remove_dir_all(&root);
-        let io = |e: std::io::Error| WheelError::Bad {
-            wheel: format!("python{minor} interpreter"),
-            reason: e.to_string(),
+        let beneath = Beneath::create(&root).map_err(|e| interpreter_error(minor, e))?;
+        // Dropped on any error below: nothing of a refused interpreter stays.
+        let compiler = Compiler {
+            turn: std::sync::Mutex::new(()),
+            root,
+            loader: format!("/usr/lib/{triplet}/{loader}"),
+            library_path: format!("/usr/lib/{triplet}:/usr/lib"),
+            python: format!("/usr/bin/python{minor}"),
         };
+        for (link, target) in MERGED_USR_LINKS {
+            beneath
+                .symlink(link, target)
+                .map_err(|e| interpreter_error(minor, e))?;
+        }
         for artifact in &packages {
             let bytes = store.read_verified(&artifact.sha256, artifact.file_name())?;
             let contents = crate::unpack::deb::read_deb(&bytes, &artifact.name).map_err(|e| {
@@ -611,44 +627,39 @@ impl Compiler {
                 }
             })?;
             for e in contents.entries {
-                let path = root.join(crate::layer::tree::merged_usr(&e.path, &e.kind));
-                match &e.kind {
-                    EntryKind::Dir => std::fs::create_dir_all(&path).map_err(io)?,
+                let path = crate::layer::tree::merged_usr(&e.path, &e.kind);
+                let written = match &e.kind {
+                    EntryKind::Dir => beneath.create_dir_all(&path),
                     EntryKind::File | EntryKind::Hardlink(_) => {
-                        if let Some(p) = path.parent() {
-                            std::fs::create_dir_all(p).map_err(io)?;
-                        }
-                        std::fs::write(&path, &e.data).map_err(io)?;
-                        use std::os::unix::fs::PermissionsExt;
-                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                            .map_err(io)?;
+                        beneath.replace_file(&path, &e.data, 0o755)
                     }
-                    EntryKind::Symlink(target) => {
-                        if let Some(p) = path.parent() {
-                            std::fs::create_dir_all(p).map_err(io)?;
-                        }
-                        let _ = std::fs::remove_file(&path);
-                        std::os::unix::fs::symlink(target, &path).map_err(io)?;
-                    }
-                    _ => {}
-                }
+                    EntryKind::Symlink(target) => beneath.replace_symlink(&path, target),
+                    _ => Ok(()),
+                };
+                written.map_err(|error| WheelError::Bad {
+                    wheel: format!("{} (python{minor} interpreter)", artifact.name),
+                    reason: error.to_string(),
+                })?;
             }
         }
-        let python = root.join(format!("usr/bin/python{minor}"));
-        if !python.exists() {
+        if !compiler
+            .root
+            .join(compiler.python.trim_start_matches('/'))
+            .exists()
+        {
             return Ok(None);
         }
-        Ok(Some(Compiler {
-            turn: std::sync::Mutex::new(()),
-            loader: root.join(loader),
-            library_path: format!(
-                "{}:{}",
-                root.join("usr/lib").join(triplet).display(),
-                root.join("usr/lib").display()
-            ),
-            python,
-            root,
-        }))
+        Ok(Some(compiler))
+    }
+
+    /// The interpreter's tag (`313` for `python3.13`).
+    fn tag(&self) -> String {
+        self.python
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("python")
+            .replace('.', "")
     }
 
     /// Compiles `sources` (in-image path, content) and returns each one's `.pyc` (files
@@ -659,89 +670,125 @@ impl Compiler {
         stage_name: &str,
         mode: Invalidation,
     ) -> Result<BTreeMap<String, Vec<u8>>, WheelError> {
-        let io = |e: std::io::Error| WheelError::Bad {
+        let bad = |reason: String| WheelError::Bad {
             wheel: "byte-code".into(),
-            reason: e.to_string(),
+            reason,
         };
-        let stage = self.root.with_file_name(format!(
+        let stage_path = self.root.with_file_name(format!(
             "{}-stage-{stage_name}",
             self.root.file_name().unwrap_or_default().to_string_lossy()
         ));
-        let _ = std::fs::remove_dir_all(&stage);
+        let _ = std::fs::remove_dir_all(&stage_path);
         let _turn = self.turn.lock().expect("compile lock");
+        let stage = Beneath::create(&stage_path).map_err(|e| bad(e.to_string()))?;
+        let _cleanup = RemoveOnDrop(stage_path.clone());
         for (path, data) in sources {
-            let dest = stage.join(path);
-            std::fs::create_dir_all(dest.parent().expect("path has a parent")).map_err(io)?;
-            std::fs::write(&dest, data).map_err(io)?;
+            stage
+                .write_file(path, data, 0o644)
+                .map_err(|e| bad(e.to_string()))?;
         }
+        let sandbox = Sandbox::new(&self.root, &stage_path).map_err(|e| bad(e.to_string()))?;
         // compileall's own workers would start the interpreter without the image's loader,
         // so the files are split into one list per core and each list gets its own process.
         let files: Vec<String> = sources
             .iter()
-            .map(|(p, _)| stage.join(p).display().to_string())
+            .map(|(p, _)| sandbox.stage_inside(p).display().to_string())
             .collect();
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(files.len())
             .max(1);
-        std::fs::create_dir_all(&stage).map_err(io)?;
         let chunk = files.len().div_ceil(workers).max(1);
-        let stage_ref = &stage;
+        let mut commands = Vec::new();
+        for (n, list) in files.chunks(chunk).enumerate() {
+            let list_name = format!(".files-{n}");
+            stage
+                .write_file(&list_name, (list.join("\n") + "\n").as_bytes(), 0o644)
+                .map_err(|e| bad(e.to_string()))?;
+            commands.push(self.command(&sandbox, &list_name, mode)?);
+        }
         std::thread::scope(|scope| -> Result<(), WheelError> {
-            let stage = stage_ref;
-            let mut handles = Vec::new();
-            for (n, list) in files.chunks(chunk).enumerate() {
-                let list_path = stage.join(format!(".files-{n}"));
-                std::fs::write(&list_path, list.join("\n") + "\n").map_err(io)?;
-                handles.push(scope.spawn(move || {
-                    // compileall reports files it cannot compile with a non-zero status but
-                    // compiles the rest; what it produced is used either way.
-                    std::process::Command::new(&self.loader)
-                        .arg("--library-path")
-                        .arg(&self.library_path)
-                        .arg(&self.python)
-                        .args([
-                            "-s",
-                            "-m",
-                            "compileall",
-                            "-q",
-                            "--invalidation-mode",
-                            mode.name(),
-                            "-s",
-                        ])
-                        .arg(stage)
-                        .args(["-p", "/", "-i"])
-                        .arg(&list_path)
-                        .env_clear()
-                        .env("PYTHONHOME", self.root.join("usr"))
-                        .env("PYTHONHASHSEED", "0")
-                        .env("LC_ALL", "C.UTF-8")
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .status()
-                }));
-            }
+            let handles: Vec<_> = commands
+                .into_iter()
+                .map(|mut command| scope.spawn(move || command.status()))
+                .collect();
             for h in handles {
-                h.join().expect("compile thread").map_err(io)?;
+                // compileall reports files it cannot compile with a non-zero status but
+                // compiles the rest; what it produced is used either way. Not starting at
+                // all is an error.
+                h.join()
+                    .expect("compile thread")
+                    .map_err(|e| bad(sandbox.spawn_error(e).to_string()))?;
             }
             Ok(())
         })?;
-        let tag = self
-            .python
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .trim_start_matches("python")
-            .replace('.', "");
+        let tag = self.tag();
         let mut out = BTreeMap::new();
         for (path, _) in sources {
-            if let Ok(data) = std::fs::read(stage.join(pyc_path(path, &tag))) {
+            if let Ok(data) = std::fs::read(stage_path.join(pyc_path(path, &tag))) {
                 out.insert(path.to_string(), data);
             }
         }
-        let _ = std::fs::remove_dir_all(&stage);
         Ok(out)
+    }
+
+    /// One compileall process over the list `list_name` in the stage.
+    fn command(
+        &self,
+        sandbox: &Sandbox,
+        list_name: &str,
+        mode: Invalidation,
+    ) -> Result<std::process::Command, WheelError> {
+        let mut command = sandbox.command(&self.loader).map_err(|e| WheelError::Bad {
+            wheel: "byte-code".into(),
+            reason: e.to_string(),
+        })?;
+        let library_path: Vec<String> = self
+            .library_path
+            .split(':')
+            .map(|p| sandbox.inside(p).display().to_string())
+            .collect();
+        command
+            .arg("--library-path")
+            .arg(library_path.join(":"))
+            .arg(sandbox.inside(&self.python))
+            .args([
+                "-s",
+                "-m",
+                "compileall",
+                "-q",
+                "--invalidation-mode",
+                mode.name(),
+                "-s",
+            ])
+            .arg(sandbox.stage_dir())
+            .args(["-p", "/", "-i"])
+            .arg(sandbox.stage_inside(list_name))
+            .env_clear()
+            .env("PYTHONHOME", sandbox.inside("/usr"))
+            .env("PYTHONHASHSEED", "0")
+            .env("LC_ALL", "C.UTF-8")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Ok(command)
+    }
+}
+
+/// A scratch directory removed when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn interpreter_error(minor: &str, e: crate::unpack::beneath::BeneathError) -> WheelError {
+    WheelError::Bad {
+        wheel: format!("python{minor} interpreter"),
+        reason: e.to_string(),
     }
 }
 

@@ -7,6 +7,7 @@
 use super::{Expected, Store, StoreError, VerifiedObject};
 use crate::layer::tar::{EntryKind, Header, TarWriter};
 use crate::lock::Lockfile;
+use crate::name::NameError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -37,6 +38,46 @@ pub struct BundleManifest {
     pub locks: BTreeMap<String, String>,
 }
 
+impl BundleManifest {
+    /// Checks every name the manifest carries before any of it is used: object names and
+    /// hashes become store paths, ref names become files under `refs/`, and a ref must
+    /// point at an index the bundle itself carries.
+    fn validate(&self) -> Result<(), NameError> {
+        use crate::name::{file_name, image_name, ref_name, sha256_hex};
+        for o in &self.objects {
+            file_name("bundle object name", &o.name)?;
+            sha256_hex("bundle object sha256", &o.sha256)?;
+            if !["package", "index", "keyring"].contains(&o.kind.as_str()) {
+                return Err(NameError {
+                    what: "bundle object kind",
+                    shown: format!("{:?}", o.kind),
+                    reason: crate::name::Reason::Character(o.kind.chars().next().unwrap_or(' ')),
+                });
+            }
+        }
+        for image in self.images.iter().chain(self.locks.keys()) {
+            image_name("bundle image name", image)?;
+        }
+        for (name, value) in &self.refs {
+            ref_name("bundle ref", name)?;
+            let (sha, date) = value.split_once(' ').unwrap_or((value, ""));
+            sha256_hex("bundle ref target", sha)?;
+            let carried = self
+                .objects
+                .iter()
+                .any(|o| o.kind == "index" && o.sha256 == sha);
+            if !carried || date.is_empty() || date.contains(|c: char| c.is_control()) {
+                return Err(NameError {
+                    what: "bundle ref value",
+                    shown: format!("{value:?}"),
+                    reason: crate::name::Reason::Dangling,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error(transparent)]
@@ -49,6 +90,8 @@ pub enum BundleError {
     Io { path: PathBuf, reason: String },
     #[error("{path} is not a carbon-store bundle: {reason}")]
     NotABundle { path: PathBuf, reason: String },
+    #[error("{path}: the bundle's manifest was refused: {error}; nothing was imported")]
+    Hostile { path: PathBuf, error: NameError },
     #[error("{path}: the bundle is damaged or was tampered with: {reason}; nothing was imported")]
     Damaged { path: PathBuf, reason: String },
 }
@@ -353,6 +396,10 @@ pub fn import(store: &Store, path: &Path) -> Result<ImportReport, BundleError> {
             ),
         });
     }
+    manifest.validate().map_err(|e| BundleError::Hostile {
+        path: path.into(),
+        error: e,
+    })?;
     let mut wanted: BTreeMap<String, &BundleObject> = manifest
         .objects
         .iter()

@@ -39,6 +39,8 @@ pub enum StoreError {
     },
     #[error("{name} ({sha256}) is not in the store")]
     Missing { name: String, sha256: String },
+    #[error(transparent)]
+    Name(#[from] crate::name::NameError),
 }
 
 impl StoreError {
@@ -73,7 +75,12 @@ pub struct Store {
 
 /// A held store lock; released on drop.
 pub struct StoreLock {
-    _file: File,
+    _file: Option<File>,
+}
+
+/// Whether an error says the file system or its permissions forbid writing.
+fn is_read_only(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30) // EROFS
 }
 
 impl Store {
@@ -81,7 +88,12 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let root = root.into();
         for dir in [root.clone(), root.join(".tmp"), root.join("refs")] {
-            fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating", &dir, e))?;
+            match fs::create_dir_all(&dir) {
+                Ok(()) => {}
+                // A read-only store can still be read; writing to it fails where it is tried.
+                Err(e) if is_read_only(&e) && root.is_dir() => {}
+                Err(e) => return Err(StoreError::io("creating", &dir, e)),
+            }
         }
         Ok(Store { root })
     }
@@ -90,27 +102,39 @@ impl Store {
         &self.root
     }
 
-    /// The store's lock file, opened (created if missing).
-    fn lock_file(&self) -> Result<(File, PathBuf), StoreError> {
+    /// The store's lock file, opened (created if missing). A store this process may not
+    /// write (a shared cache mounted read-only) is locked through a read-only descriptor,
+    /// which `flock` accepts; `None` when the lock file is missing there too, since then no
+    /// process can write that store through this mount either.
+    fn lock_file(&self) -> Result<Option<(File, PathBuf)>, StoreError> {
         let path = self.root.join(".lock");
-        let file = File::options()
+        let writable = File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("opening", &path, e))?;
-        Ok((file, path))
+            .open(&path);
+        match writable {
+            Ok(file) => Ok(Some((file, path))),
+            Err(e) if is_read_only(&e) => match File::open(&path) {
+                Ok(file) => Ok(Some((file, path))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StoreError::io("opening", &path, e)),
+            },
+            Err(e) => Err(StoreError::io("opening", &path, e)),
+        }
     }
 
     fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
-        let (file, path) = self.lock_file()?;
+        let Some((file, path)) = self.lock_file()? else {
+            return Ok(StoreLock { _file: None });
+        };
         let result = if exclusive {
             file.lock()
         } else {
             file.lock_shared()
         };
         result.map_err(|e| StoreError::io("locking", &path, e))?;
-        Ok(StoreLock { _file: file })
+        Ok(StoreLock { _file: Some(file) })
     }
 
     /// A lock held by every process that reads or adds objects.
@@ -120,10 +144,12 @@ impl Store {
 
     /// The exclusive lock if it is free right now (to tell the user when gc must wait).
     pub fn lock_exclusive_nowait(&self) -> Result<StoreLock, StoreError> {
-        let (file, path) = self.lock_file()?;
+        let Some((file, path)) = self.lock_file()? else {
+            return Ok(StoreLock { _file: None });
+        };
         file.try_lock()
             .map_err(|e| StoreError::io("locking", &path, std::io::Error::other(e.to_string())))?;
-        Ok(StoreLock { _file: file })
+        Ok(StoreLock { _file: Some(file) })
     }
 
     /// A lock that excludes every other process (for removing objects).
@@ -206,14 +232,26 @@ impl Store {
     }
 
     /// Reads a named reference (a small mutable pointer such as "newest InRelease of trixie").
+    /// A name that is not a valid ref name names no ref.
     pub fn get_ref(&self, name: &str) -> Option<String> {
+        let name = crate::name::ref_name("store ref", name).ok()?;
         fs::read_to_string(self.root.join("refs").join(name))
             .ok()
             .map(|s| s.trim().to_string())
     }
 
-    /// Replaces a named reference atomically.
+    /// Replaces a named reference atomically; the name must be a ref name
+    /// ([`crate::name::ref_name`]), so a ref never lands outside `refs/`.
     pub fn set_ref(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let name = crate::name::ref_name("store ref", name)?;
+        if value.contains(['\n', '\0']) {
+            return Err(crate::name::NameError {
+                what: "store ref value",
+                shown: format!("{value:?}"),
+                reason: crate::name::Reason::Character('\n'),
+            }
+            .into());
+        }
         let path = self.root.join("refs").join(name);
         write_atomic(&path, format!("{value}\n").as_bytes())
     }

@@ -1,3 +1,4 @@
 //! Streaming readers for package formats.
 
+pub mod beneath;
 pub mod deb;

@@ -12,6 +12,7 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::recipe::DebianSource;
 use crate::store::{Expected, Store, StoreError};
 use rayon::prelude::*;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::SystemTime;
@@ -117,7 +118,7 @@ pub fn load(
             } else {
                 let bytes =
                     fetcher.get_bytes(&mirror.urls, &format!("dists/{}/InRelease", spec.suite))?;
-                let (sha, _) = store.insert_bytes(&format!("{}_InRelease", spec.suite), &bytes)?;
+                let sha = hex::encode(sha2::Sha256::digest(&bytes));
                 (bytes, sha, true)
             };
             let text =
@@ -148,6 +149,8 @@ pub fn load(
                         valid_until: httpdate::fmt_http_date(until),
                     });
                 }
+                // Only now, signed, for the right suite and not stale, does it get a name.
+                store.insert_bytes(&format!("{}_InRelease", spec.suite), &bytes)?;
                 store.set_ref(
                     &inrelease_ref(&spec.suite),
                     &format!("{sha256} {}", release.date_text),

@@ -7,7 +7,7 @@
 
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
 use pgp::packet::{Signature, SignatureType};
-use pgp::types::{KeyDetails, Tag};
+use pgp::types::{Fingerprint, KeyDetails, KeyId, Tag};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Trusted public keys, loaded from armored or binary keyring files.
@@ -24,7 +24,13 @@ pub enum SignatureError {
     #[error("{name} is not a clear-signed OpenPGP message: {reason}")]
     NotSigned { name: String, reason: String },
     #[error("{name} has no valid signature from the trusted keys:\n{details}")]
-    NoValidSignature { name: String, details: String },
+    NoValidSignature {
+        name: String,
+        details: String,
+        /// A signature names a key of the keyring but does not match the text: the file
+        /// was changed after it was signed (not a keyring problem).
+        altered: bool,
+    },
 }
 
 impl Keyring {
@@ -89,13 +95,21 @@ impl Keyring {
             })?;
         let signed = message.signed_text();
         let mut details = Vec::new();
+        let mut altered = false;
         if message.signatures().is_empty() {
             details.push("  the file carries no signature".to_string());
         }
         for signature in message.signatures() {
             match self.check_one(signature, signed.as_bytes(), now) {
                 Ok(()) => return Ok(dash_unescape(message.text())),
-                Err(reason) => {
+                Err(Refusal::Altered) => {
+                    altered = true;
+                    details.push(format!(
+                        "  signature by {}: the key is in the keyring, but the signature does not match the text: the file was changed after it was signed",
+                        issuer(signature)
+                    ))
+                }
+                Err(Refusal::Other(reason)) => {
                     details.push(format!("  signature by {}: {reason}", issuer(signature)))
                 }
             }
@@ -103,10 +117,42 @@ impl Keyring {
         Err(SignatureError::NoValidSignature {
             name: name.to_string(),
             details: details.join("\n"),
+            altered,
+        })
+    }
+
+    /// Whether the signature names (by fingerprint or key id) a key or subkey we hold.
+    fn names_a_key_of_ours(&self, signature: &Signature) -> bool {
+        let fingerprints = signature.issuer_fingerprint();
+        let ids = signature.issuer_key_id();
+        let ours = |fp: Fingerprint, id: KeyId| fingerprints.contains(&&fp) || ids.contains(&&id);
+        self.keys.iter().any(|key| {
+            ours(
+                key.primary_key.fingerprint(),
+                key.primary_key.legacy_key_id(),
+            ) || key
+                .public_subkeys
+                .iter()
+                .any(|s| ours(s.key.fingerprint(), s.key.legacy_key_id()))
         })
     }
 
     fn check_one(
+        &self,
+        signature: &Signature,
+        signed: &[u8],
+        now: SystemTime,
+    ) -> Result<(), Refusal> {
+        self.check_key(signature, signed, now).map_err(|reason| {
+            if reason == NOT_IN_KEYRING && self.names_a_key_of_ours(signature) {
+                Refusal::Altered
+            } else {
+                Refusal::Other(reason)
+            }
+        })
+    }
+
+    fn check_key(
         &self,
         signature: &Signature,
         signed: &[u8],
@@ -120,7 +166,7 @@ impl Keyring {
         {
             return Err("the signature has expired".into());
         }
-        let mut last_reason = "made by a key that is not in the keyring".to_string();
+        let mut last_reason = NOT_IN_KEYRING.to_string();
         for key in &self.keys {
             if signature.verify(&key.primary_key, signed).is_ok() {
                 return check_primary(key, now_secs);
@@ -228,6 +274,15 @@ fn check_expiry(
         }
         _ => Ok(()),
     }
+}
+
+const NOT_IN_KEYRING: &str = "made by a key that is not in the keyring";
+
+/// Why one signature was not accepted.
+enum Refusal {
+    /// By a key we hold, over other text.
+    Altered,
+    Other(String),
 }
 
 fn issuer(signature: &Signature) -> String {

@@ -1,0 +1,315 @@
+//! The malicious-input corpus: bundles, packages, indexes and wheels made by an adversary,
+//! each fed to the real binary. Every case checks the refusal a user would read, that
+//! nothing appeared in a canary directory outside the work directories, and that the store
+//! holds no partial or unverified object afterwards.
+
+mod common;
+
+use common::Sandbox;
+use common::deb::{DebSpec, Entry};
+use common::pypi::WheelSpec;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A directory beside the sandbox that hostile input aims at; it must stay empty.
+struct Canary {
+    dir: tempfile::TempDir,
+}
+
+impl Canary {
+    fn new() -> Canary {
+        Canary {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn assert_untouched(&self, case: &str) {
+        let found: Vec<PathBuf> = std::fs::read_dir(self.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(
+            found.is_empty(),
+            "{case}: written outside the store: {found:?}"
+        );
+    }
+}
+
+/// `verify` has nothing to report: no corrupt object, no temp file left.
+fn assert_store_clean(sb: &Sandbox, case: &str) {
+    let out = sb.run(&["verify", "-v"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.lines().any(|l| l.starts_with("corrupt:")),
+        "{case}: {text}"
+    );
+    assert_eq!(sb.temp_files(), 0, "{case}: temp files left");
+}
+
+/// The bundle's tar with its manifest replaced by `edit(manifest)`.
+fn rewrite_manifest(bundle: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let mut archive = tar::Archive::new(bundle);
+    let mut out = tar::Builder::new(Vec::new());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if entry.path().unwrap().to_str() == Some("carbon-bundle.json") {
+            let mut manifest: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            edit(&mut manifest);
+            data = serde_json::to_vec(&manifest).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+        }
+        out.append(&header, data.as_slice()).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn a_bundle_whose_manifest_names_paths_outside_the_store_is_refused_whole() {
+    let canary = Canary::new();
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["fetch", "test"]);
+    sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
+    let bundle = std::fs::read(sb.path("test.bundle")).unwrap();
+    let target = canary.path().join("pwned");
+    let absolute = target.to_str().unwrap().to_string();
+    let relative = format!("../../..{absolute}");
+    let inrelease = |m: &serde_json::Value| {
+        m["refs"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .clone()
+    };
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "ref with ..",
+            Box::new({
+                let relative = relative.clone();
+                move |m| {
+                    let v = inrelease(m);
+                    m["refs"][relative.as_str()] = v;
+                }
+            }),
+            "bundle ref",
+        ),
+        (
+            "absolute ref",
+            Box::new({
+                let absolute = absolute.clone();
+                move |m| {
+                    let v = inrelease(m);
+                    m["refs"][absolute.as_str()] = v;
+                }
+            }),
+            "bundle ref",
+        ),
+        (
+            "ref to something the bundle lacks",
+            Box::new(|m| {
+                m["refs"]["debian-testing-InRelease"] =
+                    format!("{} Mon, 01 Jan 2024 00:00:00 GMT", "0".repeat(64)).into()
+            }),
+            "does not point at anything the input carries",
+        ),
+        (
+            "object name with a path",
+            Box::new({
+                let relative = relative.clone();
+                move |m| m["objects"][0]["name"] = relative.clone().into()
+            }),
+            "bundle object name",
+        ),
+        (
+            "image name with a path",
+            Box::new(|m| m["images"][0] = "../../x".into()),
+            "bundle image name",
+        ),
+    ];
+    let store = sb.path("store");
+    let refs_before: Vec<_> = std::fs::read_dir(store.join("refs"))
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    for (case, edit, expected) in cases {
+        sb.write_bytes("hostile.bundle", &rewrite_manifest(&bundle, edit));
+        let err = sb.fails(&["bundle", "import", "hostile.bundle"], 1);
+        assert!(
+            err.contains("manifest was refused") && err.contains(expected),
+            "{case}: {err}"
+        );
+        canary.assert_untouched(case);
+        assert!(!sb.path("pwned").exists() && !sb.path("store/pwned").exists());
+        let refs_after: Vec<_> = std::fs::read_dir(store.join("refs"))
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        assert_eq!(refs_before, refs_after, "{case}: refs changed");
+        assert_store_clean(&sb, case);
+    }
+    // The untouched bundle still imports.
+    sb.ok(&["bundle", "import", "test.bundle"]);
+}
+
+/// A python image whose interpreter package (`python3.13-minimal`, which byte-compiling
+/// unpacks and runs) is `interpreter`.
+fn python_image_with_interpreter(interpreter: DebSpec) -> Sandbox {
+    let sb = Sandbox::build(|main, _| main.add(&["amd64", "arm64"], interpreter));
+    common::pypi::publish(
+        &sb.path("mirror/pypi"),
+        &[WheelSpec::new("alpha", "1.0", "py3-none-any")
+            .file("alpha/hostile_target.py", b"x = 1\n")],
+        false,
+    );
+    sb.write(
+        "recipes/components/py.toml",
+        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\", \"python3.13-minimal\"]\n[python]\nrequirements = [\"alpha\"]\n",
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+    sb
+}
+
+#[test]
+fn the_interpreter_is_unpacked_without_following_the_links_its_packages_make() {
+    let canary = Canary::new();
+    let absolute = canary.path().to_str().unwrap().to_string();
+    for (case, target) in [
+        ("absolute link", absolute.clone()),
+        (
+            "relative link",
+            format!("../../../../../../../../..{absolute}"),
+        ),
+    ] {
+        let sb = python_image_with_interpreter(
+            DebSpec::new("python3.13-minimal", "3.13.5-1", "all")
+                .entry(Entry::Symlink {
+                    path: "./usr/lib/x".into(),
+                    target: target.clone(),
+                })
+                .file("./usr/lib/x/file", b"pwned", 0o644)
+                .file("./usr/bin/python3.13", b"#!python", 0o755),
+        );
+        sb.ok(&["lock", "test"]);
+        let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+        assert!(
+            err.contains("python3.13-minimal") && err.contains("usr/lib/x"),
+            "{case}: {err}"
+        );
+        canary.assert_untouched(case);
+        let scratch: Vec<_> = std::fs::read_dir(sb.path("store/.tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(scratch.is_empty(), "{case}: scratch left: {scratch:?}");
+        assert_store_clean(&sb, case);
+    }
+}
+
+#[test]
+fn an_inrelease_gets_a_store_name_only_after_its_signature_checks() {
+    let sb = Sandbox::new();
+    let path = sb.path("mirror/debian/dists/testing/InRelease");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("Label: Test", "Label: Evil")).unwrap();
+    sb.fails(&["lock", "test"], 1);
+    let named: Vec<String> = sb
+        .store_objects()
+        .into_iter()
+        .filter(|n| n.contains("testing_InRelease"))
+        .collect();
+    assert!(named.is_empty(), "unverified InRelease stored: {named:?}");
+    assert_store_clean(&sb, "tampered InRelease");
+}
+
+#[test]
+fn a_release_changed_after_signing_is_called_altered_not_an_unknown_key() {
+    let sb = Sandbox::new();
+    let path = sb.path("mirror/debian/dists/testing/InRelease");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // One flipped byte in the signed text.
+    std::fs::write(&path, text.replacen("Label: Test", "Label: Tesu", 1)).unwrap();
+    let err = sb.fails(&["lock", "test"], 1);
+    assert!(
+        err.contains("does not match the text") && err.contains("use another mirror"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not in the keyring") && !err.contains("update the keyrings"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_package_refused_for_an_escape_is_not_blamed_on_the_store() {
+    let sb = Sandbox::build(|main, _| {
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("dotdot", "1", "all").file("./usr/../../etc/shadow", b"pwned", 0o644),
+        );
+    });
+    sb.write(
+        "recipes/components/hello.toml",
+        &common::HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"dotdot\"]"),
+    );
+    sb.ok(&["lock", "test"]);
+    let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+    assert!(err.contains("escapes the image root"), "{err}");
+    assert!(err.contains("refused whatever the store holds"), "{err}");
+    assert!(!err.contains("fetch` again"), "{err}");
+}
+
+/// Runs `carbon-store ARGS` with the sandbox's store mounted read-only (a private mount
+/// namespace, as a shared cache mounted read-only would be).
+fn on_read_only_store(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    let store = sb.path("store");
+    let script = format!(
+        "mount --bind {s} {s} && mount -o remount,ro,bind {s} && exec \"$0\" \"$@\"",
+        s = store.display()
+    );
+    let mut c = sb.program("unshare");
+    c.args(["--map-root-user", "--mount", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_carbon-store"))
+        .args(args);
+    c.output().unwrap()
+}
+
+#[test]
+fn a_read_only_store_can_still_be_shown_verified_and_built_from() {
+    let sb = Sandbox::new();
+    sb.ok(&["realize", "test", "--out", "first"]);
+    for args in [
+        &["show", "test"][..],
+        &["verify"][..],
+        &["--offline", "lock", "--check", "test"][..],
+    ] {
+        let out = on_read_only_store(&sb, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Writing is what fails, and it says why.
+    let out = on_read_only_store(&sb, &["gc"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "gc on a read-only store succeeded");
+    assert!(err.contains("Read-only file system"), "{err}");
+}
