@@ -313,3 +313,35 @@ fn a_read_only_store_can_still_be_shown_verified_and_built_from() {
     assert!(!out.status.success(), "gc on a read-only store succeeded");
     assert!(err.contains("Read-only file system"), "{err}");
 }
+
+#[test]
+fn hard_links_to_what_the_package_did_not_ship_are_refused() {
+    let link = |name: &str, target: &str| {
+        DebSpec::new(name, "1", "all").entry(Entry::Hardlink {
+            path: "./usr/bin/link".into(),
+            target: target.into(),
+        })
+    };
+    let sb = Sandbox::build(|main, _| {
+        main.add(&["amd64", "arm64"], link("dangling", "./usr/bin/nothing"));
+        main.add(&["amd64", "arm64"], link("borrower", "./usr/bin/hello"));
+        main.add(&["amd64", "arm64"], link("dirlink", "./usr/share"));
+    });
+    for package in ["dangling", "borrower", "dirlink"] {
+        sb.write(
+            "recipes/components/hello.toml",
+            &common::HELLO_COMPONENT.replace("[\"hello\"]", &format!("[\"hello\", \"{package}\"]")),
+        );
+        sb.ok(&["lock", "test"]);
+        let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+        assert!(
+            err.contains(&format!("{package}: hard link \"usr/bin/link\" points at"))
+                && err.contains("not a file this package shipped before it"),
+            "{package}: {err}"
+        );
+        assert!(
+            !sb.path("oci-out/test").exists(),
+            "{package}: an image was written"
+        );
+    }
+}

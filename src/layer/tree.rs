@@ -33,6 +33,14 @@ pub enum TreeError {
         path: String,
         link: String,
     },
+    #[error(
+        "{package}: hard link {path:?} points at {target:?}, which is not a file this package shipped before it"
+    )]
+    DanglingHardlink {
+        package: String,
+        path: String,
+        target: String,
+    },
     #[error("{package}: too many levels of symlinks resolving {path:?}")]
     Loop { package: String, path: String },
     #[error(
@@ -147,7 +155,9 @@ impl Tree {
             let path = self.place(package, &mapped)?;
             let kind = match e.kind {
                 EntryKind::Hardlink(t) => {
-                    EntryKind::Hardlink(self.place(package, &merged_usr(&t, &EntryKind::File))?)
+                    let target = self.place(package, &merged_usr(&t, &EntryKind::File))?;
+                    self.check_link_target(package, &path, &target)?;
+                    EntryKind::Hardlink(target)
                 }
                 other => other,
             };
@@ -163,6 +173,23 @@ impl Tree {
             self.insert(package, path, node, replaces)?;
         }
         Ok(())
+    }
+
+    /// A hard link must name a regular file the same package shipped before it: tar
+    /// engines can only link to what they have already written.
+    fn check_link_target(&self, package: &str, path: &str, target: &str) -> Result<(), TreeError> {
+        match self.nodes.get(target) {
+            Some(Node {
+                kind: EntryKind::File,
+                package: Some(owner),
+                ..
+            }) if owner == package => Ok(()),
+            _ => Err(TreeError::DanglingHardlink {
+                package: package.into(),
+                path: path.into(),
+                target: target.into(),
+            }),
+        }
     }
 
     fn insert(
