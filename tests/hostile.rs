@@ -345,3 +345,35 @@ fn hard_links_to_what_the_package_did_not_ship_are_refused() {
         );
     }
 }
+
+#[test]
+fn an_index_page_naming_a_file_with_a_path_is_refused() {
+    let sb = Sandbox::new();
+    let wheel = WheelSpec::new("alpha", "1.0", "py3-none-any").build();
+    std::fs::create_dir_all(sb.path("mirror/pypi/files")).unwrap();
+    std::fs::write(sb.path("mirror/pypi/files/evil.whl"), &wheel).unwrap();
+    let sha = common::sha256_hex(&wheel);
+    std::fs::create_dir_all(sb.path("mirror/pypi/simple/alpha")).unwrap();
+    std::fs::write(
+        sb.path("mirror/pypi/simple/alpha/index.html"),
+        format!(
+            "<html><body><a href=\"../../files/..%2F..%2Fevil.whl#sha256={sha}\">alpha-1.0-py3-none-any.whl</a></body></html>"
+        ),
+    )
+    .unwrap();
+    sb.write(
+        "recipes/components/py.toml",
+        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+    let err = sb.fails(&["lock", "test"], 1);
+    assert!(
+        err.contains("index file name \"../../evil.whl\" is not allowed"),
+        "{err}"
+    );
+    assert!(!sb.path("lockfiles/test.lock").exists());
+    assert_store_clean(&sb, "index file name");
+}

@@ -627,3 +627,34 @@ fn wheel_tags_come_from_the_file_name_when_the_recipe_says_so() {
     assert!(wheel.contains("Tag: py3-none-any\n"), "{wheel}");
     assert!(!wheel.contains("sbsa"), "{wheel}");
 }
+
+#[test]
+fn an_html_only_index_locks_each_file_with_its_real_size_and_realizes() {
+    // PEP 503 HTML pages give no sizes; the lock must still pin them, since fetch refuses
+    // anything longer than the locked size.
+    let sb = sandbox(true, &["tool", "gamma"], &[]);
+    sb.ok(&["lock", "test"]);
+    let lock = sb.read("lockfiles/test.lock");
+    let python_lines: Vec<&str> = lock.lines().filter(|l| l.contains(".whl")).collect();
+    assert!(!python_lines.is_empty(), "{lock}");
+    for line in &python_lines {
+        assert!(!line.contains("size = 0 "), "size 0 locked: {line}");
+        let file = line
+            .split("file = \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let real = std::fs::metadata(sb.path("mirror/pypi/files").join(file))
+            .unwrap()
+            .len();
+        assert!(
+            line.contains(&format!("size = {real} ")),
+            "{line}: real size {real}"
+        );
+    }
+    // A second store fetches by those sizes and realizes.
+    std::fs::remove_dir_all(sb.path("store")).unwrap();
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+}

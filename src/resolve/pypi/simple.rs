@@ -80,6 +80,69 @@ pub fn join_url(page: &str, href: &str) -> String {
     format!("{}{}", &page[..scheme_end], base.join("/"))
 }
 
+/// Checks the names an index gives a file before they become store paths.
+fn checked(page_url: &str, file: IndexFile) -> Result<IndexFile, PypiError> {
+    let bad = |e: crate::name::NameError| PypiError::Page {
+        url: page_url.into(),
+        reason: e.to_string(),
+    };
+    crate::name::file_name("index file name", &file.filename).map_err(bad)?;
+    crate::name::sha256_hex("index file sha256", &file.sha256).map_err(bad)?;
+    Ok(file)
+}
+
+/// `%XX` escapes decoded (an HTML page's links percent-encode `+` in local versions); a
+/// malformed escape is kept as it is, and then refused as a file name.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The size of a chosen file: the index's word where it gives one (PEP 691), otherwise
+/// (PEP 503 HTML pages carry none) the size of the file itself, downloaded into the store
+/// and checked against the index's sha256 — the fetch that follows then finds it there.
+pub fn file_size(fetcher: &Fetcher, store: &Store, file: &IndexFile) -> Result<u64, PypiError> {
+    if let Some(size) = file.size {
+        return Ok(size);
+    }
+    let expected = crate::store::Expected {
+        sha256: file.sha256.clone(),
+        size: None,
+    };
+    let path = fetcher.fetch_into_store(
+        std::slice::from_ref(&file.url),
+        "",
+        store,
+        &file.filename,
+        &expected,
+        &|_| {},
+    )?;
+    std::fs::metadata(&path)
+        .map(|m| m.len())
+        .map_err(|e| PypiError::Metadata {
+            file: file.filename.clone(),
+            reason: format!("reading its size in the store: {e}"),
+        })
+}
+
 fn parse_json(page_url: &str, bytes: &[u8]) -> Result<Vec<IndexFile>, PypiError> {
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| PypiError::Page {
         url: page_url.into(),
@@ -89,7 +152,7 @@ fn parse_json(page_url: &str, bytes: &[u8]) -> Result<Vec<IndexFile>, PypiError>
         url: page_url.into(),
         reason: "no `files` list".into(),
     })?;
-    Ok(files
+    files
         .iter()
         .filter_map(|f| {
             let sha256 = f["hashes"]["sha256"].as_str()?.to_string();
@@ -105,7 +168,8 @@ fn parse_json(page_url: &str, bytes: &[u8]) -> Result<Vec<IndexFile>, PypiError>
                 core_metadata: truthy(&f["core-metadata"]) || truthy(&f["dist-info-metadata"]),
             })
         })
-        .collect())
+        .map(|f| checked(page_url, f))
+        .collect()
 }
 
 fn unescape(s: &str) -> String {
@@ -116,7 +180,7 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn parse_html(page_url: &str, text: &str) -> Vec<IndexFile> {
+fn parse_html(page_url: &str, text: &str) -> Result<Vec<IndexFile>, PypiError> {
     let mut out = Vec::new();
     for chunk in text.split("<a ").skip(1) {
         let Some(end) = chunk.find('>') else { continue };
@@ -132,7 +196,7 @@ fn parse_html(page_url: &str, text: &str) -> Vec<IndexFile> {
         let Some(sha256) = fragment.strip_prefix("sha256=") else {
             continue;
         };
-        let filename = url.rsplit('/').next().unwrap_or(url).to_string();
+        let filename = percent_decode(url.rsplit('/').next().unwrap_or(url));
         out.push(IndexFile {
             filename,
             url: join_url(page_url, url),
@@ -144,7 +208,7 @@ fn parse_html(page_url: &str, text: &str) -> Vec<IndexFile> {
                 || attrs.contains("data-dist-info-metadata"),
         });
     }
-    out
+    out.into_iter().map(|f| checked(page_url, f)).collect()
 }
 
 /// Every file of a project, from the first index that has it.
@@ -166,7 +230,7 @@ pub fn project_files(
                 return if first == Some(b'{') {
                     parse_json(&url, &bytes)
                 } else {
-                    Ok(parse_html(&url, &String::from_utf8_lossy(&bytes)))
+                    parse_html(&url, &String::from_utf8_lossy(&bytes))
                 };
             }
             Err(e) => last = Some(e),
@@ -392,7 +456,7 @@ mod tests {
     #[test]
     fn html_pages_and_metadata_headers() {
         let html = r#"<a href="../../f/a-1.0-py3-none-any.whl#sha256=ab" data-requires-python="&gt;=3.9" data-dist-info-metadata="sha256=cd">a</a><a href="a-0.9.tar.gz#sha256=ef" data-yanked="">x</a>"#;
-        let files = parse_html("http://h/simple/a/", html);
+        let files = parse_html("http://h/simple/a/", html).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].requires_python.as_deref(), Some(">=3.9"));
         assert!(files[0].core_metadata && !files[0].yanked && files[1].yanked);

@@ -202,6 +202,12 @@ pub enum PyResolveError {
     NoSolution { arch: String, report: String },
     #[error("{arch}: {0}", arch = .1)]
     Index(PypiError, String),
+    #[error("{arch}: choosing a version of {package}: {reason}")]
+    Provider {
+        arch: String,
+        package: String,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -390,19 +396,21 @@ impl<'a> Provider<'a> {
         .map_err(|e| failed(format!("resolving its build backend: {e}")))?;
         let mut requires = Vec::new();
         for r in &backend {
-            fetch(&r.file)?;
+            let path = fetch(&r.file)?;
             requires.push(crate::lock::IndexPin {
                 project: r.name.clone(),
                 file: r.file.filename.clone(),
                 sha256: r.file.sha256.clone(),
-                size: r.file.size.unwrap_or(0),
+                size: std::fs::metadata(&path)
+                    .map_err(|e| failed(e.to_string()))?
+                    .len(),
             });
         }
         let sdist = crate::lock::IndexPin {
             project,
             file: file.filename.clone(),
             sha256: file.sha256.clone(),
-            size: file.size.unwrap_or(bytes.len() as u64),
+            size: bytes.len() as u64,
         };
         let built = crate::sdist::build(self.store, &sdist, &requires)
             .map_err(|e| failed(e.to_string()))?;
@@ -742,6 +750,15 @@ pub fn resolve(
                 report,
             });
         }
+        // The index failed us (a page refused, a download broken): that, not "no
+        // solution", is what the user must read.
+        Err(PubGrubError::ErrorChoosingVersion { package, source }) => {
+            return Err(PyResolveError::Provider {
+                arch: target.arch.clone(),
+                package: package.to_string(),
+                reason: source.to_string(),
+            });
+        }
         Err(PubGrubError::ErrorRetrievingDependencies {
             package,
             version,
@@ -829,6 +846,12 @@ pub fn resolve(
             Some((wheel, from)) => (wheel, Some(from)),
             None => (c.file.clone(), None),
         };
+        let mut file = file;
+        if file.size.is_none() {
+            let size = simple::file_size(fetcher, store, &file)
+                .map_err(|e| PyResolveError::Index(e, target.arch.clone()))?;
+            file.size = Some(size);
+        }
         out.push(Resolved {
             name: name.clone(),
             version: version.to_string(),
