@@ -12,6 +12,7 @@ use crate::layer::tree::Tree;
 use crate::lock::{IndexPin, Lockfile, PythonArtifact};
 use crate::realize::python::{self, Venv};
 use crate::store::{Store, StoreError, write_atomic};
+use crate::unpack::beneath::{Beneath, BeneathError};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -180,26 +181,14 @@ fn cache_path(store: &Store, key: &str) -> PathBuf {
     store.root().join("pypi-builds").join(format!("{key}.json"))
 }
 
-/// Writes a tree (as the wheel installer made it) into a directory.
-fn write_tree(tree: &Tree, root: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+/// Writes a tree (as the wheel installer made it) into a directory, beneath it only.
+fn write_tree(tree: &Tree, root: &Path) -> Result<(), BeneathError> {
+    let beneath = Beneath::open(root)?;
     for (path, node) in &tree.nodes {
-        let dest = root.join(path);
         match &node.kind {
-            EntryKind::Dir => std::fs::create_dir_all(&dest)?,
-            EntryKind::File => {
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(&dest, &node.data)?;
-                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(node.mode))?;
-            }
-            EntryKind::Symlink(target) => {
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::os::unix::fs::symlink(target, &dest)?;
-            }
+            EntryKind::Dir => beneath.create_dir_all(path)?,
+            EntryKind::File => beneath.write_file(path, &node.data, node.mode)?,
+            EntryKind::Symlink(target) => beneath.symlink(path, target)?,
             _ => {}
         }
     }
@@ -283,13 +272,11 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
     let system = build_system(&bytes, &sdist.file)?;
     let work = Scratch::new(store, &key).map_err(io)?;
     let src = work.path().join("src");
+    let beneath = Beneath::create(&src).map_err(|e| bad(e.to_string()))?;
     for (rel, data, mode) in entries(&bytes, &sdist.file)? {
-        let dest = src.join(&rel);
-        std::fs::create_dir_all(dest.parent().expect("entries have a parent")).map_err(io)?;
-        std::fs::write(&dest, data).map_err(io)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode & 0o755 | 0o600))
-            .map_err(io)?;
+        beneath
+            .write_file(&rel, &data, mode & 0o755 | 0o600)
+            .map_err(|e| bad(e.to_string()))?;
     }
     // The backend's wheels, installed by our own installer into an isolated environment.
     let venv = Venv {
@@ -322,7 +309,7 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
         )
         .map_err(|e| bad(format!("installing the build backend: {e}")))?;
     }
-    write_tree(&env, work.path()).map_err(io)?;
+    write_tree(&env, work.path()).map_err(|e| bad(e.to_string()))?;
     let out_dir = work.path().join("out");
     let home = work.path().join("home");
     std::fs::create_dir_all(&out_dir).map_err(io)?;

@@ -377,3 +377,150 @@ fn an_index_page_naming_a_file_with_a_path_is_refused() {
     assert!(!sb.path("lockfiles/test.lock").exists());
     assert_store_clean(&sb, "index file name");
 }
+
+/// Sets the uncompressed size that the zip's local and central headers declare for
+/// `member` to `size` (the data stays as it is).
+fn declare_size(zip: &mut [u8], member: &str, size: u32) {
+    let name = member.as_bytes();
+    let mut patched = 0;
+    for i in 0..zip.len().saturating_sub(46) {
+        let sig = &zip[i..i + 4];
+        let (name_at, size_at) = match sig {
+            [0x50, 0x4b, 0x03, 0x04] => (i + 30, i + 22),
+            [0x50, 0x4b, 0x01, 0x02] => (i + 46, i + 24),
+            _ => continue,
+        };
+        if zip.get(name_at..name_at + name.len()) == Some(name) {
+            zip[size_at..size_at + 4].copy_from_slice(&size.to_le_bytes());
+            patched += 1;
+        }
+    }
+    assert_eq!(patched, 2, "local and central header of {member}");
+}
+
+#[test]
+fn a_wheel_member_that_inflates_past_its_declared_size_is_refused() {
+    let sb = Sandbox::new();
+    let spec =
+        WheelSpec::new("alpha", "1.0", "py3-none-any").file("alpha/bomb.bin", &vec![0u8; 64 << 20]);
+    common::pypi::publish(&sb.path("mirror/pypi"), std::slice::from_ref(&spec), true);
+    let file = sb.path("mirror/pypi/files").join(spec.filename());
+    let honest = std::fs::read(&file).unwrap();
+    let mut bomb = honest.clone();
+    declare_size(&mut bomb, "alpha/bomb.bin", 1000);
+    std::fs::write(&file, &bomb).unwrap();
+    let page = sb.path("mirror/pypi/simple/alpha/index.html");
+    let text = std::fs::read_to_string(&page)
+        .unwrap()
+        .replace(&common::sha256_hex(&honest), &common::sha256_hex(&bomb));
+    std::fs::write(&page, text).unwrap();
+    sb.write(
+        "recipes/components/py.toml",
+        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+    sb.ok(&["lock", "test"]);
+    let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+    // The zip reader or our own cap stops it at the first byte past the declaration.
+    assert!(
+        err.contains("alpha/bomb.bin: ") && err.contains("declared uncompressed size")
+            || err.contains("inflates past the 1000 bytes"),
+        "{err}"
+    );
+    assert!(!sb.path("oci-out/test").exists());
+    assert_store_clean(&sb, "zip bomb");
+}
+
+/// A wheel holding `alpha/bomb.bin`: `size` zero bytes, declared honestly, written without
+/// holding them in memory.
+fn honest_bomb_wheel(size: u64) -> Vec<u8> {
+    use sha2::Digest;
+    use std::io::Write;
+    let dist = "alpha-1.0.dist-info";
+    let mut hasher = sha2::Sha256::new();
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..size / chunk.len() as u64 {
+        hasher.update(&chunk);
+    }
+    let b64 = |d: &[u8]| {
+        let mut s = String::new();
+        for c in d.chunks(3) {
+            let n = c.iter().fold(0u32, |a, b| a << 8 | *b as u32) << (8 * (3 - c.len()));
+            for i in 0..=c.len() {
+                let v = (n >> (18 - 6 * i)) & 63;
+                s.push(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[v as usize]
+                        as char,
+                );
+            }
+        }
+        s
+    };
+    let metadata = "Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\n";
+    let wheel = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
+    let record = format!(
+        "alpha/bomb.bin,sha256={},{size}\n{dist}/METADATA,sha256={},{}\n{dist}/WHEEL,sha256={},{}\n{dist}/RECORD,,\n",
+        b64(&hasher.finalize()),
+        b64(&sha2::Sha256::digest(metadata)),
+        metadata.len(),
+        b64(&sha2::Sha256::digest(wheel)),
+        wheel.len(),
+    );
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(size >= u32::MAX as u64);
+    zip.start_file("alpha/bomb.bin", options).unwrap();
+    for _ in 0..size / chunk.len() as u64 {
+        zip.write_all(&chunk).unwrap();
+    }
+    for (name, text) in [
+        (format!("{dist}/METADATA"), metadata.to_string()),
+        (format!("{dist}/WHEEL"), wheel.to_string()),
+        (format!("{dist}/RECORD"), record),
+    ] {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+#[test]
+fn a_wheel_that_honestly_declares_gigabytes_from_kilobytes_is_refused_without_inflating_it() {
+    let sb = Sandbox::new();
+    let bomb = honest_bomb_wheel(2 << 30);
+    assert!(bomb.len() < 8 << 20, "{} bytes", bomb.len());
+    let file = "alpha-1.0-py3-none-any.whl";
+    std::fs::create_dir_all(sb.path("mirror/pypi/files")).unwrap();
+    std::fs::write(sb.path("mirror/pypi/files").join(file), &bomb).unwrap();
+    std::fs::create_dir_all(sb.path("mirror/pypi/simple/alpha")).unwrap();
+    std::fs::write(
+        sb.path("mirror/pypi/simple/alpha/index.html"),
+        format!(
+            "<a href=\"../../files/{file}#sha256={}\">{file}</a>\n",
+            common::sha256_hex(&bomb)
+        ),
+    )
+    .unwrap();
+    sb.write(
+        "recipes/components/py.toml",
+        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+    sb.ok(&["lock", "test"]);
+    let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+    assert!(
+        err.contains("alpha/bomb.bin: declares 2147483648 bytes from")
+            && err.contains("refused as a decompression bomb"),
+        "{err}"
+    );
+    // The realize process never held the member: its peak stays far below 2 GiB.
+    let peak = common::children_peak_rss_bytes();
+    assert!(peak < 512 << 20, "peak RSS of a child: {} MiB", peak >> 20);
+}

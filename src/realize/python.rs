@@ -14,7 +14,6 @@ use crate::unpack::beneath::Beneath;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Read;
 
 /// Installed files' mtime: the zip format's epoch (1980-01-01), the same in every image.
 pub const WHEEL_MTIME: u64 = 315_532_800;
@@ -283,17 +282,19 @@ pub fn install(
     let bytes = store.read_verified(&wheel.sha256, &wheel.file)?;
     let mut zip =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
-    let names: Vec<String> = (0..zip.len())
+    // (name, uncompressed size, compressed size) as the central directory declares them.
+    let members: Vec<(String, u64, u64)> = (0..zip.len())
         .map(|i| {
-            zip.by_index(i)
-                .map_err(|e| bad(e.to_string()))
-                .and_then(|f| {
-                    f.name()
-                        .map(|n| n.to_string())
-                        .map_err(|e| bad(e.to_string()))
-                })
+            let f = zip.by_index_raw(i).map_err(|e| bad(e.to_string()))?;
+            let name = f.name().map_err(|e| bad(e.to_string()))?.to_string();
+            Ok((name, f.size(), f.compressed_size()))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, WheelError>>()?;
+    crate::unpack::zip_member::check_expansion(
+        members.iter().map(|(n, s, c)| (n.as_str(), *s, *c)),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let names: Vec<String> = members.into_iter().map(|(n, ..)| n).collect();
     let dist_info = names
         .iter()
         .filter_map(|n| {
@@ -306,25 +307,29 @@ pub fn install(
     let read = |zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
                 name: &str|
      -> Result<(Vec<u8>, u32), WheelError> {
-        let mut f = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let f = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
         let mode = f.unix_mode().unwrap_or(0o644);
-        let mut out = Vec::new();
-        f.read_to_end(&mut out)
-            .map_err(|e| bad(format!("{name}: {e}")))?;
+        let declared = f.size();
+        let out = crate::unpack::zip_member::read_capped(name, f, declared)
+            .map_err(|e| bad(e.to_string()))?;
         Ok((out, mode))
     };
     let record_text =
         String::from_utf8_lossy(&read(&mut zip, &format!("{dist_info}/RECORD"))?.0).into_owned();
-    let mut record: BTreeMap<String, String> = BTreeMap::new();
+    // path → (hash, size) as RECORD lists them.
+    let mut record: BTreeMap<String, (String, String)> = BTreeMap::new();
     for line in record_text.lines() {
         let mut parts = line.rsplitn(3, ',');
-        let (_size, hash, path) = (
-            parts.next(),
+        let (size, hash, path) = (
+            parts.next().unwrap_or(""),
             parts.next().unwrap_or(""),
             parts.next().unwrap_or(""),
         );
         if !path.is_empty() {
-            record.insert(path.trim_matches('"').to_string(), hash.to_string());
+            record.insert(
+                path.trim_matches('"').to_string(),
+                (hash.to_string(), size.trim().to_string()),
+            );
         }
     }
     let site = venv.site_packages();
@@ -370,10 +375,18 @@ pub fn install(
         }
         let (data, zip_mode) = read(&mut zip, name)?;
         match record.get(name) {
-            Some(h) if check_record && !h.is_empty() && *h != record_hash(&data) => {
+            Some((h, _)) if check_record && !h.is_empty() && *h != record_hash(&data) => {
                 return Err(bad(format!(
                     "{name} does not match its RECORD hash. The wheel matches its sha256 in the lock; if its publisher's RECORD is wrong, list {} in the component's [python] ignore-record-hashes",
                     wheel.name
+                )));
+            }
+            Some((_, size))
+                if check_record && !size.is_empty() && *size != data.len().to_string() =>
+            {
+                return Err(bad(format!(
+                    "{name} is {} bytes, but RECORD says {size}",
+                    data.len()
                 )));
             }
             None => return Err(bad(format!("{name} is not listed in RECORD"))),

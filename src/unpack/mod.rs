@@ -2,3 +2,4 @@
 
 pub mod beneath;
 pub mod deb;
+pub mod zip_member;

@@ -414,3 +414,14 @@ pub fn digests(dir: &Path) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// The largest peak resident set of any child process this test process has waited for
+/// (`getrusage(RUSAGE_CHILDREN)`), in bytes.
+pub fn children_peak_rss_bytes() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(r, 0, "getrusage");
+    // Linux reports ru_maxrss in KiB.
+    usage.ru_maxrss as u64 * 1024
+}

@@ -384,15 +384,19 @@ fn metadata_by_range(fetcher: &Fetcher, file: &IndexFile) -> Result<Vec<u8>, Str
             let data = chunk
                 .get(start..start + csize as usize)
                 .ok_or("short local data")?;
+            let declared = u32_at(&cd, i + 24).ok_or("short entry")?;
+            if declared > MAX_METADATA {
+                return Err(format!(
+                    "{name} declares {declared} bytes; core metadata over {MAX_METADATA} is refused"
+                ));
+            }
+            let capped = |reader: &mut dyn Read| {
+                crate::unpack::zip_member::read_capped(&name, reader, declared)
+                    .map_err(|e| e.to_string())
+            };
             return match method {
-                0 => Ok(data.to_vec()),
-                8 => {
-                    let mut out = Vec::new();
-                    flate2::read::DeflateDecoder::new(data)
-                        .read_to_end(&mut out)
-                        .map_err(|e| e.to_string())?;
-                    Ok(out)
-                }
+                0 => capped(&mut &data[..]),
+                8 => capped(&mut flate2::read::DeflateDecoder::new(data)),
                 m => Err(format!("METADATA uses zip method {m}")),
             };
         }
@@ -409,6 +413,9 @@ fn full_wheel_metadata(fetcher: &Fetcher, file: &IndexFile) -> Result<Vec<u8>, S
     metadata_in_wheel(bytes)
 }
 
+/// The largest METADATA file read (the largest on the index is well under 1 MiB).
+const MAX_METADATA: u64 = 16 << 20;
+
 /// The top-level `*.dist-info/METADATA` of a whole wheel.
 pub fn metadata_in_wheel(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
@@ -420,12 +427,14 @@ pub fn metadata_in_wheel(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         })
         .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
         .ok_or("the wheel has no top-level *.dist-info/METADATA")?;
-    let mut out = Vec::new();
-    zip.by_name(&name)
-        .map_err(|e| e.to_string())?
-        .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
-    Ok(out)
+    let member = zip.by_name(&name).map_err(|e| e.to_string())?;
+    let declared = member.size();
+    if declared > MAX_METADATA {
+        return Err(format!(
+            "{name} declares {declared} bytes; core metadata over {MAX_METADATA} is refused"
+        ));
+    }
+    crate::unpack::zip_member::read_capped(&name, member, declared).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
