@@ -178,7 +178,9 @@ pub fn build_system(bytes: &[u8], file: &str) -> Result<BuildSystem, SdistError>
 }
 
 fn cache_path(store: &Store, key: &str) -> PathBuf {
-    store.root().join("pypi-builds").join(format!("{key}.json"))
+    store
+        .area(crate::store::Area::PypiBuilds)
+        .join(format!("{key}.json"))
 }
 
 /// Writes a tree (as the wheel installer made it) into a directory, beneath it only.
@@ -202,9 +204,11 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new(store: &Store, key: &str) -> std::io::Result<Scratch> {
         // Absolute: the backend runs in the source directory and is given these paths.
-        let dir = std::path::absolute(store.root())?
-            .join(".tmp")
-            .join(format!("sdist-build-{}-{}", &key[..16], std::process::id()));
+        let dir = std::path::absolute(store.area(crate::store::Area::Tmp))?.join(format!(
+            "sdist-build-{}-{}",
+            &key[..16],
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         Ok(Scratch(dir))

@@ -658,3 +658,52 @@ fn an_html_only_index_locks_each_file_with_its_real_size_and_realizes() {
     std::fs::remove_dir_all(sb.path("store")).unwrap();
     sb.ok(&["realize", "test", "--arch", "amd64"]);
 }
+
+#[test]
+fn gc_cleans_every_python_cache_by_its_own_rule() {
+    let sb = sandbox(false, &["tool"], &[]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let area = |name: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(sb.path("store").join(name))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let lock = sb.read("lockfiles/test.lock");
+    let pinned = lock
+        .split("sha256 = \"")
+        .skip(1)
+        .map(|s| &s[..64])
+        .find(|sha| area("pypi-metadata").contains(&format!("{sha}.METADATA")))
+        .expect("the lock pins a wheel whose metadata is cached")
+        .to_string();
+    let stale = "0".repeat(64);
+    sb.write_bytes(
+        &format!("store/pypi-metadata/{stale}.METADATA"),
+        b"Name: gone\n",
+    );
+    sb.write_bytes("store/pyc-cache/0123abcd", b"byte-code");
+    sb.write(
+        "store/pypi-builds/gone.json",
+        &format!(r#"{{"file": "gone-1.0-py3-none-any.whl", "sha256": "{stale}", "size": 1}}"#),
+    );
+    sb.ok(&["gc"]);
+    assert!(area("pyc-cache").is_empty(), "{:?}", area("pyc-cache"));
+    let metadata = area("pypi-metadata");
+    assert!(
+        metadata.contains(&format!("{pinned}.METADATA")),
+        "{metadata:?}"
+    );
+    assert!(
+        !metadata.contains(&format!("{stale}.METADATA")),
+        "{metadata:?}"
+    );
+    assert!(area("pypi-builds").is_empty(), "{:?}", area("pypi-builds"));
+    // What gc kept still realizes without the network.
+    sb.ok(&["--offline", "realize", "test", "--arch", "amd64"]);
+}

@@ -4,6 +4,7 @@ use super::error::CliError;
 use super::{Cli, Output, exit};
 use carbon_store::fetch::lockfile as fetch_lock;
 use carbon_store::lock::{self, Lockfile};
+use carbon_store::store::Area;
 use carbon_store::store::bundle::{self, BundleError};
 use carbon_store::store::gc::{self, Problem, Roots};
 use std::path::PathBuf;
@@ -154,7 +155,7 @@ fn roots(cli: &Cli, out_dir: &PathBuf, extra: &[PathBuf]) -> Result<Roots, CliEr
         roots.add_lock(&l);
     }
     let mut files: Vec<PathBuf> = extra.to_vec();
-    if let Ok(entries) = std::fs::read_dir(cli.store.join("gcroots")) {
+    if let Ok(entries) = std::fs::read_dir(cli.store.join(Area::GcRoots.dir_name())) {
         files.extend(entries.flatten().map(|e| e.path()));
     }
     for f in &files {

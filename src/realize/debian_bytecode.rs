@@ -64,7 +64,7 @@ fn build<'c>(
         &|_| true,
         minor,
         Invalidation::CheckedHash,
-        &store.root().join("pyc-cache"),
+        &store.area(crate::store::Area::PycCache),
         stage_name,
         compiler,
     )?;

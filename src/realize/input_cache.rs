@@ -80,8 +80,7 @@ pub struct Prebuilt {
 
 fn record_path(store: &Store, key: &str) -> PathBuf {
     store
-        .root()
-        .join("layers")
+        .area(crate::store::Area::Layers)
         .join(format!("inputs-{key}.json"))
 }
 

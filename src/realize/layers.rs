@@ -165,11 +165,11 @@ impl Reconciler {
 
 /// The store's blob directory (`store/blobs`, holding `sha256/<hex>`).
 pub fn blob_dir(store: &Store) -> PathBuf {
-    store.root().join("blobs")
+    store.area(crate::store::Area::Blobs)
 }
 
 fn cache_path(store: &Store, diff_id: &str, compression: Compression) -> PathBuf {
-    store.root().join("layers").join(format!(
+    store.area(crate::store::Area::Layers).join(format!(
         "{}-{}.json",
         diff_id.trim_start_matches("sha256:"),
         compression.name()

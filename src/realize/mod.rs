@@ -125,7 +125,9 @@ fn realize_key(lock_text: &str, shipped: &str, opts: &RealizeOptions) -> String 
 }
 
 fn record_path(store: &Store, key: &str) -> PathBuf {
-    store.root().join("realized").join(format!("{key}.json"))
+    store
+        .area(crate::store::Area::Realized)
+        .join(format!("{key}.json"))
 }
 
 /// A previous identical realize whose outputs are all still there, unchanged in size.

@@ -611,11 +611,11 @@ impl Compiler {
         {
             return Ok(None);
         }
-        let root =
-            store
-                .root()
-                .join(".tmp")
-                .join(format!("python-{}-{}", std::process::id(), minor));
+        let root = store.area(crate::store::Area::Tmp).join(format!(
+            "python-{}-{}",
+            std::process::id(),
+            minor
+        ));
         let _ = std::fs::remove_dir_all(&root);
         let beneath = Beneath::create(&root).map_err(|e| interpreter_error(minor, e))?;
         // Dropped on any error below: nothing of a refused interpreter stays.

@@ -295,7 +295,7 @@ pub fn build(
         &|path: &str| path.starts_with(&site),
         &layers.venv.python_minor,
         python::Invalidation::UncheckedHash,
-        &store.root().join("pyc-cache"),
+        &store.area(crate::store::Area::PycCache),
         stage_name,
         || compiler.get(),
     )?;

@@ -4,7 +4,7 @@
 //! and removes the rest, holding the store's exclusive lock so no other carbon-store
 //! process is reading or writing meanwhile. `verify` re-hashes every object.
 
-use super::{Store, StoreError, path};
+use super::{Area, Store, StoreError, path};
 use crate::lock::Lockfile;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -31,6 +31,8 @@ pub struct Roots {
     pub blobs: BTreeSet<String>,
     /// The packages among `objects`: what `fetch` brings, so what `verify` calls missing.
     pub packages: BTreeSet<String>,
+    /// The sha256 of every wheel and sdist the locks pin (their metadata stays cached).
+    pub python_hashes: BTreeSet<String>,
 }
 
 impl Roots {
@@ -41,10 +43,12 @@ impl Roots {
                 let name = path::fixed_output_name(&w.sha256, &w.file);
                 self.objects.insert(name.clone());
                 self.packages.insert(name);
+                self.python_hashes.insert(w.sha256.clone());
                 for pin in w.build_sources() {
                     let name = path::fixed_output_name(&pin.sha256, &pin.file);
                     self.objects.insert(name.clone());
                     self.packages.insert(name);
+                    self.python_hashes.insert(pin.sha256.clone());
                 }
             }
             for d in &arch.debian {
@@ -119,14 +123,43 @@ fn size_of(p: &Path) -> u64 {
     fs::symlink_metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Removes (or with `dry_run` lists) everything the roots do not need.
+/// Removes (or with `dry_run` lists) everything the roots do not need: objects, then each
+/// area of the store by its own rule.
 pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, StoreError> {
     let _lock = store.lock_exclusive()?;
     let mut report = GcReport::default();
+    let mut doomed = dead_objects(store, roots, &mut report)?;
+    for area in Area::ALL {
+        doomed.extend(dead_in(store, area, roots, &mut report));
+    }
+    doomed.sort();
+    for p in doomed {
+        let size = size_of(&p);
+        if !dry_run {
+            (if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            })
+            .map_err(|e| StoreError::Io {
+                action: "removing",
+                path: p.clone(),
+                source: e,
+            })?;
+        }
+        report.removed.push((p, size));
+    }
+    Ok(report)
+}
+
+/// Objects (`<32 chars>-<name>` files) no root names; refs keep the InRelease they point at.
+fn dead_objects(
+    store: &Store,
+    roots: &Roots,
+    report: &mut GcReport,
+) -> Result<Vec<PathBuf>, StoreError> {
     let root = store.root();
-    let mut doomed: Vec<PathBuf> = Vec::new();
-    // Objects: `<32 chars>-<name>` files; refs keep the InRelease they point at.
-    let referenced: BTreeSet<String> = entries(&root.join("refs"))
+    let referenced: BTreeSet<String> = entries(&store.area(Area::Refs))
         .filter_map(|e| {
             fs::read_to_string(e.path())
                 .ok()
@@ -141,6 +174,7 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
             Some(path::fixed_output_name(&sha, &format!("{suite}_InRelease")))
         })
         .collect();
+    let mut doomed = Vec::new();
     for e in fs::read_dir(root)
         .map_err(|e| StoreError::Io {
             action: "reading",
@@ -158,18 +192,73 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
             }
         }
     }
-    for e in entries(&root.join("blobs/sha256")) {
-        if roots.blobs.contains(&*e.file_name().to_string_lossy()) {
-            report.kept += 1;
-        } else {
-            doomed.push(e.path());
-        }
+    Ok(doomed)
+}
+
+/// What is dead in one area (every area has a rule: the match is exhaustive).
+fn dead_in(store: &Store, area: Area, roots: &Roots, report: &mut GcReport) -> Vec<PathBuf> {
+    let dir = store.area(area);
+    match area {
+        // Nothing in them is live once gc holds the exclusive lock, or it is a pure cache
+        // whose every entry can be made again with identical bytes.
+        Area::Tmp | Area::PycCache => entries(&dir).map(|e| e.path()).collect(),
+        // Pointers (their targets are kept above) and the user's own roots.
+        Area::Refs | Area::GcRoots => Vec::new(),
+        Area::Blobs => entries(&dir.join("sha256"))
+            .filter(|e| {
+                let keep = roots.blobs.contains(&*e.file_name().to_string_lossy());
+                report.kept += keep as usize;
+                !keep
+            })
+            .map(|e| e.path())
+            .collect(),
+        Area::Layers => dead_layers(&dir, roots),
+        // A realize record stays while the outputs it describes are all there.
+        Area::Realized => entries(&dir)
+            .filter(|e| {
+                let outputs_exist = read_json(&e.path())
+                    .and_then(|v| {
+                        v["files"]
+                            .as_object()
+                            .map(|files| files.keys().all(|f| Path::new(f).exists()))
+                    })
+                    .unwrap_or(false);
+                !outputs_exist
+            })
+            .map(|e| e.path())
+            .collect(),
+        // `<wheel sha256>.METADATA`: kept while a root lock pins that wheel.
+        Area::PypiMetadata => entries(&dir)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let sha = name.strip_suffix(".METADATA").unwrap_or("");
+                !roots.python_hashes.contains(sha)
+            })
+            .map(|e| e.path())
+            .collect(),
+        // A build record stays while the wheel it names is kept.
+        Area::PypiBuilds => entries(&dir)
+            .filter(|e| {
+                let wheel = read_json(&e.path()).and_then(|v| {
+                    Some(path::fixed_output_name(
+                        v["sha256"].as_str()?,
+                        v["file"].as_str()?,
+                    ))
+                });
+                !wheel.is_some_and(|w| roots.objects.contains(&w))
+            })
+            .map(|e| e.path())
+            .collect(),
     }
-    // Layer cache entries whose blob goes, and the input records (`inputs-*.json`) of
-    // layers no longer cached; realize records; abandoned temp files.
-    let mut kept_diff_ids = std::collections::BTreeSet::new();
+}
+
+/// Layer cache entries whose blob goes, and the input records (`inputs-*.json`) of layers
+/// no longer cached.
+fn dead_layers(dir: &Path, roots: &Roots) -> Vec<PathBuf> {
+    let mut doomed = Vec::new();
+    let mut kept_diff_ids = BTreeSet::new();
     let mut input_records = Vec::new();
-    for e in entries(&root.join("layers")) {
+    for e in entries(dir) {
         if e.file_name().to_string_lossy().starts_with("inputs-") {
             input_records.push(e);
             continue;
@@ -208,40 +297,7 @@ pub fn gc(store: &Store, roots: &Roots, dry_run: bool) -> Result<GcReport, Store
             doomed.push(e.path());
         }
     }
-    // A realize record stays while the outputs it describes are all there.
-    for e in entries(&root.join("realized")) {
-        let outputs_exist = read_json(&e.path())
-            .and_then(|v| {
-                v["files"]
-                    .as_object()
-                    .map(|files| files.keys().all(|f| Path::new(f).exists()))
-            })
-            .unwrap_or(false);
-        if !outputs_exist {
-            doomed.push(e.path());
-        }
-    }
-    for e in entries(&root.join(".tmp")) {
-        doomed.push(e.path());
-    }
-    doomed.sort();
-    for p in doomed {
-        let size = size_of(&p);
-        if !dry_run {
-            (if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            })
-            .map_err(|e| StoreError::Io {
-                action: "removing",
-                path: p.clone(),
-                source: e,
-            })?;
-        }
-        report.removed.push((p, size));
-    }
-    Ok(report)
+    doomed
 }
 
 /// One problem `verify` found.
@@ -302,7 +358,7 @@ pub fn verify(store: &Store, roots: &Roots) -> Result<(usize, Vec<Problem>), Sto
             files.push((e.path(), Named::Object(name)));
         }
     }
-    for e in entries(&root.join("blobs/sha256")) {
+    for e in entries(&store.area(Area::Blobs).join("sha256")) {
         files.push((
             e.path(),
             Named::Blob(e.file_name().to_string_lossy().into_owned()),

@@ -65,6 +65,63 @@ pub struct Expected {
     pub size: Option<u64>,
 }
 
+/// The directories of a store besides its objects. Each is named here only; the module in
+/// its comment writes it, and `gc` ([`gc::gc`]) has one rule per area for what is live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// Temp files of inserts and scratch directories (this module, `realize`, `sdist`):
+    /// nothing in it is live once no process holds the store.
+    Tmp,
+    /// Small mutable pointers such as the newest InRelease of a suite (`resolve/debian`).
+    Refs,
+    /// Layer and image blobs by sha256 (`realize`): live while an output or a cached
+    /// layer needs them.
+    Blobs,
+    /// Layer cache entries and input records (`realize/layers`, `realize/input_cache`).
+    Layers,
+    /// Records of finished realizes (`realize`): live while their outputs exist.
+    Realized,
+    /// Extra lockfiles the user asks gc to keep (read by the CLI).
+    GcRoots,
+    /// Compiled byte-code by interpreter, path and source (`realize/python`): a pure
+    /// accelerator, emptied by gc.
+    PycCache,
+    /// Wheel core metadata by wheel sha256 (`resolve/pypi`): live while a root lock pins
+    /// that wheel.
+    PypiMetadata,
+    /// Which wheel an sdist build made (`sdist`): live while that wheel is kept.
+    PypiBuilds,
+}
+
+impl Area {
+    pub const ALL: [Area; 9] = [
+        Area::Tmp,
+        Area::Refs,
+        Area::Blobs,
+        Area::Layers,
+        Area::Realized,
+        Area::GcRoots,
+        Area::PycCache,
+        Area::PypiMetadata,
+        Area::PypiBuilds,
+    ];
+
+    /// The directory's name under the store.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Area::Tmp => ".tmp",
+            Area::Refs => "refs",
+            Area::Blobs => "blobs",
+            Area::Layers => "layers",
+            Area::Realized => "realized",
+            Area::GcRoots => "gcroots",
+            Area::PycCache => "pyc-cache",
+            Area::PypiMetadata => "pypi-metadata",
+            Area::PypiBuilds => "pypi-builds",
+        }
+    }
+}
+
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A store directory.
@@ -87,7 +144,8 @@ impl Store {
     /// Opens (creating if needed) a store directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let root = root.into();
-        for dir in [root.clone(), root.join(".tmp"), root.join("refs")] {
+        let areas = [Area::Tmp, Area::Refs].map(|a| root.join(a.dir_name()));
+        for dir in std::iter::once(root.clone()).chain(areas) {
             match fs::create_dir_all(&dir) {
                 Ok(()) => {}
                 // A read-only store can still be read; writing to it fails where it is tried.
@@ -100,6 +158,11 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The directory of one area of the store (which may not exist yet).
+    pub fn area(&self, area: Area) -> PathBuf {
+        self.root.join(area.dir_name())
     }
 
     /// The store's lock file, opened (created if missing). A store this process may not
@@ -175,7 +238,7 @@ impl Store {
     /// Starts writing an object; nothing is visible under its final name until `commit`.
     pub fn begin(&self, name: &str) -> Result<PendingObject, StoreError> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.root.join(".tmp").join(format!(
+        let tmp = self.area(Area::Tmp).join(format!(
             "{}-{}-{}",
             std::process::id(),
             n,
@@ -235,7 +298,7 @@ impl Store {
     /// A name that is not a valid ref name names no ref.
     pub fn get_ref(&self, name: &str) -> Option<String> {
         let name = crate::name::ref_name("store ref", name).ok()?;
-        fs::read_to_string(self.root.join("refs").join(name))
+        fs::read_to_string(self.area(Area::Refs).join(name))
             .ok()
             .map(|s| s.trim().to_string())
     }
@@ -252,7 +315,7 @@ impl Store {
             }
             .into());
         }
-        let path = self.root.join("refs").join(name);
+        let path = self.area(Area::Refs).join(name);
         write_atomic(&path, format!("{value}\n").as_bytes())
     }
 }

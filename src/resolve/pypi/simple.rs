@@ -293,8 +293,7 @@ impl CoreMetadata {
 
 fn metadata_cache(store: &Store, sha256: &str) -> std::path::PathBuf {
     store
-        .root()
-        .join("pypi-metadata")
+        .area(crate::store::Area::PypiMetadata)
         .join(format!("{sha256}.METADATA"))
 }
 
