@@ -154,7 +154,7 @@ fn lock_check_fails_for_missing_and_malformed_locks() {
     );
     let err = sb.fails(&["lock", "--check", "test"], 3);
     assert!(
-        err.contains("cannot read the lockfile") && err.contains("64 hex digits"),
+        err.contains("cannot read the lockfile") && err.contains("64 lowercase hex digits"),
         "{err}"
     );
     sb.write("lockfiles/test.lock", &text[..text.len() / 2]);

@@ -110,18 +110,8 @@ fn pin_from(v: &toml::Value, ctx: &str) -> Result<IndexPin, String> {
             .filter(|v| *v >= 0)
             .ok_or(format!("{ctx}: missing non-negative integer `size`"))? as u64,
     };
-    if pin.sha256.len() != 64 || !pin.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "{ctx}: sha256 {:?} is not 64 hex digits",
-            pin.sha256
-        ));
-    }
-    if pin.file.contains('/') || pin.file.contains("://") {
-        return Err(format!(
-            "{ctx}: file {:?} must be a plain file name",
-            pin.file
-        ));
-    }
+    crate::name::sha256_hex("sha256", &pin.sha256).map_err(|e| format!("{ctx}: {e}"))?;
+    crate::name::file_name("file", &pin.file).map_err(|e| format!("{ctx}: {e}"))?;
     Ok(pin)
 }
 
@@ -361,18 +351,10 @@ impl Lockfile {
                                 &ctx,
                             )?;
                             let sha256 = string(t, "sha256", &ctx)?;
-                            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit())
-                            {
-                                return Err(field(format!(
-                                    "{ctx}: sha256 {sha256:?} is not 64 hex digits"
-                                )));
-                            }
                             let file = string(t, "file", &ctx)?;
-                            if file.contains('/') || file.contains("://") {
-                                return Err(field(format!(
-                                    "{ctx}: file {file:?} must be a plain file name"
-                                )));
-                            }
+                            crate::name::sha256_hex("sha256", &sha256)
+                                .and_then(|_| crate::name::file_name("file", &file))
+                                .map_err(|e| field(format!("{ctx}: {e}")))?;
                             python.push(PythonArtifact {
                                 name: string(t, "name", &ctx)?,
                                 version: string(t, "version", &ctx)?,
@@ -438,21 +420,10 @@ impl Lockfile {
                                 &ctx,
                             )?;
                             let sha256 = string(t, "sha256", &ctx)?;
-                            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit())
-                            {
-                                return Err(field(format!(
-                                    "{ctx}: sha256 {sha256:?} is not 64 hex digits"
-                                )));
-                            }
                             let path = string(t, "path", &ctx)?;
-                            if path.starts_with('/')
-                                || path.split('/').any(|s| s == "..")
-                                || path.contains("://")
-                            {
-                                return Err(field(format!(
-                                    "{ctx}: path {path:?} must be relative to the mirror"
-                                )));
-                            }
+                            crate::name::sha256_hex("sha256", &sha256)
+                                .and_then(|_| crate::name::relative_path("path", &path))
+                                .map_err(|e| field(format!("{ctx}: {e}")))?;
                             lock.debian.push(DebianArtifact {
                                 name: string(t, "name", &ctx)?,
                                 version: string(t, "version", &ctx)?,
@@ -628,9 +599,15 @@ mod tests {
             Lockfile::parse(&text.replace(&"a".repeat(64), "xyz"))
                 .unwrap_err()
                 .to_string()
-                .contains("64 hex")
+                .contains("64 lowercase hex")
         );
-        assert!(Lockfile::parse(&text.replace("pool/main/z", "../z")).is_err());
+        for hostile in ["../z", "/etc/z", "pool//z", "pool/ma in/z"] {
+            let err = Lockfile::parse(&text.replace("pool/main/z", hostile)).unwrap_err();
+            assert!(
+                err.to_string().contains("is not allowed"),
+                "{hostile}: {err}"
+            );
+        }
         assert!(
             Lockfile::parse(&text.replace("version = 1", "version = 9"))
                 .unwrap_err()

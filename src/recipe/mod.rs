@@ -163,6 +163,13 @@ impl Recipes {
     }
 
     fn validate(&self) -> Result<(), RecipeError> {
+        // Image names become output and lockfile names.
+        for (name, (path, _)) in &self.images {
+            crate::name::image_name("image name", name).map_err(|e| RecipeError::Invalid {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
         for (path, component) in self.components.values() {
             for user in &component.user {
                 if user.name.is_empty() || user.name.contains(':') {

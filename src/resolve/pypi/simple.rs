@@ -463,8 +463,12 @@ mod tests {
 
     #[test]
     fn html_pages_and_metadata_headers() {
-        let html = r#"<a href="../../f/a-1.0-py3-none-any.whl#sha256=ab" data-requires-python="&gt;=3.9" data-dist-info-metadata="sha256=cd">a</a><a href="a-0.9.tar.gz#sha256=ef" data-yanked="">x</a>"#;
-        let files = parse_html("http://h/simple/a/", html).unwrap();
+        let (ab, ef) = ("ab".repeat(32), "ef".repeat(32));
+        let html = format!(
+            r#"<a href="../../f/a-1.0%2Blocal-py3-none-any.whl#sha256={ab}" data-requires-python="&gt;=3.9" data-dist-info-metadata="sha256=cd">a</a><a href="a-0.9.tar.gz#sha256={ef}" data-yanked="">x</a>"#
+        );
+        let files = parse_html("http://h/simple/a/", &html).unwrap();
+        assert_eq!(files[0].filename, "a-1.0+local-py3-none-any.whl");
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].requires_python.as_deref(), Some(">=3.9"));
         assert!(files[0].core_metadata && !files[0].yanked && files[1].yanked);
