@@ -64,6 +64,9 @@ pub fn normalize(package: &str, raw: &str) -> Result<Option<String>, UnpackError
     })
 }
 
+/// The most memory the xz decoder of one member may use.
+const XZ_MEMORY_LIMIT: u64 = 256 << 20;
+
 fn decompressor<'a>(
     name: &str,
     data: &'a [u8],
@@ -74,7 +77,14 @@ fn decompressor<'a>(
         reason,
     };
     Ok(match name.rsplit_once('.').map(|(_, e)| e) {
-        Some("xz") => Box::new(liblzma::read::XzDecoder::new(data)),
+        // xz headers choose the dictionary size; one that asks for more than any real
+        // package uses (Debian compresses with 8 MiB, `xz -9e` with 64 MiB) is refused
+        // rather than allocated.
+        Some("xz") => {
+            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, 0)
+                .map_err(|e| bad(e.to_string()))?;
+            Box::new(liblzma::read::XzDecoder::new_stream(data, stream))
+        }
         Some("zst") => {
             Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| bad(e.to_string()))?)
         }
@@ -99,7 +109,8 @@ pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError>
         let name = String::from_utf8_lossy(member.header().identifier())
             .trim_end_matches('/')
             .to_string();
-        let mut raw = Vec::with_capacity(member.header().size() as usize);
+        // The header's size is a claim: a member cannot be larger than the whole archive.
+        let mut raw = Vec::with_capacity((member.header().size() as usize).min(bytes.len()));
         member
             .read_to_end(&mut raw)
             .map_err(|e| bad(format!("reading {name}: {e}")))?;

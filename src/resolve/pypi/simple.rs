@@ -211,6 +211,17 @@ fn parse_html(page_url: &str, text: &str) -> Result<Vec<IndexFile>, PypiError> {
     out.into_iter().map(|f| checked(page_url, f)).collect()
 }
 
+/// The files a project page lists: PEP 691 JSON when it starts with `{`, PEP 503 HTML
+/// otherwise. Every file name and hash is checked ([`crate::name`]).
+pub fn parse_page(url: &str, bytes: &[u8]) -> Result<Vec<IndexFile>, PypiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first == Some(b'{') {
+        parse_json(url, bytes)
+    } else {
+        parse_html(url, &String::from_utf8_lossy(bytes))
+    }
+}
+
 /// Every file of a project, from the first index that has it.
 pub fn project_files(
     fetcher: &Fetcher,
@@ -225,14 +236,7 @@ pub fn project_files(
             Some("application/vnd.pypi.simple.v1+json, text/html;q=0.1"),
             None,
         ) {
-            Ok(bytes) => {
-                let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
-                return if first == Some(b'{') {
-                    parse_json(&url, &bytes)
-                } else {
-                    parse_html(&url, &String::from_utf8_lossy(&bytes))
-                };
-            }
+            Ok(bytes) => return parse_page(&url, &bytes),
             Err(e) => last = Some(e),
         }
     }
