@@ -524,3 +524,145 @@ fn a_wheel_that_honestly_declares_gigabytes_from_kilobytes_is_refused_without_in
     let peak = common::children_peak_rss_bytes();
     assert!(peak < 512 << 20, "peak RSS of a child: {} MiB", peak >> 20);
 }
+
+#[test]
+fn packages_are_refused_for_devices_and_kept_whole_for_scripts_and_long_paths() {
+    let canary = Canary::new();
+    let long = format!("./usr/share/{}/{}", "d".repeat(150), "f".repeat(150));
+    let sb = Sandbox::build(|main, _| {
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("device", "1", "all").entry(Entry::CharDevice {
+                path: "./usr/share/disk".into(),
+                major: 8,
+                minor: 0,
+            }),
+        );
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("scripted", "1", "all")
+                .file(&long, b"deep", 0o644)
+                .member(
+                    "postinst",
+                    &format!("#!/bin/sh\ntouch {}/pwned\n", canary.path().display()),
+                ),
+        );
+    });
+    let with = |package: &str| {
+        sb.write(
+            "recipes/components/hello.toml",
+            &common::HELLO_COMPONENT.replace("[\"hello\"]", &format!("[\"hello\", \"{package}\"]")),
+        );
+        sb.ok(&["lock", "test"]);
+    };
+    with("device");
+    let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+    assert!(
+        err.contains("device: \"usr/share/disk\" is a device file or named pipe"),
+        "{err}"
+    );
+    // Maintainer scripts are kept for dpkg's database, never run; a 300-byte path is kept
+    // whole.
+    with("scripted");
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    canary.assert_untouched("postinst");
+    let tar = std::fs::read(sb.path("oci-out/test-amd64.tar")).unwrap();
+    let found = common::layer_paths(&tar);
+    assert!(found.iter().any(|p| p == &long[2..]), "long path missing");
+    assert!(
+        found
+            .iter()
+            .any(|p| p == "var/lib/dpkg/info/scripted.postinst"),
+        "postinst not recorded"
+    );
+}
+
+#[test]
+fn wheels_whose_members_leave_the_environment_are_refused() {
+    for (case, member) in [
+        ("dot-dot", "../../../etc/evil.py"),
+        ("absolute", "/etc/evil.py"),
+        (".data escape", "alpha-1.0.data/data/../../../../etc/evil"),
+        (
+            "purelib escape",
+            "alpha-1.0.data/purelib/../../../etc/evil.py",
+        ),
+    ] {
+        let sb = Sandbox::new();
+        common::pypi::publish(
+            &sb.path("mirror/pypi"),
+            &[WheelSpec::new("alpha", "1.0", "py3-none-any").file(member, b"pwned\n")],
+            false,
+        );
+        sb.write(
+            "recipes/components/py.toml",
+            "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
+        );
+        sb.write(
+            "recipes/images/test.toml",
+            &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+        );
+        sb.ok(&["lock", "test"]);
+        let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+        assert!(err.contains("escapes the environment"), "{case}: {err}");
+        assert!(!sb.path("oci-out/test").exists(), "{case}");
+    }
+}
+
+#[test]
+fn bundles_with_links_or_unlisted_entries_are_refused_whole() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["fetch", "test"]);
+    sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
+    let bundle = std::fs::read(sb.path("test.bundle")).unwrap();
+    let site = Sandbox::new();
+    let canary = Canary::new();
+    // Each entry of the bundle turned into a symlink out of the store, in turn; then an
+    // entry the manifest does not list.
+    let entries: Vec<(tar::Header, Vec<u8>)> = tar::Archive::new(bundle.as_slice())
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (e.header().clone(), data)
+        })
+        .collect();
+    let write = |entries: &[(tar::Header, Vec<u8>)]| {
+        let mut out = tar::Builder::new(Vec::new());
+        for (h, d) in entries {
+            out.append(h, d.as_slice()).unwrap();
+        }
+        out.into_inner().unwrap()
+    };
+    let mut linked = entries.clone();
+    let (header, _) = &mut linked[1];
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_link_name(canary.path().join("pwned")).unwrap();
+    header.set_size(0);
+    header.set_cksum();
+    linked[1].1.clear();
+    let mut extra = entries.clone();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("objects/../../pwned")
+        .unwrap_or_else(|_| h.set_path("objects/extra").unwrap());
+    h.set_size(5);
+    h.set_cksum();
+    extra.push((h, b"pwned".to_vec()));
+    for (case, bytes) in [
+        ("symlink entry", write(&linked)),
+        ("unlisted entry", write(&extra)),
+    ] {
+        site.write_bytes("hostile.bundle", &bytes);
+        let err = site.fails(&["bundle", "import", "hostile.bundle"], 1);
+        assert!(err.contains("nothing was imported"), "{case}: {err}");
+        canary.assert_untouched(case);
+        assert!(
+            site.store_objects().iter().all(|o| !o.ends_with(".deb")),
+            "{case}: objects imported"
+        );
+        assert_store_clean(&site, case);
+    }
+}

@@ -41,6 +41,10 @@ pub enum TreeError {
         path: String,
         target: String,
     },
+    #[error(
+        "{package}: {path:?} is a device file or named pipe, which Debian Policy 10.6 forbids in packages"
+    )]
+    SpecialFile { package: String, path: String },
     #[error("{package}: too many levels of symlinks resolving {path:?}")]
     Loop { package: String, path: String },
     #[error(
@@ -151,6 +155,17 @@ impl Tree {
         replaces: ReplacesFn,
     ) -> Result<(), TreeError> {
         for e in entries {
+            // Debian Policy 10.6: packages must not ship device files or named pipes; the
+            // engine gives a container its /dev.
+            if matches!(
+                e.kind,
+                EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) | EntryKind::Fifo
+            ) {
+                return Err(TreeError::SpecialFile {
+                    package: package.into(),
+                    path: e.path,
+                });
+            }
             let mapped = merged_usr(&e.path, &e.kind);
             let path = self.place(package, &mapped)?;
             let kind = match e.kind {

@@ -21,6 +21,12 @@ pub enum Entry {
         path: String,
         target: String,
     },
+    /// A character device (major, minor).
+    CharDevice {
+        path: String,
+        major: u32,
+        minor: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +149,9 @@ fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
             }
             Entry::Hardlink { path, target } => {
                 (path, EntryKind::Hardlink(target.clone()), 0o755, &[])
+            }
+            Entry::CharDevice { path, major, minor } => {
+                (path, EntryKind::CharDevice(*major, *minor), 0o660, &[])
             }
         };
         let header = Header {

@@ -425,3 +425,27 @@ pub fn children_peak_rss_bytes() -> u64 {
     // Linux reports ru_maxrss in KiB.
     usage.ru_maxrss as u64 * 1024
 }
+
+/// Every path in every layer of a docker-archive tarball (gzip layers), in order.
+pub fn layer_paths(docker_archive: &[u8]) -> Vec<String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut archive = tar::Archive::new(docker_archive);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("blobs/sha256/") {
+            continue;
+        }
+        let mut blob = Vec::new();
+        entry.read_to_end(&mut blob).unwrap();
+        if !blob.starts_with(&[0x1f, 0x8b]) {
+            continue;
+        }
+        let mut layer = tar::Archive::new(flate2::read::MultiGzDecoder::new(blob.as_slice()));
+        for e in layer.entries().unwrap() {
+            out.push(e.unwrap().path().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
