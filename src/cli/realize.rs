@@ -7,6 +7,8 @@ use carbon_store::fetch::lockfile as fetch_lock;
 use carbon_store::layer::compress::Compression;
 use carbon_store::lock::{self, LockContext, LockError};
 use carbon_store::realize::packages::LoadError;
+use carbon_store::realize::python::WheelError;
+use carbon_store::realize::sandbox::SandboxError;
 use carbon_store::realize::{self, RealizeError, RealizeOptions};
 use carbon_store::unpack::deb::UnpackError;
 use std::path::PathBuf;
@@ -49,6 +51,8 @@ impl From<RealizeError> for CliError {
             RealizeError::Load { error: LoadError::Store(_), .. } => CliError::new(e.to_string())
                 .hint("a package in the store failed its hash check: run `carbon-store verify --repair` to fetch it again"),
             RealizeError::Load { .. } => CliError::new(e.to_string()).hint("the package is not a valid .deb: its bytes match the lock, so the archive publishes it so"),
+            RealizeError::Wheel { error: WheelError::Sandbox(SandboxError::Unavailable { .. }), .. } => CliError::new(e.to_string())
+                .hint("this host refuses user namespaces (a container's seccomp profile, or kernel.unprivileged_userns_clone=0): allow them, or set CARBON_BYTECODE_SANDBOX=off to compile byte-code unconfined where the locked packages are trusted (docs/security.md)"),
             _ => CliError::new(e.to_string()),
         }
     }

@@ -22,6 +22,8 @@ pub const WHEEL_MTIME: u64 = 315_532_800;
 pub enum WheelError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("byte-code: {0}")]
+    Sandbox(#[from] super::sandbox::SandboxError),
     #[error("{wheel}: {reason}")]
     Bad { wheel: String, reason: String },
 }
@@ -700,7 +702,7 @@ impl Compiler {
                 .write_file(path, data, 0o644)
                 .map_err(|e| bad(e.to_string()))?;
         }
-        let sandbox = Sandbox::new(&self.root, &stage_path).map_err(|e| bad(e.to_string()))?;
+        let sandbox = Sandbox::new(&self.root, &stage_path)?;
         // compileall's own workers would start the interpreter without the image's loader,
         // so the files are split into one list per core and each list gets its own process.
         let files: Vec<String> = sources
@@ -732,7 +734,7 @@ impl Compiler {
                 // all is an error.
                 h.join()
                     .expect("compile thread")
-                    .map_err(|e| bad(sandbox.spawn_error(e).to_string()))?;
+                    .map_err(|e| sandbox.spawn_error(e))?;
             }
             Ok(())
         })?;
@@ -753,10 +755,7 @@ impl Compiler {
         list_name: &str,
         mode: Invalidation,
     ) -> Result<std::process::Command, WheelError> {
-        let mut command = sandbox.command(&self.loader).map_err(|e| WheelError::Bad {
-            wheel: "byte-code".into(),
-            reason: e.to_string(),
-        })?;
+        let mut command = sandbox.command(&self.loader)?;
         let library_path: Vec<String> = self
             .library_path
             .split(':')

@@ -205,3 +205,70 @@ fn write_proc(path: &std::ffi::CStr, bytes: &[u8]) -> rustix::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// A root holding the host's dash and the two files it needs, as an image's unpacked
+    /// interpreter would hold Python.
+    fn dash_root(dir: &Path) -> PathBuf {
+        let root = dir.join("root");
+        for (from, to) in [
+            ("/bin/dash", "usr/bin/dash"),
+            (
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "usr/lib/x86_64-linux-gnu/libc.so.6",
+            ),
+            (
+                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            ),
+        ] {
+            let dest = root.join(to);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(from, &dest).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn a_program_sees_only_its_root_read_only_and_writes_only_its_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dash_root(dir.path());
+        let stage = dir.path().join("stage");
+        std::fs::create_dir(&stage).unwrap();
+        let host_file = dir.path().join("host-file");
+        let sandbox = Sandbox::new(&root, &stage).unwrap();
+        assert!(sandbox.confined());
+        let script = format!(
+            "echo ok > /.stage/out; echo pwned > /pwned; echo pwned > {host}; \
+             test -e {host} && echo host-visible > /.stage/host; \
+             test -e /proc/self && echo proc-visible > /.stage/proc; true",
+            host = host_file.display()
+        );
+        let status = sandbox
+            .command("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+            .unwrap()
+            .args([
+                "--library-path",
+                "/usr/lib/x86_64-linux-gnu",
+                "/usr/bin/dash",
+                "-c",
+            ])
+            .arg(&script)
+            .env_clear()
+            .status()
+            .map_err(|e| sandbox.spawn_error(e))
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read(stage.join("out")).unwrap(), b"ok\n");
+        assert!(!root.join("pwned").exists(), "the root was writable");
+        assert!(!host_file.exists(), "the host was writable");
+        assert!(
+            !stage.join("host").exists(),
+            "the host's files were visible"
+        );
+        assert!(!stage.join("proc").exists(), "the host's /proc was visible");
+    }
+}

@@ -62,6 +62,12 @@ impl Priority {
 /// A `Packages` stanza that lacks what every stanza must have.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    #[error("{source_name}, line {line}: {error}")]
+    BadName {
+        source_name: String,
+        line: usize,
+        error: crate::name::NameError,
+    },
     #[error("{source_name}: {error}")]
     Control {
         source_name: String,
@@ -141,7 +147,13 @@ pub fn parse_packages(
             provides: text_of("Provides"),
             conflicts: text_of("Conflicts"),
             breaks: text_of("Breaks"),
-            filename: required("Filename")?.to_string(),
+            filename: crate::name::relative_path("Filename", required("Filename")?)
+                .map_err(|error| IndexError::BadName {
+                    source_name: source_name.to_string(),
+                    line,
+                    error,
+                })?
+                .to_string(),
             size,
             sha256: required("SHA256")?.to_string(),
             suite,
@@ -236,5 +248,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("no Filename field"), "{err}");
+        let hostile = STANZA.replace("pool/main/h/hello/", "../../../");
+        let err = parse_packages(&hostile, "P", 0).unwrap_err();
+        assert!(
+            err.to_string().contains("Filename \"../../../hello"),
+            "{err}"
+        );
     }
 }
