@@ -93,29 +93,16 @@ fn a_bundle_whose_manifest_names_paths_outside_the_store_is_refused_whole() {
             .clone()
     };
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    // A ref under `name` pointing at the bundle's own InRelease.
+    let add_ref = |name: String| -> Edit {
+        Box::new(move |m| {
+            let v = inrelease(m);
+            m["refs"][name.as_str()] = v;
+        })
+    };
     let cases: Vec<(&str, Edit, &str)> = vec![
-        (
-            "ref with ..",
-            Box::new({
-                let relative = relative.clone();
-                move |m| {
-                    let v = inrelease(m);
-                    m["refs"][relative.as_str()] = v;
-                }
-            }),
-            "bundle ref",
-        ),
-        (
-            "absolute ref",
-            Box::new({
-                let absolute = absolute.clone();
-                move |m| {
-                    let v = inrelease(m);
-                    m["refs"][absolute.as_str()] = v;
-                }
-            }),
-            "bundle ref",
-        ),
+        ("ref with ..", add_ref(relative.clone()), "bundle ref"),
+        ("absolute ref", add_ref(absolute.clone()), "bundle ref"),
         (
             "ref to something the bundle lacks",
             Box::new(|m| {
@@ -165,6 +152,21 @@ fn a_bundle_whose_manifest_names_paths_outside_the_store_is_refused_whole() {
     sb.ok(&["bundle", "import", "test.bundle"]);
 }
 
+/// Makes the test image a Python image: the Debian packages `debian` (a TOML list's
+/// items) and the Python project `alpha`.
+fn wants_alpha(sb: &Sandbox, debian: &str) {
+    sb.write(
+        "recipes/components/py.toml",
+        &format!(
+            "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [{debian}]\n[python]\nrequirements = [\"alpha\"]\n"
+        ),
+    );
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
+    );
+}
+
 /// A python image whose interpreter package (`python3.13-minimal`, which byte-compiling
 /// unpacks and runs) is `interpreter`.
 fn python_image_with_interpreter(interpreter: DebSpec) -> Sandbox {
@@ -175,14 +177,7 @@ fn python_image_with_interpreter(interpreter: DebSpec) -> Sandbox {
             .file("alpha/hostile_target.py", b"x = 1\n")],
         false,
     );
-    sb.write(
-        "recipes/components/py.toml",
-        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\", \"python3.13-minimal\"]\n[python]\nrequirements = [\"alpha\"]\n",
-    );
-    sb.write(
-        "recipes/images/test.toml",
-        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
-    );
+    wants_alpha(&sb, "\"python3\", \"python3.13-minimal\"");
     sb
 }
 
@@ -361,14 +356,7 @@ fn an_index_page_naming_a_file_with_a_path_is_refused() {
         ),
     )
     .unwrap();
-    sb.write(
-        "recipes/components/py.toml",
-        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
-    );
-    sb.write(
-        "recipes/images/test.toml",
-        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
-    );
+    wants_alpha(&sb, "\"python3\"");
     let err = sb.fails(&["lock", "test"], 1);
     assert!(
         err.contains("index file name \"../../evil.whl\" is not allowed"),
@@ -414,14 +402,7 @@ fn a_wheel_member_that_inflates_past_its_declared_size_is_refused() {
         .unwrap()
         .replace(&common::sha256_hex(&honest), &common::sha256_hex(&bomb));
     std::fs::write(&page, text).unwrap();
-    sb.write(
-        "recipes/components/py.toml",
-        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
-    );
-    sb.write(
-        "recipes/images/test.toml",
-        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
-    );
+    wants_alpha(&sb, "\"python3\"");
     sb.ok(&["lock", "test"]);
     let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
     // The zip reader or our own cap stops it at the first byte past the declaration.
@@ -505,14 +486,7 @@ fn a_wheel_that_honestly_declares_gigabytes_from_kilobytes_is_refused_without_in
         ),
     )
     .unwrap();
-    sb.write(
-        "recipes/components/py.toml",
-        "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
-    );
-    sb.write(
-        "recipes/images/test.toml",
-        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
-    );
+    wants_alpha(&sb, "\"python3\"");
     sb.ok(&["lock", "test"]);
     let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
     assert!(
@@ -594,14 +568,7 @@ fn wheels_whose_members_leave_the_environment_are_refused() {
             &[WheelSpec::new("alpha", "1.0", "py3-none-any").file(member, b"pwned\n")],
             false,
         );
-        sb.write(
-            "recipes/components/py.toml",
-            "[component]\nname = \"py\"\nafter = [\"base-system\"]\n[debian]\npackages = [\"python3\"]\n[python]\nrequirements = [\"alpha\"]\n",
-        );
-        sb.write(
-            "recipes/images/test.toml",
-            &common::TEST_IMAGE.replace("[\"hello\"]", "[\"py\"]"),
-        );
+        wants_alpha(&sb, "\"python3\"");
         sb.ok(&["lock", "test"]);
         let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
         assert!(err.contains("escapes the environment"), "{case}: {err}");
