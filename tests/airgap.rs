@@ -160,3 +160,22 @@ fn tampered_and_truncated_bundles_are_refused_and_leave_nothing() {
         "{out}"
     );
 }
+
+#[test]
+fn a_bundle_made_from_a_store_without_the_indexes_imports_and_realizes_offline() {
+    // A CI store that only fetched the committed lock holds no InRelease: the bundle then
+    // carries no ref to one (import refuses a ref to an index the bundle lacks).
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    for object in sb.store_objects() {
+        if object.ends_with("_InRelease") {
+            std::fs::remove_file(sb.path("store").join(&object)).unwrap();
+        }
+    }
+    sb.ok(&["fetch", "test"]);
+    sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
+    let site = site(&sb);
+    std::fs::copy(sb.path("test.bundle"), site.path().join("test.bundle")).unwrap();
+    ok(at_site(site.path(), &["bundle", "import", "test.bundle"]));
+    ok(at_site(site.path(), &["--offline", "realize", "test"]));
+}

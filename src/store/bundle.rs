@@ -255,6 +255,14 @@ pub fn export(
     objects.extend(keyring_objects.iter().map(|(o, _)| o.clone()));
     objects.sort();
     objects.dedup();
+    // A ref travels only with the InRelease it points at (import refuses a dangling one).
+    let refs = refs
+        .into_iter()
+        .filter(|(_, value)| {
+            let sha = value.split(' ').next().unwrap_or("");
+            objects.iter().any(|o| o.kind == "index" && o.sha256 == sha)
+        })
+        .collect();
     let manifest = BundleManifest {
         format: FORMAT,
         images: locks.iter().map(|l| l.image.clone()).collect(),
