@@ -4,18 +4,11 @@
 //! Ignored by plain `cargo test`; `scripts/test` starts the engines (scripts/engines-up)
 //! and runs it with DOCKER_HOST set.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{live_store, repo};
+use std::path::Path;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn store() -> PathBuf {
-    std::env::var_os("CARBON_LIVE_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/live-store"))
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -33,7 +26,7 @@ fn realize(image: &str, out_dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
     c.current_dir(repo())
         .arg("--store")
-        .arg(store())
+        .arg(live_store())
         .args(["realize", image, "--out"])
         .arg(out_dir);
     c

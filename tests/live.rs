@@ -7,9 +7,12 @@
 //! the same versions, for amd64 and arm64, for `minimal` and for a large set of requests
 //! covering the Carbon suite's Debian side (databases, toolchains, desktop).
 
+mod common;
+
+use common::{live_store, repo};
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const BIG_REQUESTS: &[&str] = &[
@@ -40,17 +43,6 @@ const BIG_REQUESTS: &[&str] = &[
     "xrdp",
     "cinnamon-core",
 ];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A store kept inside the clone between runs, so repeated live runs download little.
-fn live_store() -> PathBuf {
-    std::env::var_os("CARBON_LIVE_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/live-store"))
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();

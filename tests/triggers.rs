@@ -7,21 +7,13 @@
 //! must say why the image does without it. A package update that declares a new interest
 //! fails this test until the doc covers it.
 
+mod common;
+
 use carbon_store::lock::Lockfile;
 use carbon_store::store::Store;
+use common::{live_store, repo};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn live_store() -> PathBuf {
-    std::env::var_os("CARBON_LIVE_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/live-store"))
-}
 
 /// One interest: who declares it, and what in the suite activates it.
 #[derive(Default)]

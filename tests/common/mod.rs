@@ -449,3 +449,16 @@ pub fn layer_paths(docker_archive: &[u8]) -> Vec<String> {
     }
     out
 }
+
+/// The repository (the crate's root).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The store the live and end-to-end tests share, kept inside the clone between runs so
+/// repeated runs download little (`CARBON_LIVE_STORE` overrides it).
+pub fn live_store() -> PathBuf {
+    std::env::var_os("CARBON_LIVE_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/live-store"))
+}
