@@ -143,33 +143,20 @@ impl Keyring {
         signed: &[u8],
         now: SystemTime,
     ) -> Result<(), Refusal> {
-        self.check_key(signature, signed, now).map_err(|reason| {
-            if reason == NOT_IN_KEYRING && self.names_a_key_of_ours(signature) {
-                Refusal::Altered
-            } else {
-                Refusal::Other(reason)
-            }
-        })
-    }
-
-    fn check_key(
-        &self,
-        signature: &Signature,
-        signed: &[u8],
-        now: SystemTime,
-    ) -> Result<(), String> {
         let now_secs = secs(now);
         if let (Some(created), Some(expires)) =
             (signature.created(), signature.signature_expiration_time())
             && expires.as_secs() != 0
             && created.as_secs() as u64 + expires.as_secs() as u64 <= now_secs
         {
-            return Err("the signature has expired".into());
+            return Err(Refusal::Other("the signature has expired".into()));
         }
-        let mut last_reason = NOT_IN_KEYRING.to_string();
+        // Why the last key whose signature checked out was still refused; `None` while no
+        // key of ours verified the signature at all.
+        let mut last_reason: Option<String> = None;
         for key in &self.keys {
             if signature.verify(&key.primary_key, signed).is_ok() {
-                return check_primary(key, now_secs);
+                return check_primary(key, now_secs).map_err(Refusal::Other);
             }
             for subkey in &key.public_subkeys {
                 if signature.verify(&subkey.key, signed).is_ok() {
@@ -195,32 +182,41 @@ impl Keyring {
                             && s.verify_subkey_binding(&key.primary_key, &subkey.key)
                                 .is_ok()
                     }) {
-                        return Err(format!("subkey {} is revoked", subkey.key.fingerprint()));
+                        return Err(Refusal::Other(format!(
+                            "subkey {} is revoked",
+                            subkey.key.fingerprint()
+                        )));
                     }
                     let Some(binding) = binding else {
-                        last_reason = format!(
+                        last_reason = Some(format!(
                             "subkey {} has no binding signature",
                             subkey.key.fingerprint()
-                        );
+                        ));
                         continue;
                     };
                     if !binding.key_flags().sign() {
-                        return Err(format!(
+                        return Err(Refusal::Other(format!(
                             "subkey {} is not a signing key",
                             subkey.key.fingerprint()
-                        ));
+                        )));
                     }
                     check_expiry(
                         &subkey.key.fingerprint().to_string(),
                         subkey.key.created_at().as_secs(),
                         binding.key_expiration_time().map(|d| d.as_secs()),
                         now_secs,
-                    )?;
-                    return check_primary(key, now_secs);
+                    )
+                    .map_err(Refusal::Other)?;
+                    return check_primary(key, now_secs).map_err(Refusal::Other);
                 }
             }
         }
-        Err(last_reason)
+        Err(match last_reason {
+            Some(reason) => Refusal::Other(reason),
+            // No key verified it, yet it names one of ours: the text is not what was signed.
+            None if self.names_a_key_of_ours(signature) => Refusal::Altered,
+            None => Refusal::Other(NOT_IN_KEYRING.into()),
+        })
     }
 }
 
