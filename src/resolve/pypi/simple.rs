@@ -116,6 +116,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Downloads an index's file into the store (unless it is there), checked against the
+/// index's sha256 and, where the index gives one, its size.
+pub fn fetch_file(
+    fetcher: &Fetcher,
+    store: &Store,
+    file: &IndexFile,
+) -> Result<std::path::PathBuf, FetchError> {
+    fetcher.fetch_into_store(
+        std::slice::from_ref(&file.url),
+        "",
+        store,
+        &file.filename,
+        &crate::store::Expected {
+            sha256: file.sha256.clone(),
+            size: file.size,
+        },
+        &|_| {},
+    )
+}
+
 /// The size of a chosen file: the index's word where it gives one (PEP 691), otherwise
 /// (PEP 503 HTML pages carry none) the size of the file itself, downloaded into the store
 /// and checked against the index's sha256 — the fetch that follows then finds it there.
@@ -123,18 +143,7 @@ pub fn file_size(fetcher: &Fetcher, store: &Store, file: &IndexFile) -> Result<u
     if let Some(size) = file.size {
         return Ok(size);
     }
-    let expected = crate::store::Expected {
-        sha256: file.sha256.clone(),
-        size: None,
-    };
-    let path = fetcher.fetch_into_store(
-        std::slice::from_ref(&file.url),
-        "",
-        store,
-        &file.filename,
-        &expected,
-        &|_| {},
-    )?;
+    let path = fetch_file(fetcher, store, file)?;
     std::fs::metadata(&path)
         .map(|m| m.len())
         .map_err(|e| PypiError::Metadata {
@@ -388,18 +397,9 @@ fn metadata_by_range(fetcher: &Fetcher, file: &IndexFile) -> Result<Vec<u8>, Str
                 .get(start..start + csize as usize)
                 .ok_or("short local data")?;
             let declared = u32_at(&cd, i + 24).ok_or("short entry")?;
-            if declared > MAX_METADATA {
-                return Err(format!(
-                    "{name} declares {declared} bytes; core metadata over {MAX_METADATA} is refused"
-                ));
-            }
-            let capped = |reader: &mut dyn Read| {
-                crate::unpack::zip_member::read_capped(&name, reader, declared)
-                    .map_err(|e| e.to_string())
-            };
             return match method {
-                0 => capped(&mut &data[..]),
-                8 => capped(&mut flate2::read::DeflateDecoder::new(data)),
+                0 => read_metadata(&name, data, declared),
+                8 => read_metadata(&name, flate2::read::DeflateDecoder::new(data), declared),
                 m => Err(format!("METADATA uses zip method {m}")),
             };
         }
@@ -432,12 +432,17 @@ pub fn metadata_in_wheel(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         .ok_or("the wheel has no top-level *.dist-info/METADATA")?;
     let member = zip.by_name(&name).map_err(|e| e.to_string())?;
     let declared = member.size();
+    read_metadata(&name, member, declared)
+}
+
+/// A METADATA member's bytes, refused past [`MAX_METADATA`] and capped by its declared size.
+fn read_metadata(name: &str, member: impl Read, declared: u64) -> Result<Vec<u8>, String> {
     if declared > MAX_METADATA {
         return Err(format!(
             "{name} declares {declared} bytes; core metadata over {MAX_METADATA} is refused"
         ));
     }
-    crate::unpack::zip_member::read_capped(&name, member, declared).map_err(|e| e.to_string())
+    crate::unpack::zip_member::read_capped(name, member, declared).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -351,19 +351,7 @@ impl<'a> Provider<'a> {
             .and_then(|s| s.rsplit_once('-'))
             .map(|(n, _)| simple::normalize(n))
             .unwrap_or_default();
-        let fetch = |f: &IndexFile| {
-            self.fetcher.fetch_into_store(
-                std::slice::from_ref(&f.url),
-                "",
-                self.store,
-                &f.filename,
-                &crate::store::Expected {
-                    sha256: f.sha256.clone(),
-                    size: f.size,
-                },
-                &|_| {},
-            )
-        };
+        let fetch = |f: &IndexFile| simple::fetch_file(self.fetcher, self.store, f);
         fetch(file)?;
         let bytes = self
             .store
