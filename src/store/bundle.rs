@@ -62,11 +62,10 @@ impl BundleManifest {
             ref_name("bundle ref", name)?;
             let (sha, date) = value.split_once(' ').unwrap_or((value, ""));
             sha256_hex("bundle ref target", sha)?;
-            let carried = self
-                .objects
-                .iter()
-                .any(|o| o.kind == "index" && o.sha256 == sha);
-            if !carried || date.is_empty() || date.contains(|c: char| c.is_control()) {
+            if !carries_index(&self.objects, value)
+                || date.is_empty()
+                || date.contains(|c: char| c.is_control())
+            {
                 return Err(NameError {
                     what: "bundle ref value",
                     shown: format!("{value:?}"),
@@ -76,6 +75,12 @@ impl BundleManifest {
         }
         Ok(())
     }
+}
+
+/// Whether `objects` hold the index a ref's value (`<sha256> <date>`) points at.
+fn carries_index(objects: &[BundleObject], ref_value: &str) -> bool {
+    let sha = ref_value.split(' ').next().unwrap_or("");
+    objects.iter().any(|o| o.kind == "index" && o.sha256 == sha)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,10 +263,7 @@ pub fn export(
     // A ref travels only with the InRelease it points at (import refuses a dangling one).
     let refs = refs
         .into_iter()
-        .filter(|(_, value)| {
-            let sha = value.split(' ').next().unwrap_or("");
-            objects.iter().any(|o| o.kind == "index" && o.sha256 == sha)
-        })
+        .filter(|(_, value)| carries_index(&objects, value))
         .collect();
     let manifest = BundleManifest {
         format: FORMAT,
