@@ -197,34 +197,6 @@ fn write_tree(tree: &Tree, root: &Path) -> Result<(), BeneathError> {
     Ok(())
 }
 
-/// A build directory under the store's `.tmp`, removed when dropped (gc removes what a
-/// killed build leaves).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(store: &Store, key: &str) -> std::io::Result<Scratch> {
-        // Absolute: the backend runs in the source directory and is given these paths.
-        let dir = std::path::absolute(store.area(crate::store::Area::Tmp))?.join(format!(
-            "sdist-build-{}-{}",
-            &key[..16],
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The backend call: imports the backend from the isolated environment and the sdist's
 /// `backend-path`, builds the wheel into `argv[1]`, prints its file name.
 const RUN_BACKEND: &str = r#"
@@ -274,7 +246,14 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
     let io = |e: std::io::Error| bad(e.to_string());
     let bytes = store.read_verified(&sdist.sha256, &sdist.file)?;
     let system = build_system(&bytes, &sdist.file)?;
-    let work = Scratch::new(store, &key).map_err(io)?;
+    let work = store
+        .scratch_dir(&format!(
+            "sdist-build-{}-{}",
+            &key[..16],
+            std::process::id()
+        ))
+        .map_err(io)?;
+    std::fs::create_dir_all(work.path()).map_err(io)?;
     let src = work.path().join("src");
     let beneath = Beneath::create(&src).map_err(|e| bad(e.to_string()))?;
     for (rel, data, mode) in entries(&bytes, &sdist.file)? {

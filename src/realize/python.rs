@@ -9,7 +9,7 @@ use super::sandbox::Sandbox;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::lock::PythonArtifact;
-use crate::store::{Store, StoreError};
+use crate::store::{ScratchDir, Store, StoreError};
 use crate::unpack::beneath::Beneath;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -532,7 +532,7 @@ pub struct Compiler {
     /// One compilation at a time (each already uses every core), so that an arch built
     /// second finds the byte-code of files it shares with the first in the cache.
     turn: std::sync::Mutex<()>,
-    root: std::path::PathBuf,
+    root: ScratchDir,
     /// In-root paths of the loader and the interpreter, and the loader's library path.
     loader: String,
     library_path: String,
@@ -613,13 +613,13 @@ impl Compiler {
         {
             return Ok(None);
         }
-        let root = store.area(crate::store::Area::Tmp).join(format!(
-            "python-{}-{}",
-            std::process::id(),
-            minor
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        let beneath = Beneath::create(&root).map_err(|e| interpreter_error(minor, e))?;
+        let root = store
+            .scratch_dir(&format!("python-{}-{}", std::process::id(), minor))
+            .map_err(|e| WheelError::Bad {
+                wheel: format!("python{minor} interpreter"),
+                reason: e.to_string(),
+            })?;
+        let beneath = Beneath::create(root.path()).map_err(|e| interpreter_error(minor, e))?;
         // Dropped on any error below: nothing of a refused interpreter stays.
         let compiler = Compiler {
             turn: std::sync::Mutex::new(()),
@@ -659,6 +659,7 @@ impl Compiler {
         }
         if !compiler
             .root
+            .path()
             .join(compiler.python.trim_start_matches('/'))
             .exists()
         {
@@ -689,20 +690,20 @@ impl Compiler {
             wheel: "byte-code".into(),
             reason,
         };
-        let stage_path = self.root.with_file_name(format!(
-            "{}-stage-{stage_name}",
-            self.root.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let _ = std::fs::remove_dir_all(&stage_path);
+        let root = self.root.path();
         let _turn = self.turn.lock().expect("compile lock");
-        let stage = Beneath::create(&stage_path).map_err(|e| bad(e.to_string()))?;
-        let _cleanup = RemoveOnDrop(stage_path.clone());
+        let stage_dir = ScratchDir::at(root.with_file_name(format!(
+            "{}-stage-{stage_name}",
+            root.file_name().unwrap_or_default().to_string_lossy()
+        )));
+        let stage_path = stage_dir.path();
+        let stage = Beneath::create(stage_path).map_err(|e| bad(e.to_string()))?;
         for (path, data) in sources {
             stage
                 .write_file(path, data, 0o644)
                 .map_err(|e| bad(e.to_string()))?;
         }
-        let sandbox = Sandbox::new(&self.root, &stage_path)?;
+        let sandbox = Sandbox::new(root, stage_path)?;
         // compileall's own workers would start the interpreter without the image's loader,
         // so the files are split into one list per core and each list gets its own process.
         let files: Vec<String> = sources
@@ -785,15 +786,6 @@ impl Compiler {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         Ok(command)
-    }
-}
-
-/// A scratch directory removed when dropped.
-struct RemoveOnDrop(std::path::PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -927,12 +919,6 @@ pub fn compile_tree<'c>(
         );
     }
     Ok(added)
-}
-
-impl Drop for Compiler {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,14 @@ impl Store {
         self.root.join(area.dir_name())
     }
 
+    /// A scratch directory `name` under `.tmp`, its path absolute (programs run in it are
+    /// given paths inside it).
+    pub fn scratch_dir(&self, name: &str) -> io::Result<ScratchDir> {
+        Ok(ScratchDir::at(
+            std::path::absolute(self.area(Area::Tmp))?.join(name),
+        ))
+    }
+
     /// The store's lock file, opened (created if missing). A store this process may not
     /// write (a shared cache mounted read-only) is locked through a read-only descriptor,
     /// which `flock` accepts; `None` when the lock file is missing there too, since then no
@@ -307,16 +315,40 @@ impl Store {
     /// ([`crate::name::ref_name`]), so a ref never lands outside `refs/`.
     pub fn set_ref(&self, name: &str, value: &str) -> Result<(), StoreError> {
         let name = crate::name::ref_name("store ref", name)?;
-        if value.contains(['\n', '\0']) {
+        if let Some(c) = value.chars().find(|c| ['\n', '\0'].contains(c)) {
             return Err(crate::name::NameError {
                 what: "store ref value",
                 shown: format!("{value:?}"),
-                reason: crate::name::Reason::Character('\n'),
+                reason: crate::name::Reason::Character(c),
             }
             .into());
         }
         let path = self.area(Area::Refs).join(name);
         write_atomic(&path, format!("{value}\n").as_bytes())
+    }
+}
+
+/// A scratch directory path under the store's `.tmp`, removed (with what it holds) when
+/// dropped; gc removes what a killed process leaves. The directory itself is not created,
+/// so a caller can create it as it must (`unpack::beneath::Beneath::create` insists on a
+/// new one).
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Reserves `path`, removing whatever an earlier process of the same name left there.
+    pub fn at(path: PathBuf) -> ScratchDir {
+        let _ = fs::remove_dir_all(&path);
+        ScratchDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
