@@ -32,10 +32,27 @@ fn realize(image: &str, out_dir: &Path) -> Command {
     c
 }
 
-/// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`.
-fn load(out: &Path, image: &str, arch: &str) {
+/// An image loaded into the test dockerd, removed from it again when dropped (also when the
+/// test fails): the engines share one data root, and CI's disk holds only so many images.
+struct Loaded(String);
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+        let _ = Command::new("/usr/bin/docker")
+            .args(["-H", &host, "rmi", "--force", &self.0])
+            .output();
+    }
+}
+
+/// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`;
+/// the image it loaded (`carbon/IMAGE:latest`) replaces one loaded before under that name.
+fn load(out: &Path, image: &str, arch: &str) -> Loaded {
+    let tag = format!("carbon/{image}:latest");
+    drop(Loaded(tag.clone()));
     let archive = out.join(format!("{image}-{arch}.tar"));
     docker(&["load", "-i", archive.to_str().unwrap()]);
+    Loaded(tag)
 }
 
 /// Fails naming the first of `expected` that `got` lacks.
@@ -66,7 +83,7 @@ fn minimal_loads_and_runs_in_docker_and_reads_in_skopeo_and_umoci() {
     );
 
     // Docker 20.10 loads the gzip docker-archive and the image is a working Debian.
-    load(&out, "minimal", "amd64");
+    let _loaded = load(&out, "minimal", "amd64");
     let checks = "set -e
 dpkg --audit > /tmp/audit; test ! -s /tmp/audit && echo audit-silent
 apt-get check > /dev/null && echo apt-check-ok
@@ -109,7 +126,7 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
     assert!(c.parse::<u32>().unwrap() > 100, "{certs}");
 
     // arm64 runs under qemu-user-static.
-    load(&out, "minimal", "arm64");
+    let _loaded = load(&out, "minimal", "arm64");
     let got = docker(&[
         "run",
         "--rm",
@@ -174,7 +191,7 @@ fn python_data_runs_numpy_pandas_scikit_learn_and_jupyter() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(&mut realize("python-data", &out));
-    load(&out, "python-data", "amd64");
+    let _loaded = load(&out, "python-data", "amd64");
     let script = "set -e
 python -m pip check
 python -c 'import numpy as np, pandas as pd
@@ -205,7 +222,7 @@ dpkg --audit";
         ],
     );
     // arm64 under qemu: the aarch64 wheels import and compute.
-    load(&out, "python-data", "arm64");
+    let _loaded = load(&out, "python-data", "arm64");
     let got = docker(&[
         "run",
         "--rm",
@@ -238,7 +255,7 @@ fn python_ml_computes_with_torch_tensorflow_transformers_and_pyspark() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(&mut realize("python-ml", &out));
-    load(&out, "python-ml", "amd64");
+    let _loaded = load(&out, "python-ml", "amd64");
     let script = "set -e
 python -m pip check
 python -c 'import torch
@@ -275,7 +292,7 @@ s.stop()' 2>/dev/null";
         ],
     );
     // arm64 under qemu: Debian's torch computes there too.
-    load(&out, "python-ml", "arm64");
+    let _loaded = load(&out, "python-ml", "arm64");
     let got = docker(&[
         "run",
         "--rm",
@@ -325,7 +342,7 @@ fn base_passes_its_smoke_test_on_amd64_and_rebuilds_identically() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(realize("base", &out).args(["--arch", "amd64"]));
-    load(&out, "base", "amd64");
+    let _loaded = load(&out, "base", "amd64");
     let got = smoke("base", "linux/amd64");
     assert_contains_all(
         &got,
