@@ -9,7 +9,8 @@
 //! covers every package's hash) and the interpreter that compiles, so a realize whose
 //! Debian side is unchanged reuses the layer without reading a `.deb`.
 
-use super::input_cache::{self, InputKey};
+use super::derived_layer::Plan;
+use super::input_cache::InputKey;
 use super::python::{self, Compiler, Invalidation, WheelError};
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
@@ -91,98 +92,31 @@ fn build<'c>(
     Ok(Some(tree))
 }
 
-/// What a realize does about the layer, decided before the Debian side is read.
-pub enum Plan {
-    /// No Python in the image, or its Debian modules gave no byte-code before.
-    Nothing,
-    /// Built before from the same inputs: its tree without contents and its diff id.
-    Reused(Tree, input_cache::Prebuilt),
-    /// To build from the Debian layers' contents for Python `minor`, then record under
-    /// `key`.
-    Build { key: String, minor: String },
+/// The layer's plan: built when no layer was recorded under the key of `lock`'s Debian
+/// side (`None` when the image has no Python, so nothing to compile).
+pub fn plan(
+    store: &Store,
+    lock: &Lockfile,
+    debian_key: &str,
+    check: bool,
+    blob_exists: impl Fn(&str) -> bool,
+) -> (Plan, String) {
+    let minor = python::python_minor(lock);
+    let key = (!minor.is_empty()).then(|| key(debian_key, lock, &minor));
+    (Plan::new(store, key, check, blob_exists), minor)
 }
 
-impl Plan {
-    pub fn new(
-        store: &Store,
-        lock: &Lockfile,
-        debian_key: &str,
-        check: bool,
-        blob_exists: impl Fn(&str) -> bool,
-    ) -> Plan {
-        let minor = python::python_minor(lock);
-        if minor.is_empty() {
-            return Plan::Nothing;
-        }
-        let key = key(debian_key, lock, &minor);
-        if check {
-            return Plan::Build { key, minor };
-        }
-        match input_cache::lookup_recorded(store, &key, blob_exists) {
-            Some(input_cache::Recorded::NoLayer) => Plan::Nothing,
-            Some(input_cache::Recorded::Layer(tree, prebuilt)) => Plan::Reused(tree, prebuilt),
-            None => Plan::Build { key, minor },
-        }
-    }
-
-    /// Whether the Debian layers must be read with their contents.
-    pub fn needs_contents(&self) -> bool {
-        matches!(self, Plan::Build { .. })
-    }
-
-    /// When the plan is to build: the byte-code of Debian layers `trees` (with contents,
-    /// bottom first), see [`build`]. Otherwise nothing is compiled.
-    pub fn compile<'c>(
-        &self,
-        trees: &[Tree],
-        store: &Store,
-        stage_name: &str,
-        compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
-    ) -> Result<Option<Tree>, WheelError> {
-        match self {
-            Plan::Build { minor, .. } => build(trees, minor, store, stage_name, compiler),
-            _ => Ok(None),
-        }
-    }
-
-    /// The layer that goes into the image, given what [`Plan::compile`] made of the Debian
-    /// layers. Inputs that gave no byte-code are recorded as such
-    /// (except by `--check`, which records nothing).
-    pub fn layer(
-        self,
-        built: Option<Tree>,
-        store: &Store,
-        check: bool,
-    ) -> Result<Option<Layer>, crate::store::StoreError> {
-        Ok(match (self, built) {
-            (Plan::Nothing, _) => None,
-            (Plan::Reused(tree, prebuilt), _) => Some(Layer {
-                tree,
-                prebuilt: Some(prebuilt),
-                record_under: None,
-            }),
-            (Plan::Build { key, .. }, Some(tree)) => Some(Layer {
-                tree,
-                prebuilt: None,
-                record_under: (!check).then_some(key),
-            }),
-            (Plan::Build { key, .. }, None) => {
-                if !check {
-                    input_cache::save_none(store, &key)?;
-                }
-                None
-            }
-        })
-    }
-}
-
-/// The byte-code layer of an image.
-pub struct Layer {
-    pub tree: Tree,
-    /// Its diff id and record, when reused.
-    pub prebuilt: Option<input_cache::Prebuilt>,
-    /// The key to record it under once written, when freshly built.
-    pub record_under: Option<String>,
+/// The byte-code of Debian layers `trees` (with contents, bottom first) when `plan` is to
+/// build, see [`build`].
+pub fn compile<'c>(
+    plan: &Plan,
+    minor: &str,
+    trees: &[Tree],
+    store: &Store,
+    stage_name: &str,
+    compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
+) -> Result<Option<Tree>, WheelError> {
+    plan.build(|| build(trees, minor, store, stage_name, compiler))
 }
 
 #[cfg(test)]

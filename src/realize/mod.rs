@@ -5,12 +5,15 @@
 
 pub mod check;
 pub mod debian_bytecode;
+pub mod derived_layer;
+mod image_tools;
 pub mod input_cache;
 pub mod layers;
 pub mod packages;
 pub mod python;
 pub mod python_layers;
 pub mod sandbox;
+pub mod trigger_caches;
 
 use crate::fixup::{self, FixupError, FixupInput};
 use crate::layer::compress::Compression;
@@ -40,6 +43,11 @@ pub enum RealizeError {
     },
     #[error("{arch}: fixups: {error}")]
     Fixup { arch: String, error: FixupError },
+    #[error("{arch}: trigger caches: {error}")]
+    Triggers {
+        arch: String,
+        error: trigger_caches::TriggerError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("image {image} is not built for {arch} (its archs: {archs})")]
@@ -281,9 +289,23 @@ fn build_arch(
         error,
     };
     let debian_key = input_cache::debian_key(arch, &components, artifacts);
-    let bytecode = debian_bytecode::Plan::new(store, lock, &debian_key, opts.check, |diff_id| {
-        layers::cached(store, diff_id, opts.compression).is_some()
-    });
+    let blob_exists = |diff_id: &str| layers::cached(store, diff_id, opts.compression).is_some();
+    let (bytecode, minor) =
+        debian_bytecode::plan(store, lock, &debian_key, opts.check, blob_exists);
+    let recipe_paths: Vec<_> = plan
+        .components
+        .iter()
+        .flat_map(|c| c.recipe.path.clone())
+        .collect();
+    let trigger_inputs =
+        trigger_caches::recipe_inputs(&recipe_paths, files_dir).map_err(|error| {
+            RealizeError::Triggers {
+                arch: arch.into(),
+                error,
+            }
+        })?;
+    let triggers =
+        trigger_caches::plan(store, &debian_key, &trigger_inputs, opts.check, blob_exists);
     let DebianSide {
         mut trees,
         comments,
@@ -299,7 +321,7 @@ fn build_arch(
         &debian_key,
         arch,
         opts,
-        bytecode.needs_contents(),
+        bytecode.needs_contents() || triggers.needs_contents(),
     )?;
     // Layers are reconciled bottom-up and written one after another; a written layer's
     // contents are dropped, only the paths stay (for the fixups).
@@ -308,9 +330,22 @@ fn build_arch(
         reconciler.apply(tree, &replaces).map_err(tree_error)?;
     }
     // Byte-code for Debian's Python modules, compiled while the layers have their contents.
-    let bytecode_tree = bytecode
-        .compile(&trees, store, &format!("{arch}-debian"), || compiler.get())
-        .map_err(|error| RealizeError::Wheel {
+    let bytecode_tree = debian_bytecode::compile(
+        &bytecode,
+        &minor,
+        &trees,
+        store,
+        &format!("{arch}-debian"),
+        || compiler.get(),
+    )
+    .map_err(|error| RealizeError::Wheel {
+        arch: arch.into(),
+        error,
+    })?;
+    // The caches dpkg's triggers would write, by the image's own tools.
+    let triggers_tree = triggers
+        .build(|| trigger_caches::build(&trees, &trigger_inputs, &infos, arch, store))
+        .map_err(|error| RealizeError::Triggers {
             arch: arch.into(),
             error,
         })?;
@@ -364,20 +399,23 @@ fn build_arch(
             .collect();
         input_cache::save_debian(store, &debian_key, &recorded, &infos, &retained)?;
     }
-    if let Some(bytecode) = bytecode.layer(bytecode_tree, store, opts.check)? {
-        let mut tree = bytecode.tree;
-        let as_built = bytecode
+    for (plan, tree, comment) in [
+        (bytecode, bytecode_tree, debian_bytecode::COMMENT),
+        (triggers, triggers_tree, trigger_caches::COMMENT),
+    ] {
+        let Some(derived) = plan.layer(tree, store, opts.check)? else {
+            continue;
+        };
+        let mut tree = derived.tree;
+        let as_built = derived
             .record_under
             .as_ref()
             .map(|_| tree.without_contents());
         reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
         paths.extend(tree.nodes.keys().cloned());
-        let (layer, tar) = finish(
-            &tree,
-            bytecode.prebuilt.as_ref().map(|p| p.diff_id.as_str()),
-            debian_bytecode::COMMENT,
-        )?;
-        if let (Some(key), Some(skeleton)) = (bytecode.record_under, as_built) {
+        let prebuilt = derived.prebuilt.as_ref().map(|p| p.diff_id.as_str());
+        let (layer, tar) = finish(&tree, prebuilt, comment)?;
+        if let (Some(key), Some(skeleton)) = (derived.record_under, as_built) {
             let reconciled = input_cache::skeleton_digest(&tree);
             input_cache::save(store, &key, &skeleton, &reconciled, &layer.diff_id)?;
         }
@@ -452,11 +490,6 @@ fn build_arch(
         .components
         .iter()
         .flat_map(|c| c.recipe.user.clone())
-        .collect();
-    let recipe_paths: Vec<_> = plan
-        .components
-        .iter()
-        .flat_map(|c| c.recipe.path.clone())
         .collect();
     let input = FixupInput {
         arch,

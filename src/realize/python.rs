@@ -30,7 +30,7 @@ pub enum WheelError {
 
 /// A directory made for the environment or for byte-code (root-owned, 0755, the wheel
 /// mtime).
-pub(super) fn wheel_dir() -> Node {
+pub(crate) fn wheel_dir() -> Node {
     Node {
         kind: EntryKind::Dir,
         mode: 0o755,
