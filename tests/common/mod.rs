@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod deb;
+pub mod engine;
 pub mod pypi;
 pub mod server;
 

@@ -87,6 +87,44 @@ for cmd in vncserver vncpasswd Xvnc vncsession; do
 done
 ok "vncserver, vncpasswd, Xvnc, vncsession are TigerVNC's"
 
+# The caches dpkg triggers write (carbon-store's trigger caches layer): each is what the
+# trigger's own tool writes here, from the same files.
+triplet=$(basename "$(dirname "$(ls -d /usr/lib/*-linux-gnu/glib-2.0)")")
+mkdir "$work/schemas"
+"/usr/lib/$triplet/glib-2.0/glib-compile-schemas" --targetdir="$work/schemas" /usr/share/glib-2.0/schemas
+cmp "$work/schemas/gschemas.compiled" /usr/share/glib-2.0/schemas/gschemas.compiled
+# GSettings programs find the schemas and the image's own defaults (an override file).
+[ "$(GSETTINGS_BACKEND=memory gsettings get org.cinnamon.desktop.background primary-color)" = "'#1d4e6e'" ]
+ok GSettings schemas
+mkdir -p "$work/mime" && cp -r /usr/share/mime/packages "$work/mime/"
+update-mime-database "$work/mime" >/dev/null
+diff -r -x packages "$work/mime" /usr/share/mime
+ok shared MIME database
+for theme in hicolor Adwaita gnome; do
+    cp -r "/usr/share/icons/$theme" "$work/$theme" && rm "$work/$theme/icon-theme.cache"
+    gtk-update-icon-cache --force --quiet "$work/$theme"
+    cmp "$work/$theme/icon-theme.cache" "/usr/share/icons/$theme/icon-theme.cache"
+done
+ok icon theme caches
+cp -r /usr/share/applications "$work/applications" && rm "$work/applications/mimeinfo.cache"
+update-desktop-database "$work/applications"
+cmp "$work/applications/mimeinfo.cache" /usr/share/applications/mimeinfo.cache
+ok desktop files MIME cache
+"/usr/lib/$triplet/gdk-pixbuf-2.0/gdk-pixbuf-query-loaders" > "$work/loaders.cache"
+cmp "$work/loaders.cache" "/usr/lib/$triplet/gdk-pixbuf-2.0/2.10.0/loaders.cache"
+grep -q '"image/svg+xml"' "$work/loaders.cache"
+ok gdk-pixbuf loaders
+cp -r "/usr/lib/$triplet/gio/modules" "$work/gio-modules" && rm "$work/gio-modules/giomodule.cache"
+"/usr/lib/$triplet/glib-2.0/gio-querymodules" "$work/gio-modules"
+cmp "$work/gio-modules/giomodule.cache" "/usr/lib/$triplet/gio/modules/giomodule.cache"
+ok GIO modules
+# The desktop session the entrypoint started on the VNC display is Cinnamon's.
+pgrep -u carbon -f cinnamon-session >/dev/null
+ok Cinnamon session
+# Login shells get the image's environment.
+[ "$(su - carbon -c 'command -v python3')" = /opt/carbon/python/bin/python3 ]
+ok login shell PATH
+
 # CLI tools.
 git --version
 first curl --version

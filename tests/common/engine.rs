@@ -1,0 +1,69 @@
+//! The real engines of the end-to-end tests: `carbon-store realize` on the repository's
+//! recipes and locks against the live store, and the dockerd that scripts/engines-up
+//! started (DOCKER_HOST).
+
+use super::{live_store, repo};
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `cmd`; fails the test with its output unless it succeeds. Returns stdout and stderr.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// `carbon-store realize IMAGE --out DIR` on the repository's recipes and locks.
+pub fn realize(image: &str, out_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carbon-store"));
+    c.current_dir(repo())
+        .arg("--store")
+        .arg(live_store())
+        .args(["realize", image, "--out"])
+        .arg(out_dir);
+    c
+}
+
+/// An image loaded into the test dockerd, removed from it again when dropped (also when the
+/// test fails): the engines share one data root, and CI's disk holds only so many images.
+pub struct Loaded(String);
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+        let _ = Command::new("/usr/bin/docker")
+            .args(["-H", &host, "rmi", "--force", &self.0])
+            .output();
+    }
+}
+
+/// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`;
+/// the image it loaded (`carbon/IMAGE:latest`) replaces one loaded before under that name.
+pub fn load(out: &Path, image: &str, arch: &str) -> Loaded {
+    let tag = format!("carbon/{image}:latest");
+    drop(Loaded(tag.clone()));
+    let archive = out.join(format!("{image}-{arch}.tar"));
+    docker(&["load", "-i", archive.to_str().unwrap()]);
+    Loaded(tag)
+}
+
+/// Fails naming the first of `expected` that `got` lacks.
+pub fn assert_contains_all(got: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(got.contains(e), "missing {e:?} in:\n{got}");
+    }
+}
+
+/// `docker ARGS` against the test dockerd (DOCKER_HOST); fails the test unless it succeeds.
+pub fn docker(args: &[&str]) -> String {
+    let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST is set by scripts/engines-up");
+    run(Command::new("/usr/bin/docker")
+        .arg("-H")
+        .arg(host)
+        .args(args))
+}
