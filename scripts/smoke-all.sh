@@ -3,7 +3,9 @@
 # Docker (arm64 under qemu-user-static), run tests/smoke/<image>.sh inside with the
 # services it checks started by carbon-entrypoint, then realize it again with --check
 # (every layer rebuilt from the sources and compared). Prints one line per image and arch:
-# result, build time, compressed and unpacked size, whether the rebuild was identical.
+# result, build time, compressed and unpacked size, whether the rebuild was identical,
+# and whether tests/desktop.rs logged into its desktop over SSH, VNC, noVNC and RDP and
+# saw it (screenshots in target/screenshots/<image>-<arch>/).
 #   IMAGES="base tools" ARCHS=amd64 scripts/smoke-all.sh
 # compute is left out by default: its ~6 GB of CUDA wheels per arch need ~40 GB of free
 # disk for one arch at a time (docs/images.md); IMAGES=compute runs it.
@@ -18,7 +20,7 @@ logs=$PWD/target/smoke-logs
 mkdir -p "$logs"
 images=${IMAGES:-base base-macos tools compute-macos}
 archs=${ARCHS:-amd64 arm64}
-printf '%-14s %-6s %-6s %9s %11s %11s %s\n' image arch smoke build compressed unpacked rebuild
+printf '%-14s %-6s %-6s %9s %11s %11s %-9s %s\n' image arch smoke build compressed unpacked rebuild desktop
 failed=0
 for image in $images; do
   for arch in $archs; do
@@ -49,8 +51,14 @@ for image in $images; do
     fi
     rebuild=identical
     "$bin" realize "$image" --arch "$arch" --out "$out" --check >>"$log" 2>&1 || { rebuild=DIFFERENT; failed=1; }
-    printf '%-14s %-6s %-6s %8ss %11s %11s %s\n' "$image" "$arch" "$result" "$build" "$compressed" "$unpacked" "$rebuild"
     /usr/bin/docker image rm "carbon/$image:latest" >/dev/null 2>&1
+    # The login test realizes the image again from the same store (an unchanged realize
+    # is a no-op) and loads it itself.
+    desktop=seen
+    CARBON_LIVE_STORE=$PWD/store CARBON_DESKTOP_IMAGE=$image CARBON_DESKTOP_ARCH=$arch \
+      cargo test --quiet --test desktop desktop_over -- --include-ignored >>"$log" 2>&1 || { desktop=FAIL; failed=1; }
+    mkdir -p "target/screenshots/$image-$arch" && mv target/screenshots/desktop-*.png "target/screenshots/$image-$arch/" 2>/dev/null
+    printf '%-14s %-6s %-6s %8ss %11s %11s %-9s %s\n' "$image" "$arch" "$result" "$build" "$compressed" "$unpacked" "$rebuild" "$desktop"
   done
 done
 exit $failed

@@ -59,6 +59,12 @@ pub fn host_arch() -> Option<&'static str> {
     }
 }
 
+/// `ENOEXEC`: "Exec format error", what `execve` returns for a program of an arch the
+/// kernel (and no `binfmt_misc` handler) can run.
+fn libc_enoexec() -> i32 {
+    rustix::io::Errno::NOEXEC.raw_os_error()
+}
+
 /// The multiarch triplet of a Debian arch (`amd64` → `x86_64-linux-gnu`).
 pub fn triplet(arch: &str) -> &'static str {
     match arch {
@@ -225,15 +231,18 @@ impl ToolRoot {
             .env("LC_ALL", "C.UTF-8")
             .env("PKGSYSTEM_ENABLE_FSYNC", "0")
             .stdin(std::process::Stdio::null());
+        // A program of another arch that the kernel cannot run fails with ENOEXEC; any
+        // other failure to start is the sandbox's.
         let output = command.output().map_err(|source| {
-            if host_arch() == Some(self.arch.as_str()) {
-                ToolError::Sandbox(sandbox.spawn_error(source))
-            } else {
+            let foreign = host_arch() != Some(self.arch.as_str());
+            if foreign && source.raw_os_error() == Some(libc_enoexec()) {
                 ToolError::ForeignArch {
                     arch: self.arch.clone(),
                     program: program.to_string(),
                     source,
                 }
+            } else {
+                ToolError::Sandbox(sandbox.spawn_error(source))
             }
         })?;
         if !output.status.success() {

@@ -132,6 +132,23 @@ struct Trigger {
     /// Whether the tool loads the directory's files as modules (their packages' dependencies
     /// must then be in the root too).
     loads_modules: bool,
+    /// How it is run and where its output goes.
+    writes: Writes,
+}
+
+/// How a trigger's tool is run, and what of its output is kept.
+enum Writes {
+    /// Given the (staged) directory, it writes or rewrites files in it.
+    IntoDirectory,
+    /// Given each icon theme (a subdirectory with an `index.theme`), it writes the theme's
+    /// `icon-theme.cache`, as `update-icon-caches` runs it.
+    IconThemeCaches,
+    /// It reads the directory `env` names and prints the cache, kept at `cache` (relative
+    /// to the directory).
+    Prints {
+        env: &'static str,
+        cache: &'static str,
+    },
 }
 
 const TRIGGERS: &[Trigger] = &[
@@ -140,36 +157,45 @@ const TRIGGERS: &[Trigger] = &[
         tool: "usr/lib/{triplet}/glib-2.0/glib-compile-schemas",
         dir: "usr/share/glib-2.0/schemas",
         loads_modules: false,
+        writes: Writes::IntoDirectory,
     },
     Trigger {
         name: "shared MIME database",
         tool: "usr/bin/update-mime-database",
         dir: "usr/share/mime",
         loads_modules: false,
+        writes: Writes::IntoDirectory,
     },
     Trigger {
         name: "icon theme caches",
         tool: "usr/bin/gtk-update-icon-cache",
         dir: "usr/share/icons",
         loads_modules: false,
+        writes: Writes::IconThemeCaches,
     },
     Trigger {
         name: "desktop files' MIME cache",
         tool: "usr/bin/update-desktop-database",
         dir: "usr/share/applications",
         loads_modules: false,
+        writes: Writes::IntoDirectory,
     },
     Trigger {
         name: "gdk-pixbuf loaders",
         tool: "usr/lib/{triplet}/gdk-pixbuf-2.0/gdk-pixbuf-query-loaders",
         dir: "usr/lib/{triplet}/gdk-pixbuf-2.0/2.10.0/loaders",
         loads_modules: true,
+        writes: Writes::Prints {
+            env: "GDK_PIXBUF_MODULEDIR",
+            cache: "../loaders.cache",
+        },
     },
     Trigger {
         name: "GIO modules",
         tool: "usr/lib/{triplet}/glib-2.0/gio-querymodules",
         dir: "usr/lib/{triplet}/gio/modules",
         loads_modules: true,
+        writes: Writes::IntoDirectory,
     },
 ];
 
@@ -276,23 +302,16 @@ fn run(
     })?;
     let dir = &active.dir;
     let tool = format!("/{}", active.tool);
-    let written: Vec<(String, Vec<u8>)> = match active.trigger.tool.rsplit('/').next() {
-        Some("gdk-pixbuf-query-loaders") => {
-            // As the trigger runs it (`--update-cache`): every loader of the image's loader
-            // directory, which the cache names by its path in the image; printed here.
-            let out = root
-                .run(stage_dir.path(), &tool, |s| Invocation {
-                    args: Vec::new(),
-                    env: vec![(
-                        "GDK_PIXBUF_MODULEDIR".into(),
-                        s.inside(dir).display().to_string(),
-                    )],
-                })
-                .map_err(tool_error)?;
-            vec![(format!("{dir}/../loaders.cache"), out)]
+    let written: Vec<(String, Vec<u8>)> = match &active.trigger.writes {
+        Writes::IntoDirectory => {
+            root.run(stage_dir.path(), &tool, |s| Invocation {
+                args: vec![s.stage_dir().display().to_string()],
+                env: Vec::new(),
+            })
+            .map_err(tool_error)?;
+            written_by_tool(&stage_dir, &staged, dir)?
         }
-        Some("gtk-update-icon-cache") => {
-            // One cache per theme (a directory with an index.theme), as update-icon-caches.
+        Writes::IconThemeCaches => {
             let mut caches = Vec::new();
             for theme in themes(active) {
                 root.run(stage_dir.path(), &tool, |s| Invocation {
@@ -309,14 +328,16 @@ fn run(
             }
             caches
         }
-        // The others write their cache into the directory they are given.
-        _ => {
-            root.run(stage_dir.path(), &tool, |s| Invocation {
-                args: vec![s.stage_dir().display().to_string()],
-                env: Vec::new(),
-            })
-            .map_err(tool_error)?;
-            added(&stage_dir, &staged, dir)?
+        // As the trigger runs it, on the image's own directory (the cache names each module
+        // by its path in the image).
+        Writes::Prints { env, cache } => {
+            let out = root
+                .run(stage_dir.path(), &tool, |s| Invocation {
+                    args: Vec::new(),
+                    env: vec![(env.to_string(), s.inside(dir).display().to_string())],
+                })
+                .map_err(tool_error)?;
+            vec![(format!("{dir}/{cache}"), out)]
         }
     };
     let mtime = active
@@ -351,21 +372,26 @@ fn run(
     Ok(())
 }
 
+/// Files staged for a tool: path relative to the trigger's directory, and bytes.
+type Staged<'t> = BTreeMap<&'t str, &'t [u8]>;
+
 /// Copies the trigger's directory into the stage (files, links and directories, paths
-/// relative to the directory). Returns the staged paths.
-fn stage(active: &Active, stage_dir: &ScratchDir) -> Result<BTreeSet<String>, BeneathError> {
+/// relative to the directory). Returns the staged files.
+fn stage<'t>(active: &Active<'t>, stage_dir: &ScratchDir) -> Result<Staged<'t>, BeneathError> {
     let beneath = Beneath::create(stage_dir.path())?;
     let prefix = format!("{}/", active.dir);
-    let mut staged = BTreeSet::new();
+    let mut staged = Staged::new();
     for (path, node) in &active.entries {
         let rel = &path[prefix.len()..];
         match &node.kind {
             EntryKind::Dir => beneath.create_dir_all(rel)?,
-            EntryKind::File => beneath.write_file(rel, &node.data, 0o644)?,
+            EntryKind::File => {
+                beneath.write_file(rel, &node.data, 0o644)?;
+                staged.insert(rel, &node.data);
+            }
             EntryKind::Symlink(target) => beneath.symlink(rel, target)?,
-            _ => continue,
+            _ => {}
         }
-        staged.insert(rel.to_string());
     }
     Ok(staged)
 }
@@ -383,11 +409,11 @@ fn themes(active: &Active) -> Vec<String> {
         .collect()
 }
 
-/// Every file in the stage that was not staged (what the tool wrote), as image paths
-/// under `dir`, in path order.
-fn added(
+/// Every file in the stage that the tool added or rewrote with other bytes (a package may
+/// ship a stale cache), as image paths under `dir`, in path order.
+fn written_by_tool(
     stage_dir: &ScratchDir,
-    staged: &BTreeSet<String>,
+    staged: &Staged,
     dir: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, TriggerError> {
     let mut out = Vec::new();
@@ -405,8 +431,11 @@ fn added(
             let kind = entry.file_type().map_err(io)?;
             if kind.is_dir() {
                 todo.push(child);
-            } else if kind.is_file() && !staged.contains(&child) {
-                out.push(read_back(stage_dir, &child, dir)?);
+            } else if kind.is_file() {
+                let (path, data) = read_back(stage_dir, &child, dir)?;
+                if staged.get(child.as_str()) != Some(&data.as_slice()) {
+                    out.push((path, data));
+                }
             }
         }
     }
@@ -437,4 +466,72 @@ fn normalize(path: &str) -> String {
         }
     }
     parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::{PathKind, PathSpec};
+
+    fn spec(path: &str, source: &str) -> PathSpec {
+        PathSpec {
+            path: path.into(),
+            kind: PathKind::File,
+            owner: None,
+            mode: None,
+            source: Some(source.into()),
+        }
+    }
+
+    #[test]
+    fn recipe_files_under_a_trigger_directory_are_its_inputs_and_nothing_else_is() {
+        let files = tempfile::tempdir().unwrap();
+        std::fs::write(files.path().join("override"), b"[org.x]\nk=1\n").unwrap();
+        std::fs::write(files.path().join("other"), b"x").unwrap();
+        let paths = [
+            spec(
+                "/usr/share/glib-2.0/schemas/90_x.gschema.override",
+                "override",
+            ),
+            spec("/usr/share/glib-2.0/schemas-old/x", "other"),
+            spec("/usr/lib/aarch64-linux-gnu/gio/modules/x.so", "other"),
+            spec("/etc/profile.d/carbon.sh", "other"),
+        ];
+        let tree = recipe_inputs(&paths, files.path()).unwrap();
+        let got: Vec<&str> = tree.nodes.keys().map(String::as_str).collect();
+        assert_eq!(
+            got,
+            [
+                "usr/lib/aarch64-linux-gnu/gio/modules/x.so",
+                "usr/share/glib-2.0/schemas/90_x.gschema.override"
+            ]
+        );
+        assert_eq!(
+            tree.nodes["usr/share/glib-2.0/schemas/90_x.gschema.override"].data,
+            b"[org.x]\nk=1\n"
+        );
+    }
+
+    #[test]
+    fn a_recipe_file_outside_the_files_directory_is_refused() {
+        let files = tempfile::tempdir().unwrap();
+        let paths = [spec(
+            "/usr/share/applications/x.desktop",
+            "../../etc/passwd",
+        )];
+        let err = recipe_inputs(&paths, files.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/usr/share/applications/x.desktop"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cache_paths_leave_the_loader_directory_upwards_only_by_name() {
+        assert_eq!(
+            normalize("usr/lib/x/gdk-pixbuf-2.0/2.10.0/loaders/../loaders.cache"),
+            "usr/lib/x/gdk-pixbuf-2.0/2.10.0/loaders.cache"
+        );
+    }
 }

@@ -97,7 +97,7 @@ cmp "$work/schemas/gschemas.compiled" /usr/share/glib-2.0/schemas/gschemas.compi
 [ "$(GSETTINGS_BACKEND=memory gsettings get org.cinnamon.desktop.background primary-color)" = "'#1d4e6e'" ]
 ok GSettings schemas
 mkdir -p "$work/mime" && cp -r /usr/share/mime/packages "$work/mime/"
-update-mime-database "$work/mime" >/dev/null
+update-mime-database "$work/mime" >/dev/null 2>&1
 diff -r -x packages "$work/mime" /usr/share/mime
 ok shared MIME database
 for theme in hicolor Adwaita gnome; do
