@@ -148,20 +148,7 @@ impl Display {
                 String::from_utf8_lossy(&xwd.stderr).trim()
             ));
         }
-        let mut convert = Command::new("xwdtopnm")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xwdtopnm (Debian package netpbm)");
-        let mut stdin = convert.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            use std::io::Write;
-            let _ = stdin.write_all(&xwd.stdout);
-        });
-        let ppm = convert.wait_with_output().unwrap().stdout;
-        writer.join().unwrap();
-        Ok(Screen::from_ppm(&ppm))
+        Ok(Screen::from_ppm(&filter("xwdtopnm", xwd.stdout)))
     }
 
     /// Waits until the screen passes `check`; saves the last screenshot as `name`.png in
@@ -198,6 +185,25 @@ impl Drop for Display {
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
+}
+
+/// What netpbm's `program` makes of `input` (fed from another thread, so that neither
+/// side waits on a full pipe).
+fn filter(program: &str, input: Vec<u8>) -> Vec<u8> {
+    let mut child = Command::new(program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} (Debian package netpbm): {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap().stdout;
+    writer.join().unwrap();
+    out
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -284,20 +290,7 @@ impl Screen {
     }
 
     fn save_png(&self, path: &Path) {
-        let mut png = Command::new("pnmtopng")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pnmtopng (Debian package netpbm)");
-        let mut stdin = png.stdin.take().unwrap();
-        let ppm = self.ppm.clone();
-        let writer = std::thread::spawn(move || {
-            use std::io::Write;
-            let _ = stdin.write_all(&ppm);
-        });
-        let out = png.wait_with_output().unwrap().stdout;
-        writer.join().unwrap();
+        let out = filter("pnmtopng", self.ppm.clone());
         std::fs::write(path, out).unwrap();
     }
 }
