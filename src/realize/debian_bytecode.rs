@@ -103,7 +103,7 @@ pub fn plan(
 ) -> (Plan, String) {
     let minor = python::python_minor(lock);
     let key = (!minor.is_empty()).then(|| key(debian_key, lock, &minor));
-    (Plan::new(store, key, check, blob_exists), minor)
+    (Plan::new(store, key, debian_key, check, blob_exists), minor)
 }
 
 /// The byte-code of Debian layers `trees` (with contents, bottom first) when `plan` is to

@@ -17,28 +17,35 @@ pub enum Plan {
     Nothing,
     /// Built before from the same inputs: its tree without contents and its diff id.
     Reused(Tree, input_cache::Prebuilt),
-    /// To build from the Debian layers' contents, then record under `key`.
-    Build { key: String },
+    /// To build from the Debian layers' contents, then record under `key` (inputs that
+    /// give no layer are recorded as derived from the Debian side's record, `debian_key`).
+    Build { key: String, debian_key: String },
 }
 
 impl Plan {
-    /// The plan for inputs `key` (`None`: nothing to derive). `--check` always builds.
+    /// The plan for inputs `key` (`None`: nothing to derive) of the Debian side whose
+    /// record is `debian_key`. `--check` always builds.
     pub fn new(
         store: &Store,
         key: Option<String>,
+        debian_key: &str,
         check: bool,
         blob_exists: impl Fn(&str) -> bool,
     ) -> Plan {
         let Some(key) = key else {
             return Plan::Nothing;
         };
+        let build = |key| Plan::Build {
+            key,
+            debian_key: debian_key.to_string(),
+        };
         if check {
-            return Plan::Build { key };
+            return build(key);
         }
         match input_cache::lookup_recorded(store, &key, blob_exists) {
             Some(input_cache::Recorded::NoLayer) => Plan::Nothing,
             Some(input_cache::Recorded::Layer(tree, prebuilt)) => Plan::Reused(tree, prebuilt),
-            None => Plan::Build { key },
+            None => build(key),
         }
     }
 
@@ -73,14 +80,14 @@ impl Plan {
                 prebuilt: Some(prebuilt),
                 record_under: None,
             }),
-            (Plan::Build { key }, Some(tree)) => Some(Layer {
+            (Plan::Build { key, .. }, Some(tree)) => Some(Layer {
                 tree,
                 prebuilt: None,
                 record_under: (!check).then_some(key),
             }),
-            (Plan::Build { key }, None) => {
+            (Plan::Build { key, debian_key }, None) => {
                 if !check {
-                    input_cache::save_none(store, &key)?;
+                    input_cache::save_none(store, &key, &debian_key)?;
                 }
                 None
             }

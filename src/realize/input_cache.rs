@@ -65,6 +65,10 @@ struct SkeletonNode {
 #[derive(Serialize, Deserialize)]
 struct Record {
     diff_id: String,
+    /// For a record of inputs that give no layer: the key of the record those inputs
+    /// derive from (an arch's Debian side), which gc keeps it with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    derived_from: Option<String>,
     /// [`skeleton_digest`] of the tree after reconciliation when the layer was built.
     reconciled: String,
     nodes: Vec<SkeletonNode>,
@@ -185,6 +189,7 @@ pub fn save(
 ) -> Result<(), StoreError> {
     let record = Record {
         diff_id: diff_id.to_string(),
+        derived_from: None,
         reconciled: reconciled.to_string(),
         nodes: built
             .nodes
@@ -199,9 +204,20 @@ pub fn save(
 }
 
 /// Records that these inputs give no layer at all (an empty diff id), so that the next
-/// realize need not read the inputs again to find that out. gc drops such records.
-pub fn save_none(store: &Store, key: &str) -> Result<(), StoreError> {
-    save(store, key, &Tree::default(), "", "")
+/// realize need not read the inputs again to find that out. `derived_from` is the key of
+/// the record the inputs derive from (an arch's Debian side): gc keeps this record as long
+/// as that one.
+pub fn save_none(store: &Store, key: &str, derived_from: &str) -> Result<(), StoreError> {
+    let record = Record {
+        diff_id: String::new(),
+        derived_from: Some(derived_from.to_string()),
+        reconciled: String::new(),
+        nodes: Vec::new(),
+    };
+    write_atomic(
+        &record_path(store, key),
+        &serde_json::to_vec(&record).expect("record serializes"),
+    )
 }
 
 /// File contents in a record: as text when they are UTF-8 (control files, templates),

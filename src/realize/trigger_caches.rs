@@ -67,7 +67,7 @@ pub fn plan(
         key.add(path);
         key.add(&hex::encode(sha2::Sha256::digest(&node.data)));
     }
-    Plan::new(store, Some(key.finish()), check, blob_exists)
+    Plan::new(store, Some(key.finish()), debian_key, check, blob_exists)
 }
 
 /// The files that recipes' `[[path]]` entries put where a trigger reads (a GSettings

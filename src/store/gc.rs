@@ -281,20 +281,36 @@ fn dead_layers(dir: &Path, roots: &Roots) -> Vec<PathBuf> {
         }
     }
     // A Python layer's record names one diff id; an arch's Debian record (`diff_ids`) is kept
-    // while all of its layers are.
+    // while all of its layers are; a record that inputs give no layer (`derived_from`) is
+    // kept while the record it derives from is.
+    let mut kept_records = BTreeSet::new();
+    let mut no_layer = Vec::new();
     for e in input_records {
-        let keep = read_json(&e.path())
-            .map(|v| match v["diff_ids"].as_array() {
-                Some(ids) => ids
-                    .iter()
-                    .all(|d| d.as_str().is_some_and(|d| kept_diff_ids.contains(d))),
-                None => v["diff_id"]
-                    .as_str()
-                    .is_some_and(|d| kept_diff_ids.contains(d)),
-            })
-            .unwrap_or(false);
-        if !keep {
+        let Some(v) = read_json(&e.path()) else {
             doomed.push(e.path());
+            continue;
+        };
+        if let Some(of) = v["derived_from"].as_str() {
+            no_layer.push((e.path(), format!("inputs-{of}.json")));
+            continue;
+        }
+        let keep = match v["diff_ids"].as_array() {
+            Some(ids) => ids
+                .iter()
+                .all(|d| d.as_str().is_some_and(|d| kept_diff_ids.contains(d))),
+            None => v["diff_id"]
+                .as_str()
+                .is_some_and(|d| kept_diff_ids.contains(d)),
+        };
+        if keep {
+            kept_records.insert(e.file_name().to_string_lossy().into_owned());
+        } else {
+            doomed.push(e.path());
+        }
+    }
+    for (path, of) in no_layer {
+        if !kept_records.contains(&of) {
+            doomed.push(path);
         }
     }
     doomed
