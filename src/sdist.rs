@@ -189,7 +189,7 @@ fn write_tree(tree: &Tree, root: &Path) -> Result<(), BeneathError> {
     for (path, node) in &tree.nodes {
         match &node.kind {
             EntryKind::Dir => beneath.create_dir_all(path)?,
-            EntryKind::File => beneath.write_file(path, &node.data, node.mode)?,
+            EntryKind::File => beneath.write_file(path, node.content.reader(), node.mode)?,
             EntryKind::Symlink(target) => beneath.symlink(path, target)?,
             _ => {}
         }
@@ -258,7 +258,7 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
     let beneath = Beneath::create(&src).map_err(|e| bad(e.to_string()))?;
     for (rel, data, mode) in entries(&bytes, &sdist.file)? {
         beneath
-            .write_file(&rel, &data, mode & 0o755 | 0o600)
+            .write_file(&rel, data.as_slice(), mode & 0o755 | 0o600)
             .map_err(|e| bad(e.to_string()))?;
     }
     // The backend's wheels, installed by our own installer into an isolated environment.
@@ -269,6 +269,7 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
         system_site_packages: false,
     };
     let mut env = Tree::default();
+    let spill = crate::layer::content::Spill::new(store.area(crate::store::Area::Tmp));
     for r in requires {
         let artifact = PythonArtifact {
             name: r.project.clone(),
@@ -289,6 +290,7 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
                 tags_from_file_name: false,
             },
             &mut env,
+            &spill,
         )
         .map_err(|e| bad(format!("installing the build backend: {e}")))?;
     }

@@ -191,7 +191,7 @@ proptest! {
 
     #[test]
     fn deb_archives(bytes in input(sample_deb())) {
-        let peak = peak_of(|| carbon_store::unpack::deb::read_deb(&bytes, "fuzz"));
+        let peak = peak_of(|| carbon_store::unpack::deb::read_deb(&bytes[..], "fuzz", carbon_store::unpack::deb::Sink::Memory));
         prop_assert!(peak <= bound(bytes.len()), "{peak} bytes");
     }
 
@@ -205,7 +205,7 @@ proptest! {
             at += 60 + size + size % 2;
         }
         bytes[at + 48..at + 58].copy_from_slice(format!("{claim:<10}").as_bytes());
-        let peak = peak_of(|| carbon_store::unpack::deb::read_deb(&bytes, "fuzz"));
+        let peak = peak_of(|| carbon_store::unpack::deb::read_deb(&bytes[..], "fuzz", carbon_store::unpack::deb::Sink::Memory));
         prop_assert!(peak <= bound(bytes.len()), "{peak} bytes");
     }
 
@@ -271,7 +271,8 @@ proptest! {
         };
         let options = InstallOptions { requested: true, check_record: true, tags_from_file_name: false };
         let mut tree = carbon_store::layer::tree::Tree::default();
-        let peak = peak_of(|| python::install(&store, &wheel, &venv, options, &mut tree));
+        let spill = carbon_store::layer::content::Spill::new(dir.path().to_path_buf());
+        let peak = peak_of(|| python::install(&store, &wheel, &venv, options, &mut tree, &spill));
         prop_assert!(peak <= bound(bytes.len()), "{peak} bytes");
         // Whatever was installed stays inside the environment.
         for path in tree.nodes.keys() {

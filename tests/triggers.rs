@@ -67,7 +67,12 @@ fn every_trigger_interest_of_the_suite_is_handled_or_documented() {
             let bytes = store
                 .read_verified(&artifact.sha256, artifact.file_name())
                 .unwrap();
-            let deb = carbon_store::unpack::deb::read_deb(&bytes, &artifact.name).unwrap();
+            let deb = carbon_store::unpack::deb::read_deb(
+                &bytes[..],
+                &artifact.name,
+                carbon_store::unpack::deb::Sink::Memory,
+            )
+            .unwrap();
             let triggers = deb
                 .control
                 .get("triggers")

@@ -14,6 +14,7 @@ mod java_keystore;
 mod pam;
 pub mod recipe_paths;
 
+use crate::layer::content::{Content, Spill};
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::recipe::{PathSpec, UserSpec};
@@ -65,6 +66,8 @@ pub struct FixupInput<'a> {
     pub recipe_paths: &'a [PathSpec],
     /// `recipes/files/`, where `kind = "file"` paths come from.
     pub files_dir: PathBuf,
+    /// Where the bytes of recipe files go (they may be large).
+    pub spill: &'a Spill,
 }
 
 /// Package files whose content fixups need; the unpacker keeps these in memory.
@@ -104,28 +107,37 @@ impl<'a> FixupInput<'a> {
             .map(Vec::as_slice)
     }
 
-    fn node(&self, kind: EntryKind, mode: u32, data: Vec<u8>) -> Node {
+    fn node(&self, kind: EntryKind, mode: u32, content: Content) -> Node {
         Node {
             kind,
             mode,
             uid: 0,
             gid: 0,
             mtime: self.source_date_epoch,
-            data,
+            content,
             package: None,
         }
     }
 
     pub fn file(&self, data: impl Into<Vec<u8>>, mode: u32) -> Node {
-        self.node(EntryKind::File, mode, data.into())
+        self.node(EntryKind::File, mode, Content::Inline(data.into()))
+    }
+
+    /// A file whose bytes are already somewhere (a spill file).
+    pub fn file_with(&self, content: Content, mode: u32) -> Node {
+        self.node(EntryKind::File, mode, content)
     }
 
     pub fn dir(&self, mode: u32) -> Node {
-        self.node(EntryKind::Dir, mode, Vec::new())
+        self.node(EntryKind::Dir, mode, Content::default())
     }
 
     pub fn symlink(&self, target: &str) -> Node {
-        self.node(EntryKind::Symlink(target.to_string()), 0o777, Vec::new())
+        self.node(
+            EntryKind::Symlink(target.to_string()),
+            0o777,
+            Content::default(),
+        )
     }
 }
 

@@ -38,9 +38,10 @@ pub fn build(input: &FixupInput, accounts: &Accounts, tree: &mut Tree) -> Result
                         "source {rel:?} must be a relative path under recipes/files/"
                     )));
                 }
-                let data = std::fs::read(input.files_dir.join(rel))
+                let content = std::fs::File::open(input.files_dir.join(rel))
+                    .and_then(|mut file| input.spill.with_writer(|w| w.copy(&mut file)))
                     .map_err(|e| err(format!("recipes/files/{rel}: {e}")))?;
-                input.file(data, mode.unwrap_or(0o644))
+                input.file_with(content, mode.unwrap_or(0o644))
             }
         };
         node.uid = uid;

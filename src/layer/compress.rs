@@ -49,13 +49,11 @@ const GZIP_BLOCK: usize = 1 << 20;
 const GZIP_LEVEL: u32 = 6;
 const ZSTD_LEVEL: i32 = 3;
 
-/// Compresses a whole layer tar.
+/// Compresses a whole layer tar in memory (tests and small blobs).
 pub fn compress(data: &[u8], compression: Compression) -> Vec<u8> {
-    match compression {
-        Compression::Gzip => gzip(data),
-        Compression::Zstd => zstd_compress(data),
-        Compression::None => data.to_vec(),
-    }
+    let mut w = Compressor::new(compression, Vec::new()).expect("compressing to memory");
+    std::io::Write::write_all(&mut w, data).expect("compressing to memory");
+    w.finish().expect("compressing to memory")
 }
 
 fn deflate_block(block: &[u8], last: bool) -> Vec<u8> {
@@ -84,55 +82,217 @@ fn deflate_block(block: &[u8], last: bool) -> Vec<u8> {
     out
 }
 
-/// Parallel, deterministic gzip (one member).
+/// Parallel, deterministic gzip (one member) of bytes in memory.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let blocks: Vec<&[u8]> = if data.is_empty() {
-        vec![&[][..]]
-    } else {
-        data.chunks(GZIP_BLOCK).collect()
-    };
-    let n = blocks.len();
-    let parts: Vec<Vec<u8>> = blocks
-        .par_iter()
-        .enumerate()
-        .map(|(i, b)| deflate_block(b, i + 1 == n))
-        .collect();
-    let mut crc = flate2::Crc::new();
-    crc.update(data);
-    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 18);
-    // Header: magic, deflate, no flags, mtime 0, no extra flags, OS 3 (Unix).
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
-    for p in &parts {
-        out.extend_from_slice(p);
+    compress(data, Compression::Gzip)
+}
+
+/// Blocks deflated together: enough to keep every core busy, few enough that memory stays
+/// a few MiB per layer being written.
+fn batch_blocks() -> usize {
+    (2 * rayon::current_num_threads()).max(4)
+}
+
+/// A batch of whole blocks for the deflating thread; `last` marks the stream's end.
+struct Batch {
+    blocks: Vec<Vec<u8>>,
+    last: bool,
+}
+
+/// Streaming, deterministic gzip: input is cut into [`GZIP_BLOCK`]s as it arrives; batches
+/// of blocks are deflated in parallel on a thread of their own while the next batch fills,
+/// so reading and tar writing overlap compression. The bytes equal [`gzip`]'s for the same
+/// input, whatever the batch size or thread count.
+struct GzipWriter<W: std::io::Write + Send + 'static> {
+    block: Vec<u8>,
+    batch: Vec<Vec<u8>>,
+    crc: flate2::Crc,
+    to_deflater: Option<std::sync::mpsc::SyncSender<Batch>>,
+    deflater: Option<std::thread::JoinHandle<std::io::Result<W>>>,
+}
+
+impl<W: std::io::Write + Send + 'static> GzipWriter<W> {
+    fn new(mut out: W) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+        // A pool of its own, as large as the caller's: the caller may be a worker of the
+        // global pool blocked on this channel, and deflating on that pool could then wait
+        // for itself.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("gzip-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let deflater = std::thread::Builder::new().name("gzip".into()).spawn(
+            move || -> std::io::Result<W> {
+                // Header: magic, deflate, no flags, mtime 0, no extra flags, OS 3 (Unix).
+                out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])?;
+                for batch in rx {
+                    let n = batch.blocks.len();
+                    let parts: Vec<Vec<u8>> = pool.install(|| {
+                        batch
+                            .blocks
+                            .par_iter()
+                            .enumerate()
+                            .map(|(i, b)| deflate_block(b, batch.last && i + 1 == n))
+                            .collect()
+                    });
+                    for p in parts {
+                        out.write_all(&p)?;
+                    }
+                }
+                Ok(out)
+            },
+        )?;
+        Ok(GzipWriter {
+            block: Vec::with_capacity(GZIP_BLOCK),
+            batch: Vec::new(),
+            crc: flate2::Crc::new(),
+            to_deflater: Some(tx),
+            deflater: Some(deflater),
+        })
     }
-    out.extend_from_slice(&crc.sum().to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
+
+    fn send(&mut self, last: bool) -> std::io::Result<()> {
+        let blocks = std::mem::take(&mut self.batch);
+        let sent = self
+            .to_deflater
+            .as_ref()
+            .map(|tx| tx.send(Batch { blocks, last }).is_ok())
+            .unwrap_or(false);
+        if sent {
+            Ok(())
+        } else {
+            // The deflating thread stopped: its error says why.
+            Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| std::io::Error::other("the compressing thread stopped early")))
+        }
+    }
+
+    fn join(&mut self) -> std::io::Result<W> {
+        self.to_deflater = None;
+        match self.deflater.take() {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the compressing thread panicked"))),
+            None => Err(std::io::Error::other("the compressor was already finished")),
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<W> {
+        // The block being filled is the last one (empty only when the input was empty or
+        // ended on a block boundary, in which case the previous full block is held back).
+        if self.block.is_empty() && !self.batch.is_empty() {
+            self.block = self.batch.pop().expect("batch is not empty");
+        }
+        let last = std::mem::take(&mut self.block);
+        self.batch.push(last);
+        self.send(true)?;
+        let mut out = self.join()?;
+        out.write_all(&self.crc.sum().to_le_bytes())?;
+        out.write_all(&(self.crc.amount()).to_le_bytes())?;
+        Ok(out)
+    }
 }
 
-fn zstd_compress(data: &[u8]) -> Vec<u8> {
-    let workers = rayon::current_num_threads().max(1) as u32;
-    let mut enc = zstd::stream::Encoder::new(Vec::with_capacity(data.len() / 3), ZSTD_LEVEL)
-        .expect("zstd encoder");
-    enc.multithread(workers).expect("zstd built with zstdmt");
-    enc.include_checksum(true).expect("zstd parameter");
-    std::io::Write::write_all(&mut enc, data).expect("compressing to memory");
-    enc.finish().expect("compressing to memory")
+impl<W: std::io::Write + Send + 'static> std::io::Write for GzipWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.block.len() == GZIP_BLOCK {
+                // More input follows, so the full block is not the last.
+                let full = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK));
+                self.batch.push(full);
+                if self.batch.len() >= batch_blocks() {
+                    self.send(false)?;
+                }
+            }
+            let take = (GZIP_BLOCK - self.block.len()).min(rest.len());
+            self.block.extend_from_slice(&rest[..take]);
+            self.crc.update(&rest[..take]);
+            rest = &rest[take..];
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Decompresses a layer blob (for `realize --check` and tests).
+/// A layer compressor that streams: bytes written in, compressed bytes out to `W`.
+pub enum Compressor<W: std::io::Write + Send + 'static> {
+    Gzip(GzipWriterBox<W>),
+    Zstd(zstd::stream::Encoder<'static, W>),
+    None(W),
+}
+
+/// [`GzipWriter`] behind a box (it is large and private).
+pub struct GzipWriterBox<W: std::io::Write + Send + 'static>(Box<GzipWriter<W>>);
+
+impl<W: std::io::Write + Send + 'static> Compressor<W> {
+    pub fn new(compression: Compression, out: W) -> std::io::Result<Self> {
+        Ok(match compression {
+            Compression::Gzip => Compressor::Gzip(GzipWriterBox(Box::new(GzipWriter::new(out)?))),
+            Compression::Zstd => {
+                let workers = rayon::current_num_threads().max(1) as u32;
+                let mut enc = zstd::stream::Encoder::new(out, ZSTD_LEVEL)?;
+                enc.multithread(workers)?;
+                enc.include_checksum(true)?;
+                Compressor::Zstd(enc)
+            }
+            Compression::None => Compressor::None(out),
+        })
+    }
+
+    /// Ends the stream and returns the writer.
+    pub fn finish(self) -> std::io::Result<W> {
+        match self {
+            Compressor::Gzip(g) => g.0.finish(),
+            Compressor::Zstd(enc) => enc.finish(),
+            Compressor::None(out) => Ok(out),
+        }
+    }
+}
+
+impl<W: std::io::Write + Send + 'static> std::io::Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Compressor::Gzip(g) => g.0.write(buf),
+            Compressor::Zstd(enc) => enc.write(buf),
+            Compressor::None(out) => out.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Flushing would end a compressed block early and change the bytes: only the
+        // plain writer flushes.
+        match self {
+            Compressor::None(out) => out.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A reader of a layer blob's tar (for `realize --check` and tests).
+pub fn decoder<'r>(
+    blob: impl std::io::Read + 'r,
+    compression: Compression,
+) -> std::io::Result<Box<dyn std::io::Read + 'r>> {
+    Ok(match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            blob,
+        ))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),
+        Compression::None => Box::new(blob),
+    })
+}
+
+/// Decompresses a layer blob in memory (tests).
 pub fn decompress(blob: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
     let mut out = Vec::new();
-    match compression {
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut out)?;
-        }
-        Compression::Zstd => {
-            zstd::stream::read::Decoder::new(blob)?.read_to_end(&mut out)?;
-        }
-        Compression::None => out.extend_from_slice(blob),
-    }
+    std::io::Read::read_to_end(&mut decoder(blob, compression)?, &mut out)?;
     Ok(out)
 }
 
@@ -174,8 +334,8 @@ mod tests {
     #[test]
     fn zstd_is_identical_for_any_thread_count_and_round_trips() {
         let data = sample();
-        let one = in_pool(1, || zstd_compress(&data));
-        let three = in_pool(3, || zstd_compress(&data));
+        let one = in_pool(1, || compress(&data, Compression::Zstd));
+        let three = in_pool(3, || compress(&data, Compression::Zstd));
         assert_eq!(one, three);
         assert_eq!(decompress(&one, Compression::Zstd).unwrap(), data);
     }
@@ -190,10 +350,35 @@ mod tests {
             "gzip bytes changed"
         );
         assert_eq!(
-            hex::encode(Sha256::digest(zstd_compress(&data))),
+            hex::encode(Sha256::digest(compress(&data, Compression::Zstd))),
             GOLDEN_ZSTD,
             "zstd bytes changed"
         );
+    }
+
+    #[test]
+    fn streamed_in_odd_pieces_the_bytes_are_the_same() {
+        // Pieces that straddle block boundaries, and inputs that end exactly on one.
+        for len in [
+            0,
+            1,
+            GZIP_BLOCK,
+            2 * GZIP_BLOCK,
+            3_670_016,
+            9 * GZIP_BLOCK + 5,
+        ] {
+            let data: Vec<u8> = (0..len as u32).map(|i| ((i / 5) % 241) as u8).collect();
+            for compression in [Compression::Gzip, Compression::Zstd] {
+                let whole = compress(&data, compression);
+                let mut w = Compressor::new(compression, Vec::new()).unwrap();
+                for piece in data.chunks(77_777) {
+                    std::io::Write::write_all(&mut w, piece).unwrap();
+                }
+                let streamed = w.finish().unwrap();
+                assert_eq!(streamed, whole, "{compression:?}, {len} bytes");
+                assert_eq!(decompress(&streamed, compression).unwrap(), data);
+            }
+        }
     }
 
     const GOLDEN_GZIP: &str = "fcdf5d6cd4f428732e6ccc9b79b075463338a97ec2db1d4f6f15e58e7e943539";

@@ -7,9 +7,9 @@
 //! would lead outside the root is refused, as are two packages shipping the same file
 //! unless one `Replaces` the other.
 
+use super::content::Content;
 use super::tar::{EntryKind, Header, TarWriter};
 use crate::unpack::deb::DataEntry;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// An entry of the tree: metadata, content, and the package that put it there.
@@ -20,7 +20,8 @@ pub struct Node {
     pub uid: u64,
     pub gid: u64,
     pub mtime: u64,
-    pub data: Vec<u8>,
+    /// A file's bytes (empty for anything else).
+    pub content: Content,
     /// The owning package, or `None` for files made by fixups.
     pub package: Option<String>,
 }
@@ -182,7 +183,7 @@ impl Tree {
                 uid: e.uid,
                 gid: e.gid,
                 mtime: e.mtime,
-                data: e.data,
+                content: e.content,
                 package: Some(package.to_string()),
             };
             self.insert(package, path, node, replaces)?;
@@ -242,8 +243,8 @@ impl Tree {
                         self.nodes.insert(path, node);
                     }
                     _ if existing.kind == node.kind
-                        && existing.data == node.data
-                        && existing.mode == node.mode =>
+                        && existing.mode == node.mode
+                        && existing.content.same_bytes(&node.content).unwrap_or(false) =>
                     {
                         // Identical content shipped twice (dpkg refuses this too, but only
                         // for differing files in Multi-Arch: same packages of one arch).
@@ -274,7 +275,7 @@ impl Tree {
                 .iter()
                 .map(|(path, node)| {
                     let node = Node {
-                        data: Vec::new(),
+                        content: Content::default(),
                         package: node.package.clone(),
                         kind: node.kind.clone(),
                         ..*node
@@ -293,29 +294,14 @@ impl Tree {
             .filter_map(|(p, n)| n.package.as_deref().map(|pkg| (p, pkg)))
     }
 
-    /// Writes the tree as a tar. Hard links point at the first path of their group in tar order.
+    /// The bytes of the tar, in memory (for tests and small trees; layers are streamed with
+    /// [`Tree::write_tar`]).
     pub fn to_tar(&self) -> Vec<u8> {
-        let size_hint: usize = self.nodes.values().map(|n| n.data.len() + 1024).sum();
-        self.write_tar(Vec::with_capacity(size_hint + 1024))
-            .expect("writing to memory")
+        self.write_tar(Vec::new()).expect("writing to memory")
     }
 
-    /// The tar and its `sha256:` digest, hashed while it is written (one pass over memory).
-    pub fn to_tar_with_digest(&self) -> (Vec<u8>, String) {
-        let size_hint: usize = self.nodes.values().map(|n| n.data.len() + 1024).sum();
-        let out = self
-            .write_tar(DigestingVec {
-                data: Vec::with_capacity(size_hint + 1024),
-                hasher: Sha256::new(),
-            })
-            .expect("writing to memory");
-        (
-            out.data,
-            format!("sha256:{}", hex::encode(out.hasher.finalize())),
-        )
-    }
-
-    /// [`Tree::to_tar`] into any writer.
+    /// Writes the tree as a tar, each file's bytes streamed from where they are. Hard links
+    /// point at the first path of their group in tar order, which holds the bytes.
     pub fn write_tar<W: std::io::Write>(&self, out: W) -> std::io::Result<W> {
         // Group hard links with their targets so that the first path in order holds the data.
         let mut leader: BTreeMap<&str, &str> = BTreeMap::new();
@@ -329,36 +315,33 @@ impl Tree {
                 leader.insert(target.as_str(), first);
             }
         }
-        let mut data_of: BTreeMap<&str, &str> = BTreeMap::new(); // leader path -> target holding data
-        for (target, first) in &leader {
-            data_of.insert(first, target);
-        }
+        let empty = Content::default();
         let mut w = TarWriter::new(out);
         for (path, node) in &self.nodes {
-            let (kind, data): (EntryKind, &[u8]) = match &node.kind {
+            let (kind, content): (EntryKind, &Content) = match &node.kind {
                 EntryKind::Hardlink(target) => {
                     let first = leader[target.as_str()];
                     if first == path.as_str() {
                         let holder = self
                             .nodes
                             .get(target.as_str())
-                            .map(|n| n.data.as_slice())
-                            .unwrap_or(&[]);
+                            .map(|n| &n.content)
+                            .unwrap_or(&empty);
                         (EntryKind::File, holder)
                     } else {
-                        (EntryKind::Hardlink(first.to_string()), &[])
+                        (EntryKind::Hardlink(first.to_string()), &empty)
                     }
                 }
                 EntryKind::File => match leader.get(path.as_str()) {
                     Some(first) if *first != path.as_str() => {
-                        (EntryKind::Hardlink(first.to_string()), &[])
+                        (EntryKind::Hardlink(first.to_string()), &empty)
                     }
-                    _ => (EntryKind::File, node.data.as_slice()),
+                    _ => (EntryKind::File, &node.content),
                 },
-                other => (other.clone(), &[]),
+                other => (other.clone(), &empty),
             };
             let size = if kind == EntryKind::File {
-                data.len() as u64
+                content.len()
             } else {
                 0
             };
@@ -371,27 +354,9 @@ impl Tree {
                 size,
                 mtime: node.mtime,
             };
-            w.append(&header, data)?;
+            w.append_reader(&header, content.reader())?;
         }
         w.finish()
-    }
-}
-
-/// A growing buffer that hashes what is written to it.
-struct DigestingVec {
-    data: Vec<u8>,
-    hasher: Sha256,
-}
-
-impl std::io::Write for DigestingVec {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.hasher.update(buf);
-        self.data.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -407,7 +372,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mtime: 1,
-            data: data.to_vec(),
+            content: data.to_vec().into(),
         }
     }
     fn dir(path: &str, mode: u32) -> DataEntry {
@@ -418,7 +383,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mtime: 1,
-            data: vec![],
+            content: Content::default(),
         }
     }
     fn link(path: &str, target: &str) -> DataEntry {
@@ -429,7 +394,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mtime: 1,
-            data: vec![],
+            content: Content::default(),
         }
     }
     const NO: ReplacesFn = &|_, _| false;
@@ -499,7 +464,7 @@ mod tests {
             new == "b" && old == "a"
         })
         .unwrap();
-        assert_eq!(t.nodes["usr/bin/tool"].data, b"b");
+        assert_eq!(t.nodes["usr/bin/tool"].content.to_vec().unwrap(), b"b");
     }
 
     #[test]
@@ -521,7 +486,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mtime: 1,
-            data: vec![],
+            content: Content::default(),
         };
         t.add_package("p", vec![file("usr/bin/z-file", b"payload"), hl], NO)
             .unwrap();

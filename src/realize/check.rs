@@ -2,8 +2,10 @@
 //! names the arch, the layer and the first path whose header or content differs.
 
 use super::RealizeError;
-use crate::layer::compress::{Compression, decompress};
+use crate::layer::blob::blob_path;
+use crate::layer::compress::{Compression, decoder};
 use crate::oci::BuiltImage;
+use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
 
@@ -18,67 +20,64 @@ fn read_json(path: &Path) -> Result<serde_json::Value, RealizeError> {
         .map_err(|e| RealizeError::CheckFailed(format!("{}: {e}", path.display())))
 }
 
-/// (path, header summary, content) of every entry of a tar.
-fn entries(tar: &[u8]) -> Vec<(String, String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut archive = tar::Archive::new(tar);
-    let Ok(list) = archive.entries() else {
-        return out;
-    };
-    for e in list.flatten() {
-        let mut e = e;
-        let h = e.header().clone();
-        let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-        let link = e
-            .link_name_bytes()
-            .map(|l| String::from_utf8_lossy(&l).into_owned())
-            .unwrap_or_default();
-        let summary = format!(
-            "type {:?} mode {:o} uid {} gid {} mtime {} size {} link {link:?}",
-            h.entry_type(),
-            h.mode().unwrap_or(0),
-            h.uid().unwrap_or(0),
-            h.gid().unwrap_or(0),
-            h.mtime().unwrap_or(0),
-            h.size().unwrap_or(0)
-        );
-        let mut data = Vec::new();
-        let _ = e.read_to_end(&mut data);
-        out.push((path, summary, data));
-    }
-    out
+/// (path, header summary, sha256 of the content) of one tar entry, its content streamed.
+fn describe<R: Read>(
+    entry: std::io::Result<tar::Entry<R>>,
+) -> std::io::Result<(String, String, String)> {
+    let mut e = entry?;
+    let h = e.header().clone();
+    let path = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+    let link = e
+        .link_name_bytes()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .unwrap_or_default();
+    let summary = format!(
+        "type {:?} mode {:o} uid {} gid {} mtime {} size {} link {link:?}",
+        h.entry_type(),
+        h.mode().unwrap_or(0),
+        h.uid().unwrap_or(0),
+        h.gid().unwrap_or(0),
+        h.mtime().unwrap_or(0),
+        h.size().unwrap_or(0)
+    );
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut e, &mut hasher)?;
+    Ok((path, summary, hex::encode(hasher.finalize())))
 }
 
-/// Explains the first difference between two layer tars.
-pub fn first_difference(old: &[u8], new: &[u8]) -> String {
-    let (a, b) = (entries(old), entries(new));
-    for i in 0..a.len().max(b.len()) {
-        match (a.get(i), b.get(i)) {
-            (Some(x), Some(y)) if x.0 != y.0 => {
-                return format!(
-                    "first differing path: {} (existing) vs {} (rebuilt)",
-                    x.0, y.0
-                );
-            }
-            (Some(x), Some(y)) if x.1 != y.1 => {
-                return format!(
-                    "first differing path: {}: {} (existing) vs {} (rebuilt)",
-                    x.0, x.1, y.1
-                );
-            }
+/// Explains the first difference between two layer tars, read side by side as streams
+/// (a layer can be larger than the memory).
+pub fn first_difference(old: impl Read, new: impl Read) -> std::io::Result<String> {
+    let (mut old, mut new) = (tar::Archive::new(old), tar::Archive::new(new));
+    let (mut a, mut b) = (old.entries()?, new.entries()?);
+    loop {
+        let (x, y) = (
+            a.next().map(describe).transpose()?,
+            b.next().map(describe).transpose()?,
+        );
+        let found = match (x, y) {
+            (Some(x), Some(y)) if x.0 != y.0 => format!(
+                "first differing path: {} (existing) vs {} (rebuilt)",
+                x.0, y.0
+            ),
+            (Some(x), Some(y)) if x.1 != y.1 => format!(
+                "first differing path: {}: {} (existing) vs {} (rebuilt)",
+                x.0, x.1, y.1
+            ),
             (Some(x), Some(y)) if x.2 != y.2 => {
-                return format!("first differing path: {}: content differs", x.0);
+                format!("first differing path: {}: content differs", x.0)
             }
             (Some(x), None) => {
-                return format!("first differing path: {} only in the existing layer", x.0);
+                format!("first differing path: {} only in the existing layer", x.0)
             }
             (None, Some(y)) => {
-                return format!("first differing path: {} only in the rebuilt layer", y.0);
+                format!("first differing path: {} only in the rebuilt layer", y.0)
             }
-            _ => {}
-        }
+            (None, None) => "the tars have the same entries; the compressed bytes differ".into(),
+            _ => continue,
+        };
+        return Ok(found);
     }
-    "the tars have the same entries; the compressed bytes differ".into()
 }
 
 /// The manifest of `arch` in the existing OCI layout, and its blob reader.
@@ -98,51 +97,35 @@ fn existing_manifest(
         return Ok(None);
     };
     let digest = desc["digest"].as_str().unwrap_or("").to_string();
-    let manifest = read_json(&blob_path(layout, &digest))?;
+    let manifest = read_json(&blob_path(&layout.join("blobs"), &digest))?;
     Ok(Some((digest, manifest)))
 }
 
-fn blob_path(layout: &Path, digest: &str) -> std::path::PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
+/// The first difference between an existing and a rebuilt layer blob, or why it is unknown.
+fn explain(old: &Path, new: &Path, compression: Compression) -> String {
+    let open = |path: &Path| -> std::io::Result<Box<dyn Read>> {
+        decoder(std::fs::File::open(path)?, compression)
+    };
+    let (old, new) = match (open(old), open(new)) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(e), _) => return format!("the existing layer blob cannot be read: {e}"),
+        (_, Err(e)) => return format!("the rebuilt layer blob cannot be read: {e}"),
+    };
+    first_difference(old, new)
+        .unwrap_or_else(|e| format!("the layers cannot be read side by side: {e}"))
 }
 
-/// The layer digests of `arch` in the existing output, read before rebuilding so that only
-/// the tars of layers that differ are kept for the report (an image's tars together can
-/// exceed the memory). `None` when the output has no image for the arch. Fails when there
-/// is no output to compare with.
-pub fn existing_layers(
-    image: &str,
-    out_dir: &Path,
-    arch: &str,
-) -> Result<Option<std::collections::HashSet<String>>, RealizeError> {
-    Ok(
-        existing_manifest(&out_dir.join(image), arch)?.map(|(_, manifest)| {
-            manifest["layers"]
-                .as_array()
-                .map(|l| {
-                    l.iter()
-                        .filter_map(|d| d["digest"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        }),
-    )
-}
-
-/// Compares the rebuilt images with the existing output; `built` holds, per layer, its tar
-/// when it differs from every existing layer (empty otherwise).
+/// Compares the rebuilt images (their blobs in the store) with the existing output: digests
+/// first; the tars of the first layer that differs are then read side by side.
 pub fn compare(
     image: &str,
     out_dir: &Path,
-    built: &[(BuiltImage, Vec<Vec<u8>>)],
+    built: &[BuiltImage],
     compression: Compression,
 ) -> Result<(), RealizeError> {
     let layout = out_dir.join(image);
-    let blob = |digest: &str| blob_path(&layout, digest);
     let mut problems = Vec::new();
-    for (img, tars) in built {
+    for img in built {
         let Some((existing, manifest)) = existing_manifest(&layout, &img.arch)? else {
             problems.push(format!(
                 "{}: no manifest for this arch in {}",
@@ -167,14 +150,14 @@ pub fn compare(
             match old_layers.get(i) {
                 Some(old) if *old == layer.digest => {}
                 Some(old) => {
-                    let detail = if tars[i].is_empty() {
+                    let detail = if old_layers.contains(&layer.digest) {
                         "the rebuilt layer equals another layer of the existing image: the layer order differs".into()
                     } else {
-                        std::fs::read(blob(old))
-                            .ok()
-                            .and_then(|b| decompress(&b, compression).ok())
-                            .map(|old_tar| first_difference(&old_tar, &tars[i]))
-                            .unwrap_or_else(|| "the existing layer blob cannot be read".into())
+                        explain(
+                            &blob_path(&layout.join("blobs"), old),
+                            &blob_path(&img.blob_dir, &layer.digest),
+                            compression,
+                        )
                     };
                     problems.push(format!(
                         "{}: layer {} ({}) differs: existing {old}, rebuilt {}; {detail}",

@@ -12,6 +12,7 @@
 use super::derived_layer::Plan;
 use super::input_cache::InputKey;
 use super::python::{self, Compiler, Invalidation, WheelError};
+use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
 use crate::lock::Lockfile;
@@ -49,6 +50,7 @@ fn build<'c>(
     minor: &str,
     store: &Store,
     stage_name: &str,
+    spill: &Spill,
     compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
 ) -> Result<Option<Tree>, WheelError> {
     // The modules as the image has them: a higher layer's file replaces a lower one's.
@@ -65,8 +67,7 @@ fn build<'c>(
         &|_| true,
         minor,
         Invalidation::CheckedHash,
-        &store.area(crate::store::Area::PycCache),
-        stage_name,
+        &python::PycPlaces::new(store, stage_name, spill),
         compiler,
     )?;
     if added == 0 {
@@ -114,9 +115,10 @@ pub fn compile<'c>(
     trees: &[Tree],
     store: &Store,
     stage_name: &str,
+    spill: &Spill,
     compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
 ) -> Result<Option<Tree>, WheelError> {
-    plan.build(|| build(trees, minor, store, stage_name, compiler))
+    plan.build(|| build(trees, minor, store, stage_name, spill, compiler))
 }
 
 #[cfg(test)]

@@ -186,10 +186,13 @@ impl ToolRoot {
                 }
                 match &node.kind {
                     EntryKind::Dir => beneath.create_dir_all(path)?,
-                    EntryKind::File => beneath.replace_file(path, &node.data, node.mode)?,
+                    EntryKind::File => {
+                        beneath.replace_file(path, node.content.reader(), node.mode)?
+                    }
                     EntryKind::Hardlink(target) => {
-                        let data = tree.nodes.get(target).map(|t| t.data.as_slice());
-                        beneath.replace_file(path, data.unwrap_or_default(), node.mode)?
+                        let holder = tree.nodes.get(target).map(|t| &t.content);
+                        let content = holder.cloned().unwrap_or_default();
+                        beneath.replace_file(path, content.reader(), node.mode)?
                     }
                     EntryKind::Symlink(target) => beneath.replace_symlink(path, target)?,
                     _ => {}

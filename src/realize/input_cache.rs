@@ -123,7 +123,7 @@ fn tree_of(recorded: Vec<SkeletonNode>) -> Tree {
                 uid: n.uid,
                 gid: n.gid,
                 mtime: n.mtime,
-                data: Vec::new(),
+                content: crate::layer::content::Content::default(),
                 package: n.package,
             };
             (n.path, node)
@@ -419,7 +419,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mtime: 1,
-            data: data.to_vec(),
+            content: data.to_vec().into(),
             package: Some("pkg".into()),
         }
     }
@@ -462,7 +462,7 @@ mod tests {
         tree.put("x", file(b"data"));
         save(&store, "k", &tree, "r", "sha256:abc").unwrap();
         let (back, prebuilt) = lookup(&store, "k", |_| true).unwrap();
-        assert_eq!(back.nodes["x"].data, Vec::<u8>::new());
+        assert!(back.nodes["x"].content.is_empty());
         assert_eq!(skeleton_digest(&back), skeleton_digest(&tree));
         assert_eq!(prebuilt.diff_id, "sha256:abc");
         assert!(lookup(&store, "k", |_| false).is_none());

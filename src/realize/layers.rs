@@ -1,13 +1,14 @@
 //! Turning an arch's packages into layers: one per component in image order (a package of
 //! 200 MB or more gets its own), directory metadata as the first layer defines it, files
-//! checked for conflicts across layers, then tar + compression, reusing any layer whose
-//! uncompressed tar (its diff id) the store already has in that compression.
+//! checked for conflicts across layers, then tar + compression in one streaming pass into
+//! the store, reusing any layer whose inputs say the store already has it.
 
 use super::packages::{LoadedPackage, ReplacesTable};
-use crate::layer::compress::{Compression, compress};
+use crate::layer::blob;
+use crate::layer::compress::Compression;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Tree, TreeError};
-use crate::oci::{BuiltLayer, digest_of};
+use crate::oci::BuiltLayer;
 use crate::store::{Store, StoreError, write_atomic};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -188,8 +189,11 @@ pub fn cached(store: &Store, diff_id: &str, compression: Compression) -> Option<
         .then_some(layer)
 }
 
-/// Writes (or reuses) one layer: tar, diff id, compressed blob in the store. A `prebuilt`
-/// layer (its diff id known from its inputs) is taken from the store without a tar.
+/// Writes (or reuses) one layer: its tar streamed through the compressor into a blob of
+/// the store, hashed on the way (diff id and digest). A `prebuilt` layer (its diff id known
+/// from its inputs) is taken from the store without a tar. With `use_cache`, the tar is
+/// first only hashed: a layer the store has by that diff id is not compressed again
+/// (hashing reads at several times the speed compression writes).
 pub fn finish(
     store: &Store,
     tree: &Tree,
@@ -197,38 +201,43 @@ pub fn finish(
     comment: &str,
     compression: Compression,
     use_cache: bool,
-) -> Result<(BuiltLayer, Vec<u8>), LayerError> {
+) -> Result<BuiltLayer, LayerError> {
     if let Some(diff_id) = prebuilt {
         let mut layer = cached(store, diff_id, compression)
             .ok_or_else(|| LayerError::Vanished(diff_id.to_string()))?;
         layer.comment = comment.to_string();
-        return Ok((layer, Vec::new()));
+        return Ok(layer);
     }
-    let (tar, diff_id) = tree.to_tar_with_digest();
-    if use_cache && let Some(mut layer) = cached(store, &diff_id, compression) {
-        layer.comment = comment.to_string();
-        layer.tar_size = tar.len() as u64;
-        return Ok((layer, tar));
+    let blobs = blob_dir(store);
+    if use_cache {
+        let (_, diff_id, tar_size) = tree
+            .write_tar(blob::Hashing::new(std::io::sink()))
+            .map_err(|e| StoreError::io("reading the files of a layer for", &blobs, e))?
+            .finish();
+        if let Some(mut layer) = cached(store, &diff_id, compression) {
+            layer.comment = comment.to_string();
+            layer.tar_size = tar_size;
+            return Ok(layer);
+        }
     }
-    let blob = compress(&tar, compression);
-    let digest = digest_of(&blob);
-    let path = blob_dir(store)
-        .join("sha256")
-        .join(digest.trim_start_matches("sha256:"));
-    if !std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.len() as u64) {
-        write_atomic(&path, &blob)?;
-    }
+    let written = blob::write(
+        tree,
+        compression,
+        &blobs,
+        &store.area(crate::store::Area::Tmp),
+    )
+    .map_err(|e| StoreError::io("writing a layer into", &blobs, e))?;
     let layer = BuiltLayer {
-        diff_id: diff_id.clone(),
-        digest,
-        size: blob.len() as u64,
+        diff_id: written.diff_id,
+        digest: written.digest,
+        size: written.size,
         media_type: compression.media_type().to_string(),
         comment: comment.to_string(),
-        tar_size: tar.len() as u64,
+        tar_size: written.tar_size,
     };
     write_atomic(
-        &cache_path(store, &diff_id, compression),
+        &cache_path(store, &layer.diff_id, compression),
         &serde_json::to_vec(&layer).expect("layer metadata serializes"),
     )?;
-    Ok((layer, tar))
+    Ok(layer)
 }

@@ -17,6 +17,7 @@ pub mod trigger_caches;
 
 use crate::fixup::{self, FixupError, FixupInput};
 use crate::layer::compress::Compression;
+use crate::layer::content::Spill;
 use crate::layer::tree::{Tree, TreeError};
 use crate::lock::Lockfile;
 use crate::oci::{self, BuiltImage, BuiltLayer, ConfigSettings, digest_of};
@@ -25,6 +26,7 @@ use crate::store::{Store, StoreError, write_atomic};
 use layers::LayerError;
 use packages::{LoadError, ReplacesTable};
 use rayon::prelude::*;
+use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -106,8 +108,15 @@ fn shipped_files(plan: &ImagePlan, files_dir: &Path) -> String {
         if spec.kind == crate::recipe::PathKind::File
             && let Some(source) = &spec.source
         {
-            let content = std::fs::read(files_dir.join(source)).unwrap_or_default();
-            out.push_str(&format!("{source} {}\n", digest_of(&content)));
+            // Hashed as a stream: a recipe may ship a file larger than the memory.
+            let mut hasher = sha2::Sha256::new();
+            let read = std::fs::File::open(files_dir.join(source))
+                .and_then(|mut file| std::io::copy(&mut file, &mut hasher));
+            let digest = match read {
+                Ok(_) => hex::encode(hasher.finalize()),
+                Err(_) => "unreadable".to_string(),
+            };
+            out.push_str(&format!("{source} sha256:{digest}\n"));
         }
     }
     out
@@ -192,14 +201,15 @@ struct DebianSide {
 /// The Debian side: taken from its record when its layers were built before from the same
 /// packages (no .deb is read), otherwise (or when `need_contents`) unpacked.
 fn debian_side(
-    store: &Store,
+    build: &Build,
     artifacts: &[crate::lock::DebianArtifact],
     components: &[String],
     key: &str,
     arch: &str,
-    opts: &RealizeOptions,
     need_contents: bool,
+    spill: &Spill,
 ) -> Result<DebianSide, RealizeError> {
+    let (store, opts) = (build.store, build.opts);
     let reused = if opts.check || need_contents {
         None
     } else {
@@ -214,11 +224,12 @@ fn debian_side(
             side.retained,
         ),
         None => {
-            let mut loaded =
-                packages::load_all(store, artifacts).map_err(|error| RealizeError::Load {
+            let mut loaded = packages::load_all(store, artifacts, spill).map_err(|error| {
+                RealizeError::Load {
                     arch: arch.into(),
                     error,
-                })?;
+                }
+            })?;
             let infos: Vec<fixup::InstalledPackage> =
                 loaded.iter().map(|p| p.info.clone()).collect();
             let mut retained = BTreeMap::new();
@@ -268,16 +279,34 @@ fn debian_side(
     })
 }
 
+/// What each arch's build reads and where it puts things.
+struct Build<'a> {
+    plan: &'a ImagePlan,
+    lock: &'a Lockfile,
+    store: &'a Store,
+    opts: &'a RealizeOptions,
+    files_dir: &'a Path,
+    /// Byte-code for Python layers, compiled by the image's interpreter once it is needed.
+    compiler: python_layers::LazyCompiler<'a>,
+}
+
+/// Unpacked files go to spill files in the store's temp area, not to memory. Each stage of
+/// a build has its own, so that its disk space is freed once its layers are written.
+fn new_spill(store: &Store) -> Spill {
+    Spill::new(store.area(crate::store::Area::Tmp))
+}
+
 /// Builds one arch's image from the lock.
-fn build_arch(
-    plan: &ImagePlan,
-    lock: &Lockfile,
-    arch: &str,
-    store: &Store,
-    opts: &RealizeOptions,
-    files_dir: &Path,
-    compiler: &python_layers::LazyCompiler,
-) -> Result<(BuiltImage, Vec<Vec<u8>>), RealizeError> {
+fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
+    let (plan, lock, store, opts, files_dir) = (
+        build.plan,
+        build.lock,
+        build.store,
+        build.opts,
+        build.files_dir,
+    );
+    let compiler = &build.compiler;
+    let debian_spill = new_spill(store);
     let artifacts = &lock.archs[arch].debian;
     let components: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
     let tree_error = |error| RealizeError::Tree {
@@ -315,13 +344,13 @@ fn build_arch(
         retained,
         replaces,
     } = debian_side(
-        store,
+        build,
         artifacts,
         &components,
         &debian_key,
         arch,
-        opts,
         bytecode.needs_contents() || triggers.needs_contents(),
+        &debian_spill,
     )?;
     // Layers are reconciled bottom-up and written one after another; a written layer's
     // contents are dropped, only the paths stay (for the fixups).
@@ -336,6 +365,7 @@ fn build_arch(
         &trees,
         store,
         &format!("{arch}-debian"),
+        &debian_spill,
         || compiler.get(),
     )
     .map_err(|error| RealizeError::Wheel {
@@ -350,12 +380,6 @@ fn build_arch(
             error,
         })?;
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
-    // --check keeps the tar of a layer only when it differs from the existing output's.
-    let existing = if opts.check {
-        check::existing_layers(&plan.name, &opts.out_dir, arch)?
-    } else {
-        None
-    };
     let finish = |tree: &Tree, prebuilt: Option<&str>, comment: &str| {
         layers::finish(
             store,
@@ -365,27 +389,16 @@ fn build_arch(
             opts.compression,
             !opts.check,
         )
-        .map(|(layer, tar)| {
-            let differs = existing
-                .as_ref()
-                .is_some_and(|digests| !digests.contains(&layer.digest));
-            (layer, if differs { tar } else { Vec::new() })
-        })
         .map_err(layer_error)
     };
-    let debian_layers: Vec<Result<(BuiltLayer, Vec<u8>), RealizeError>> = trees
+    // Each layer streams from the spill to its blob; layers are written in parallel, each
+    // holding a few MiB of compressor buffers.
+    let mut built: Vec<BuiltLayer> = trees
         .into_par_iter()
         .zip(prebuilt.par_iter())
         .zip(comments.par_iter())
         .map(|((tree, prebuilt), comment)| finish(&tree, prebuilt.as_deref(), comment))
-        .collect();
-    let mut built = Vec::new();
-    let mut tars = Vec::new();
-    for result in debian_layers {
-        let (layer, tar) = result?;
-        built.push(layer);
-        tars.push(tar);
-    }
+        .collect::<Result<_, _>>()?;
     if let Some(as_built) = as_built {
         let recorded: Vec<input_cache::DebianLayer> = as_built
             .into_iter()
@@ -414,14 +427,15 @@ fn build_arch(
         reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
         paths.extend(tree.nodes.keys().cloned());
         let prebuilt = derived.prebuilt.as_ref().map(|p| p.diff_id.as_str());
-        let (layer, tar) = finish(&tree, prebuilt, comment)?;
+        let layer = finish(&tree, prebuilt, comment)?;
         if let (Some(key), Some(skeleton)) = (derived.record_under, as_built) {
             let reconciled = input_cache::skeleton_digest(&tree);
             input_cache::save(store, &key, &skeleton, &reconciled, &layer.diff_id)?;
         }
         built.push(layer);
-        tars.push(tar);
     }
+    // The Debian side's unpacked files are no longer needed.
+    drop(debian_spill);
 
     // Python environments: one layer per component with wheels (a wheel of 200 MB or more
     // on its own), the venv skeleton in the first, built one after another (the wheels of
@@ -439,6 +453,7 @@ fn build_arch(
             &python.groups[i],
             compiler,
             &format!("{arch}-{i}"),
+            &new_spill(store),
         )
         .map_err(|error| RealizeError::Wheel {
             arch: arch.into(),
@@ -469,7 +484,7 @@ fn build_arch(
         }
         paths.extend(tree.nodes.keys().cloned());
         let reconciled = input_cache::skeleton_digest(&tree);
-        let (layer, tar) = finish(
+        let layer = finish(
             &tree,
             hit.as_ref().map(|h| h.diff_id.as_str()),
             &group.comment,
@@ -481,10 +496,10 @@ fn build_arch(
             input_cache::save(store, &group.key, &skeleton, &reconciled, &layer.diff_id)?;
         }
         built.push(layer);
-        tars.push(tar);
     }
 
     // The fixups layer sees the whole image.
+    let fixups_spill = new_spill(store);
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     let users: Vec<_> = plan
         .components
@@ -500,6 +515,7 @@ fn build_arch(
         users: &users,
         recipe_paths: &recipe_paths,
         files_dir: files_dir.to_path_buf(),
+        spill: &fixups_spill,
     };
     let mut fixups: Tree = fixup::build(&input).map_err(|error| RealizeError::Fixup {
         arch: arch.into(),
@@ -508,22 +524,18 @@ fn build_arch(
     reconciler
         .apply(&mut fixups, &replaces)
         .map_err(tree_error)?;
-    let (layer, tar) = finish(
+    let layer = finish(
         &fixups,
         None,
         "fixups: dpkg database, accounts, alternatives, configuration",
     )?;
     built.push(layer);
-    tars.push(tar);
     let settings = ConfigSettings {
         arch,
         config: &plan.config,
         source_date_epoch: lock.source_date_epoch,
     };
-    Ok((
-        oci::image::build(&settings, built, layers::blob_dir(store)),
-        tars,
-    ))
+    Ok(oci::image::build(&settings, built, layers::blob_dir(store)))
 }
 
 /// Realizes one image from its (current) lock.
@@ -550,14 +562,19 @@ pub fn realize(
     {
         return Ok(done);
     }
-    // Byte-code for Python layers, compiled by the image's interpreter once it is needed.
-    let compiler = python_layers::LazyCompiler::new(store, lock);
-    // One arch after the other: each already uses every core, and holding two archs'
-    // layers at once would double the memory.
-    let built: Vec<(BuiltImage, Vec<Vec<u8>>)> = opts
+    let build = Build {
+        plan,
+        lock,
+        store,
+        opts,
+        files_dir,
+        compiler: python_layers::LazyCompiler::new(store, lock),
+    };
+    // One arch after the other: each already uses every core.
+    let built: Vec<BuiltImage> = opts
         .archs
         .iter()
-        .map(|arch| build_arch(plan, lock, arch, store, opts, files_dir, &compiler))
+        .map(|arch| build_arch(&build, arch))
         .collect::<Result<_, _>>()?;
     if opts.check {
         check::compare(&plan.name, &opts.out_dir, &built, opts.compression)?;
@@ -567,14 +584,14 @@ pub fn realize(
             index_digest: None,
             archs: built
                 .iter()
-                .map(|(i, _)| (i.arch.clone(), (i.manifest_digest.clone(), None)))
+                .map(|i| (i.arch.clone(), (i.manifest_digest.clone(), None)))
                 .collect(),
             files: BTreeMap::new(),
             layers: BTreeMap::new(),
             reused: false,
         });
     }
-    let images: Vec<BuiltImage> = built.into_iter().map(|(i, _)| i).collect();
+    let images = built;
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| StoreError::Io {
         action: "creating",
         path: opts.out_dir.clone(),

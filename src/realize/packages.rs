@@ -3,6 +3,7 @@
 //! conffile checksums, the few files whose content they copy).
 
 use crate::fixup::{InstalledPackage, RETAINED_PREFIXES};
+use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::merged_usr;
 use crate::lock::DebianArtifact;
@@ -10,7 +11,7 @@ use crate::resolve::debian::control::Paragraphs;
 use crate::resolve::debian::relation::{self, Relation};
 use crate::resolve::debian::version::Version;
 use crate::store::{Store, StoreError};
-use crate::unpack::deb::{DataEntry, UnpackError, read_deb};
+use crate::unpack::deb::{DataEntry, Sink, UnpackError, read_deb};
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -31,13 +32,32 @@ pub enum LoadError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Unpack(#[from] UnpackError),
+    #[error("{package}: reading back its unpacked files: {source}")]
+    Spill {
+        package: String,
+        source: std::io::Error,
+    },
+    /// A spill file could not be made (the store's temp area is full or read-only).
+    #[error("creating a spill file in the store's temp area: {0}")]
+    SpillFile(#[from] std::io::Error),
 }
 
-fn load_one(store: &Store, artifact: &DebianArtifact) -> Result<LoadedPackage, LoadError> {
-    let bytes = store.read_verified(&artifact.sha256, artifact.file_name())?;
+fn load_one(
+    store: &Store,
+    artifact: &DebianArtifact,
+    spill: &Spill,
+) -> Result<LoadedPackage, LoadError> {
+    let deb = store.open_verified(&artifact.sha256, artifact.file_name())?;
     let label = format!("{} {}", artifact.name, artifact.version);
-    let contents = read_deb(&bytes, &label)?;
-    drop(bytes);
+    let contents = spill.with_writer(|w| {
+        read_deb(std::io::BufReader::new(deb), &label, Sink::Spill(w)).map_err(LoadError::from)
+    })?;
+    let read_back = |e: &DataEntry| {
+        e.content.to_vec().map_err(|source| LoadError::Spill {
+            package: label.clone(),
+            source,
+        })
+    };
     let control_text = String::from_utf8_lossy(
         contents
             .control
@@ -74,16 +94,16 @@ fn load_one(store: &Store, artifact: &DebianArtifact) -> Result<LoadedPackage, L
                 .entries
                 .iter()
                 .find(|e| e.path == path.trim_start_matches('/'))?;
-            Some((path, hex::encode(Md5::digest(&entry.data))))
+            Some(read_back(entry).map(|data| (path, hex::encode(Md5::digest(data)))))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut retained = BTreeMap::new();
     let mut data_size = 0;
     for e in &contents.entries {
-        data_size += e.data.len() as u64;
+        data_size += e.content.len();
         let mapped = merged_usr(&e.path, &e.kind);
         if e.kind == EntryKind::File && RETAINED_PREFIXES.iter().any(|p| mapped.starts_with(p)) {
-            retained.insert(mapped, e.data.clone());
+            retained.insert(mapped, read_back(e)?);
         }
     }
     let info = InstalledPackage {
@@ -103,14 +123,16 @@ fn load_one(store: &Store, artifact: &DebianArtifact) -> Result<LoadedPackage, L
     })
 }
 
-/// Loads every package in parallel; errors are reported in lock order.
+/// Loads every package in parallel, its files' bytes into `spill`; errors are reported in
+/// lock order.
 pub fn load_all(
     store: &Store,
     artifacts: &[DebianArtifact],
+    spill: &Spill,
 ) -> Result<Vec<LoadedPackage>, LoadError> {
     artifacts
         .par_iter()
-        .map(|a| load_one(store, a))
+        .map(|a| load_one(store, a, spill))
         .collect::<Vec<_>>()
         .into_iter()
         .collect()

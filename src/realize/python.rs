@@ -6,6 +6,7 @@
 //! `REQUESTED` are rewritten as an installer must.
 
 use super::sandbox::Sandbox;
+use crate::layer::content::{Content, Spill};
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::lock::PythonArtifact;
@@ -26,6 +27,9 @@ pub enum WheelError {
     Sandbox(#[from] super::sandbox::SandboxError),
     #[error("{wheel}: {reason}")]
     Bad { wheel: String, reason: String },
+    /// A spill file could not be made (the store's temp area is full or read-only).
+    #[error("creating a spill file in the store's temp area: {0}")]
+    SpillFile(#[from] std::io::Error),
 }
 
 /// A directory made for the environment or for byte-code (root-owned, 0755, the wheel
@@ -37,7 +41,7 @@ pub(crate) fn wheel_dir() -> Node {
         uid: 0,
         gid: 0,
         mtime: WHEEL_MTIME,
-        data: Vec::new(),
+        content: Content::default(),
         package: None,
     }
 }
@@ -101,7 +105,7 @@ impl Venv {
             uid: 0,
             gid: 0,
             mtime: WHEEL_MTIME,
-            data,
+            content: data.into(),
             package: None,
         };
         let cfg = format!(
@@ -191,7 +195,12 @@ fn b64_nopad(bytes: &[u8]) -> String {
 
 /// `sha256=<urlsafe base64, no padding>` as RECORD writes it.
 pub fn record_hash(data: &[u8]) -> String {
-    format!("sha256={}", b64_nopad(&Sha256::digest(data)))
+    record_hash_of(&Sha256::digest(data).into())
+}
+
+/// [`record_hash`] from a sha256 already computed.
+fn record_hash_of(sha256: &[u8; 32]) -> String {
+    format!("sha256={}", b64_nopad(sha256))
 }
 
 fn script_for(venv: &Venv, spec: &str) -> Option<String> {
@@ -271,6 +280,7 @@ pub fn install(
     venv: &Venv,
     options: InstallOptions,
     tree: &mut Tree,
+    spill: &Spill,
 ) -> Result<(), WheelError> {
     let InstallOptions {
         requested,
@@ -281,9 +291,9 @@ pub fn install(
         wheel: wheel.file.clone(),
         reason,
     };
-    let bytes = store.read_verified(&wheel.sha256, &wheel.file)?;
+    let file = store.open_verified(&wheel.sha256, &wheel.file)?;
     let mut zip =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
+        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
     // (name, uncompressed size, compressed size) as the central directory declares them.
     let members: Vec<(String, u64, u64)> = (0..zip.len())
         .map(|i| {
@@ -306,15 +316,32 @@ pub fn install(
         .find(|d| !d.contains('/'))
         .ok_or_else(|| bad("no .dist-info directory".into()))?;
     let data_dir = dist_info.replace(".dist-info", ".data");
-    let read = |zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
-                name: &str|
-     -> Result<(Vec<u8>, u32), WheelError> {
+    type Zip = zip::ZipArchive<std::io::BufReader<std::fs::File>>;
+    // Members that are parsed or rewritten are read into memory, the rest into the spill.
+    let read = |zip: &mut Zip, name: &str| -> Result<(Vec<u8>, u32), WheelError> {
         let f = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
         let mode = f.unix_mode().unwrap_or(0o644);
         let declared = f.size();
         let out = crate::unpack::zip_member::read_capped(name, f, declared)
             .map_err(|e| bad(e.to_string()))?;
         Ok((out, mode))
+    };
+    let read_member = |zip: &mut Zip, name: &str, rewritten: bool| {
+        if rewritten {
+            let (data, mode) = read(zip, name)?;
+            let sha: [u8; 32] = Sha256::digest(&data).into();
+            return Ok((Content::Inline(data), sha, mode));
+        }
+        let f = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let mode = f.unix_mode().unwrap_or(0o644);
+        let declared = f.size();
+        let (content, sha) = spill
+            .with_writer(|w| {
+                crate::unpack::zip_member::spill_capped(name, f, declared, w)
+                    .map_err(|e| bad(e.to_string()))
+            })
+            .map_err(|e: WheelError| e)?;
+        Ok::<_, WheelError>((content, sha, mode))
     };
     let record_text =
         String::from_utf8_lossy(&read(&mut zip, &format!("{dist_info}/RECORD"))?.0).into_owned();
@@ -336,18 +363,22 @@ pub fn install(
     }
     let site = venv.site_packages();
     let mut installed: Vec<(String, String, usize)> = Vec::new();
-    let node = |data: Vec<u8>, mode: u32| Node {
+    let node = |content: Content, mode: u32| Node {
         kind: EntryKind::File,
         mode,
         uid: 0,
         gid: 0,
         mtime: WHEEL_MTIME,
-        data,
+        content,
         package: Some(wheel.name.clone()),
+    };
+    let inline = |bytes: Vec<u8>| {
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        (Content::Inline(bytes), sha)
     };
     let put_file = |tree: &mut Tree,
                     path: String,
-                    data: Vec<u8>,
+                    (content, sha): (Content, [u8; 32]),
                     mode: u32,
                     installed: &mut Vec<(String, String, usize)>| {
         let mut parent = String::new();
@@ -361,8 +392,8 @@ pub fn install(
                 tree.put(&parent, wheel_dir());
             }
         }
-        installed.push((path.clone(), record_hash(&data), data.len()));
-        tree.put(&path, node(data, mode));
+        installed.push((path.clone(), record_hash_of(&sha), content.len() as usize));
+        tree.put(&path, node(content, mode));
     };
     for name in &names {
         if name.ends_with('/')
@@ -375,9 +406,12 @@ pub fn install(
         if name.starts_with('/') || name.split('/').any(|p| p == "..") {
             return Err(bad(format!("member {name:?} escapes the environment")));
         }
-        let (data, zip_mode) = read(&mut zip, name)?;
+        let scripts = format!("{data_dir}/scripts/");
+        let wheel_file = format!("{dist_info}/WHEEL");
+        let rewritten = name.starts_with(&scripts) || (tags_from_file_name && *name == wheel_file);
+        let (data, sha, zip_mode) = read_member(&mut zip, name, rewritten)?;
         match record.get(name) {
-            Some((h, _)) if check_record && !h.is_empty() && *h != record_hash(&data) => {
+            Some((h, _)) if check_record && !h.is_empty() && *h != record_hash_of(&sha) => {
                 return Err(bad(format!(
                     "{name} does not match its RECORD hash. The wheel matches its sha256 in the lock; if its publisher's RECORD is wrong, list {} in the component's [python] ignore-record-hashes",
                     wheel.name
@@ -395,6 +429,11 @@ pub fn install(
             _ => {}
         }
         let executable = zip_mode & 0o111 != 0;
+        let in_memory = |content: Content| match content {
+            Content::Inline(bytes) => bytes,
+            Content::Spilled { .. } => unreachable!("rewritten members are read into memory"),
+        };
+        let data = (data, sha);
         let (dest, mode, data) = if let Some(rest) = name.strip_prefix(&format!("{data_dir}/")) {
             let (kind, rel) = rest
                 .split_once('/')
@@ -406,15 +445,16 @@ pub fn install(
                     data,
                 ),
                 "scripts" => {
-                    let data = match data.strip_prefix(b"#!python") {
+                    let bytes = in_memory(data.0);
+                    let bytes = match bytes.strip_prefix(b"#!python") {
                         Some(rest) => [
                             format!("#!{}", venv.abs("bin/python")).into_bytes(),
                             rest.to_vec(),
                         ]
                         .concat(),
-                        None => data,
+                        None => bytes,
                     };
-                    (format!("{}/bin/{rel}", venv.prefix), 0o755, data)
+                    (format!("{}/bin/{rel}", venv.prefix), 0o755, inline(bytes))
                 }
                 "headers" => (
                     format!(
@@ -432,8 +472,8 @@ pub fn install(
                 other => return Err(bad(format!("unknown data directory {other}"))),
             }
         } else {
-            let data = if tags_from_file_name && *name == format!("{dist_info}/WHEEL") {
-                wheel_file_with_tags(&data, &wheel.file)
+            let data = if tags_from_file_name && *name == wheel_file {
+                inline(wheel_file_with_tags(&in_memory(data.0), &wheel.file))
             } else {
                 data
             };
@@ -452,7 +492,13 @@ pub fn install(
     if let Some(ep) = tree
         .nodes
         .get(&format!("{site}/{dist_info}/entry_points.txt"))
-        .map(|n| String::from_utf8_lossy(&n.data).into_owned())
+        .map(|n| {
+            n.content
+                .to_vec()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        })
+        .transpose()
+        .map_err(|e| bad(format!("entry_points.txt: {e}")))?
     {
         let mut section = String::new();
         for line in ep.lines() {
@@ -471,7 +517,7 @@ pub fn install(
                 put_file(
                     tree,
                     format!("{}/bin/{}", venv.prefix, name.trim()),
-                    script.into_bytes(),
+                    inline(script.into_bytes()),
                     0o755,
                     &mut installed,
                 );
@@ -481,7 +527,7 @@ pub fn install(
     put_file(
         tree,
         format!("{site}/{dist_info}/INSTALLER"),
-        b"carbon-store\n".to_vec(),
+        inline(b"carbon-store\n".to_vec()),
         0o644,
         &mut installed,
     );
@@ -489,7 +535,7 @@ pub fn install(
         put_file(
             tree,
             format!("{site}/{dist_info}/REQUESTED"),
-            Vec::new(),
+            inline(Vec::new()),
             0o644,
             &mut installed,
         );
@@ -518,7 +564,7 @@ pub fn install(
     record_out.push_str(&format!("{dist_info}/RECORD,,\n"));
     tree.put(
         &format!("{site}/{dist_info}/RECORD"),
-        node(record_out.into_bytes(), 0o644),
+        node(Content::Inline(record_out.into_bytes()), 0o644),
     );
     Ok(())
 }
@@ -634,19 +680,22 @@ impl Compiler {
                 .map_err(|e| interpreter_error(minor, e))?;
         }
         for artifact in &packages {
-            let bytes = store.read_verified(&artifact.sha256, artifact.file_name())?;
-            let contents = crate::unpack::deb::read_deb(&bytes, &artifact.name).map_err(|e| {
-                WheelError::Bad {
-                    wheel: artifact.name.clone(),
-                    reason: e.to_string(),
-                }
+            let deb = store.open_verified(&artifact.sha256, artifact.file_name())?;
+            let contents = crate::unpack::deb::read_deb(
+                std::io::BufReader::new(deb),
+                &artifact.name,
+                crate::unpack::deb::Sink::Memory,
+            )
+            .map_err(|e| WheelError::Bad {
+                wheel: artifact.name.clone(),
+                reason: e.to_string(),
             })?;
             for e in contents.entries {
                 let path = crate::layer::tree::merged_usr(&e.path, &e.kind);
                 let written = match &e.kind {
                     EntryKind::Dir => beneath.create_dir_all(&path),
                     EntryKind::File | EntryKind::Hardlink(_) => {
-                        beneath.replace_file(&path, &e.data, 0o755)
+                        beneath.replace_file(&path, e.content.reader(), 0o755)
                     }
                     EntryKind::Symlink(target) => beneath.replace_symlink(&path, target),
                     _ => Ok(()),
@@ -682,10 +731,11 @@ impl Compiler {
     /// the interpreter cannot compile, such as Python 2 leftovers in some wheels, have none).
     fn run(
         &self,
-        sources: &[(&str, &[u8])],
+        sources: &[(&str, &Content)],
         stage_name: &str,
         mode: Invalidation,
-    ) -> Result<BTreeMap<String, Vec<u8>>, WheelError> {
+        spill: &Spill,
+    ) -> Result<BTreeMap<String, Content>, WheelError> {
         let bad = |reason: String| WheelError::Bad {
             wheel: "byte-code".into(),
             reason,
@@ -698,9 +748,9 @@ impl Compiler {
         )));
         let stage_path = stage_dir.path();
         let stage = Beneath::create(stage_path).map_err(|e| bad(e.to_string()))?;
-        for (path, data) in sources {
+        for (path, content) in sources {
             stage
-                .write_file(path, data, 0o644)
+                .write_file(path, content.reader(), 0o644)
                 .map_err(|e| bad(e.to_string()))?;
         }
         let sandbox = Sandbox::new(root, stage_path)?;
@@ -741,11 +791,15 @@ impl Compiler {
         })?;
         let tag = self.tag();
         let mut out = BTreeMap::new();
-        for (path, _) in sources {
-            if let Ok(data) = std::fs::read(stage_path.join(pyc_path(path, &tag))) {
-                out.insert(path.to_string(), data);
+        spill.with_writer(|w| -> Result<(), WheelError> {
+            for (path, _) in sources {
+                if let Ok(mut pyc) = std::fs::File::open(stage_path.join(pyc_path(path, &tag))) {
+                    let content = w.copy(&mut pyc).map_err(|e| bad(format!("{path}: {e}")))?;
+                    out.insert(path.to_string(), content);
+                }
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -823,21 +877,44 @@ impl Invalidation {
     }
 }
 
+/// Where byte-code comes from and goes: the store's byte-code cache, the name of this
+/// compilation's stage, and the spill its `.pyc` files are read into.
+pub struct PycPlaces<'a> {
+    pub cache: std::path::PathBuf,
+    pub stage_name: &'a str,
+    pub spill: &'a Spill,
+}
+
+impl<'a> PycPlaces<'a> {
+    pub fn new(store: &Store, stage_name: &'a str, spill: &'a Spill) -> PycPlaces<'a> {
+        PycPlaces {
+            cache: store.area(crate::store::Area::PycCache),
+            stage_name,
+            spill,
+        }
+    }
+}
+
 /// Adds `__pycache__/*.pyc` for every `.py` file of the tree whose path `wanted` accepts:
-/// from the byte-code cache (`cache`, keyed by interpreter, mode, in-image path and source)
-/// where it has them, the rest compiled by the interpreter `compiler` gives, which is
-/// prepared only then. Returns how many were added.
+/// from the byte-code cache (keyed by interpreter, mode, in-image path and source) where
+/// it has them, the rest compiled by the interpreter `compiler` gives, which is prepared
+/// only then. Returns how many were added.
 pub fn compile_tree<'c>(
     tree: &mut Tree,
     wanted: &(dyn Fn(&str) -> bool + Sync),
     minor: &str,
     mode: Invalidation,
-    cache: &std::path::Path,
-    stage_name: &str,
+    places: &PycPlaces,
     compiler: impl FnOnce() -> Result<Option<&'c Compiler>, WheelError>,
 ) -> Result<usize, WheelError> {
+    let PycPlaces {
+        cache,
+        stage_name,
+        spill,
+    } = places;
+    let (cache, spill) = (cache.as_path(), *spill);
     let tag = minor.replace('.', "");
-    let key = |path: &str, data: &[u8]| {
+    let key = |path: &str, content: &Content| -> std::io::Result<String> {
         let mut h = Sha256::new();
         h.update(tag.as_bytes());
         if mode != Invalidation::UncheckedHash {
@@ -848,56 +925,62 @@ pub fn compile_tree<'c>(
         h.update([0]);
         h.update(path.as_bytes());
         h.update([0]);
-        h.update(data);
-        hex::encode(h.finalize())
+        std::io::copy(&mut content.reader(), &mut h)?;
+        Ok(hex::encode(h.finalize()))
     };
     // (source path, owner, cache key, cached byte-code)
-    type Source<'t> = (&'t String, &'t Node, String, Option<Vec<u8>>);
+    type Source<'t> = (&'t String, &'t Node, String, Option<Content>);
     let sources: Vec<Source> = tree
         .nodes
         .par_iter()
         .filter(|(path, node)| {
             node.kind == EntryKind::File && path.ends_with(".py") && wanted(path)
         })
-        .map(|(path, node)| {
-            let k = key(path, &node.data);
-            let cached = std::fs::read(cache.join(&k)).ok();
-            (path, node, k, cached)
+        .map(|(path, node)| -> Result<Source, WheelError> {
+            let k = key(path, &node.content)?;
+            let cached = match std::fs::File::open(cache.join(&k)) {
+                Ok(mut file) => Some(spill.with_writer(|w| w.copy(&mut file))?),
+                Err(_) => None,
+            };
+            Ok((path, node, k, cached))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     if sources.is_empty() {
         return Ok(0);
     }
-    let missing: Vec<(&str, &[u8])> = sources
+    let missing: Vec<(&str, &Content)> = sources
         .iter()
         .filter(|s| s.3.is_none())
-        .map(|s| (s.0.as_str(), s.1.data.as_slice()))
+        .map(|s| (s.0.as_str(), &s.1.content))
         .collect();
     let mut compiled = BTreeMap::new();
     if !missing.is_empty()
         && let Some(c) = compiler()?
     {
-        compiled = c.run(&missing, stage_name, mode)?;
+        compiled = c.run(&missing, stage_name, mode, spill)?;
     }
     let mut pycs = Vec::new();
     for (path, node, k, cached) in sources {
-        let data = match cached {
-            Some(data) => data,
+        let content = match cached {
+            Some(content) => content,
             None => match compiled.remove(path.as_str()) {
-                Some(data) => {
+                Some(content) => {
                     // A cache entry: renamed into place whole, not synced (it can be rebuilt).
                     let entry = cache.join(&k);
                     let tmp = entry.with_extension(format!("{}.tmp", std::process::id()));
-                    if std::fs::create_dir_all(cache).is_ok() && std::fs::write(&tmp, &data).is_ok()
-                    {
+                    let written = std::fs::create_dir_all(cache).is_ok()
+                        && std::fs::File::create(&tmp)
+                            .and_then(|mut f| std::io::copy(&mut content.reader(), &mut f))
+                            .is_ok();
+                    if written {
                         let _ = std::fs::rename(&tmp, &entry);
                     }
-                    data
+                    content
                 }
                 None => continue,
             },
         };
-        pycs.push((pyc_path(path, &tag), node.package.clone(), data));
+        pycs.push((pyc_path(path, &tag), node.package.clone(), content));
     }
     let added = pycs.len();
     for (pyc, owner, data) in pycs {
@@ -913,7 +996,7 @@ pub fn compile_tree<'c>(
                 uid: 0,
                 gid: 0,
                 mtime: WHEEL_MTIME,
-                data,
+                content: data,
                 package: owner,
             },
         );

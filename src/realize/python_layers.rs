@@ -4,6 +4,7 @@
 
 use super::layers::OWN_LAYER_BYTES;
 use super::python::{self, Compiler, Venv, WheelError};
+use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::lock::{Lockfile, PythonArtifact};
@@ -239,6 +240,7 @@ pub fn build(
     group: &PythonGroup,
     compiler: &LazyCompiler,
     stage_name: &str,
+    spill: &Spill,
 ) -> Result<Tree, WheelError> {
     let parts: Vec<Tree> = group
         .members
@@ -255,6 +257,7 @@ pub fn build(
                     tags_from_file_name: layers.tags_from_file_name.contains(&w.name),
                 },
                 &mut part,
+                spill,
             )?;
             Ok(part)
         })
@@ -272,7 +275,7 @@ pub fn build(
                     uid: 0,
                     gid: 0,
                     mtime: python::WHEEL_MTIME,
-                    data: Vec::new(),
+                    content: crate::layer::content::Content::default(),
                     package: Some(format!("debian-modules:{name}")),
                 },
             );
@@ -295,8 +298,7 @@ pub fn build(
         &|path: &str| path.starts_with(&site),
         &layers.venv.python_minor,
         python::Invalidation::UncheckedHash,
-        &store.area(crate::store::Area::PycCache),
-        stage_name,
+        &python::PycPlaces::new(store, stage_name, spill),
         || compiler.get(),
     )?;
     Ok(tree)

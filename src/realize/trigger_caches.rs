@@ -19,6 +19,7 @@ use super::derived_layer::Plan;
 use super::image_tools::{self, Invocation, ToolError, ToolRoot};
 use super::input_cache::InputKey;
 use crate::fixup::InstalledPackage;
+use crate::layer::content::Content;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::store::{ScratchDir, Store};
@@ -65,7 +66,10 @@ pub fn plan(
     key.add(debian_key);
     for (path, node) in &recipe_inputs.nodes {
         key.add(path);
-        key.add(&hex::encode(sha2::Sha256::digest(&node.data)));
+        let mut hasher = sha2::Sha256::new();
+        // Recipe files are read into memory when the tree is made: this cannot fail.
+        std::io::copy(&mut node.content.reader(), &mut hasher).expect("content in memory");
+        key.add(&hex::encode(hasher.finalize()));
     }
     Plan::new(store, Some(key.finish()), debian_key, check, blob_exists)
 }
@@ -111,7 +115,7 @@ pub fn recipe_inputs(
                 uid: 0,
                 gid: 0,
                 mtime: 0,
-                data,
+                content: data.into(),
                 package: None,
             },
         );
@@ -356,7 +360,7 @@ fn run(
                 uid: 0,
                 gid: 0,
                 mtime,
-                data,
+                content: data.into(),
                 package: None,
             },
         );
@@ -373,7 +377,7 @@ fn run(
 }
 
 /// Files staged for a tool: path relative to the trigger's directory, and bytes.
-type Staged<'t> = BTreeMap<&'t str, &'t [u8]>;
+type Staged<'t> = BTreeMap<&'t str, &'t Content>;
 
 /// Copies the trigger's directory into the stage (files, links and directories, paths
 /// relative to the directory). Returns the staged files.
@@ -386,8 +390,8 @@ fn stage<'t>(active: &Active<'t>, stage_dir: &ScratchDir) -> Result<Staged<'t>, 
         match &node.kind {
             EntryKind::Dir => beneath.create_dir_all(rel)?,
             EntryKind::File => {
-                beneath.write_file(rel, &node.data, 0o644)?;
-                staged.insert(rel, &node.data);
+                beneath.write_file(rel, node.content.reader(), 0o644)?;
+                staged.insert(rel, &node.content);
             }
             EntryKind::Symlink(target) => beneath.symlink(rel, target)?,
             _ => {}
@@ -433,7 +437,11 @@ fn written_by_tool(
                 todo.push(child);
             } else if kind.is_file() {
                 let (path, data) = read_back(stage_dir, &child, dir)?;
-                if staged.get(child.as_str()) != Some(&data.as_slice()) {
+                let unchanged = match staged.get(child.as_str()) {
+                    Some(content) => content.equals(&data).map_err(io)?,
+                    None => false,
+                };
+                if !unchanged {
                     out.push((path, data));
                 }
             }
@@ -507,7 +515,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            tree.nodes["usr/share/glib-2.0/schemas/90_x.gschema.override"].data,
+            tree.nodes["usr/share/glib-2.0/schemas/90_x.gschema.override"]
+                .content
+                .to_vec()
+                .unwrap(),
             b"[org.x]\nk=1\n"
         );
     }

@@ -44,7 +44,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn io(action: &'static str, path: &Path, source: io::Error) -> StoreError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: io::Error) -> StoreError {
         StoreError::Io {
             action,
             path: path.to_path_buf(),
@@ -273,6 +273,35 @@ impl Store {
             size: Some(bytes.len() as u64),
         })?;
         Ok((sha256, path))
+    }
+
+    /// Opens an object after checking its hash (read as a stream), positioned at its start:
+    /// for objects too large to hold in memory. Objects are never rewritten in place, so
+    /// the open file keeps the bytes that were checked.
+    pub fn open_verified(&self, sha256: &str, name: &str) -> Result<File, StoreError> {
+        let path = self.source_path(sha256, name);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    name: name.to_string(),
+                    sha256: sha256.to_string(),
+                });
+            }
+            Err(e) => return Err(StoreError::io("opening", &path, e)),
+        };
+        let mut hasher = Sha256::new();
+        io::copy(&mut file, &mut hasher).map_err(|e| StoreError::io("reading", &path, e))?;
+        let actual = hex::encode(hasher.finalize());
+        if actual != sha256 {
+            return Err(StoreError::HashMismatch {
+                name: path.display().to_string(),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        io::Seek::rewind(&mut file).map_err(|e| StoreError::io("reading", &path, e))?;
+        Ok(file)
     }
 
     /// Reads a whole object and checks its hash.

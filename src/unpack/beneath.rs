@@ -12,7 +12,7 @@
 //! existing link at the final name is refused rather than written through.
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
-use std::io::Write;
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -135,7 +135,12 @@ impl Beneath {
     }
 
     /// Writes a new file; an existing entry of that name (a link above all) is an error.
-    pub fn write_file(&self, path: &str, data: &[u8], mode: u32) -> Result<(), BeneathError> {
+    pub fn write_file(
+        &self,
+        path: &str,
+        mut data: impl std::io::Read,
+        mode: u32,
+    ) -> Result<(), BeneathError> {
         let (dir, name) = self.split(path)?;
         let parent = self.dir(dir)?;
         let fd = rustix::fs::openat2(
@@ -149,13 +154,19 @@ impl Beneath {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))
             .map_err(|e| self.err(path, "setting the mode", e))?;
         let mut file = std::fs::File::from(fd);
-        file.write_all(data)
+        std::io::copy(&mut data, &mut file)
+            .map(drop)
             .map_err(|e| self.err(path, "writing", e))
     }
 
     /// Writes a file, first removing an entry of that name that a previous package made
     /// (the entry itself, never what a link points to).
-    pub fn replace_file(&self, path: &str, data: &[u8], mode: u32) -> Result<(), BeneathError> {
+    pub fn replace_file(
+        &self,
+        path: &str,
+        data: impl std::io::Read,
+        mode: u32,
+    ) -> Result<(), BeneathError> {
         self.remove_entry(path)?;
         self.write_file(path, data, mode)
     }
@@ -201,17 +212,23 @@ mod tests {
         root.symlink("up", "..").unwrap();
         root.symlink("usr/bin/python3", "/etc/passwd").unwrap();
         for path in ["usr/lib/x/file", "up/file", "usr/lib/x"] {
-            assert!(root.write_file(path, b"pwned", 0o644).is_err(), "{path}");
+            assert!(
+                root.write_file(path, &b"pwned"[..], 0o644).is_err(),
+                "{path}"
+            );
         }
         assert!(root.create_dir_all("usr/lib/x/sub").is_err());
-        assert!(root.write_file("../file", b"pwned", 0o644).is_err());
-        assert!(root.write_file("/tmp/file", b"pwned", 0o644).is_err());
+        assert!(root.write_file("../file", &b"pwned"[..], 0o644).is_err());
+        assert!(root.write_file("/tmp/file", &b"pwned"[..], 0o644).is_err());
         // Writing to the link's name does not write through it either.
-        assert!(root.write_file("usr/bin/python3", b"pwned", 0o644).is_err());
+        assert!(
+            root.write_file("usr/bin/python3", &b"pwned"[..], 0o644)
+                .is_err()
+        );
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
         assert!(!dir.path().join("file").exists());
         // Ordinary entries work.
-        root.write_file("usr/bin/tool", b"ok", 0o755).unwrap();
+        root.write_file("usr/bin/tool", &b"ok"[..], 0o755).unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("root/usr/bin/tool")).unwrap(),
             b"ok"

@@ -4,6 +4,7 @@
 //! device nodes are kept exactly as the package ships them; paths that try to leave the
 //! root are refused with the package and path named.
 
+use crate::layer::content::{Content, SpillWriter};
 use crate::layer::tar::EntryKind;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,7 +18,15 @@ pub struct DataEntry {
     pub uid: u64,
     pub gid: u64,
     pub mtime: u64,
-    pub data: Vec<u8>,
+    pub content: Content,
+}
+
+/// Where the bytes of a package's files go.
+pub enum Sink<'s> {
+    /// Into memory: for small packages read whole (tests, the interpreter's packages).
+    Memory,
+    /// Into a spill file, so that memory holds none of them.
+    Spill(&'s mut SpillWriter),
 }
 
 /// A package's control members and data entries (in archive order).
@@ -69,7 +78,7 @@ const XZ_MEMORY_LIMIT: u64 = 256 << 20;
 
 fn decompressor<'a>(
     name: &str,
-    data: &'a [u8],
+    data: impl Read + 'a,
     package: &str,
 ) -> Result<Box<dyn Read + 'a>, UnpackError> {
     let bad = |reason: String| UnpackError::Malformed {
@@ -83,7 +92,10 @@ fn decompressor<'a>(
         Some("xz") => {
             let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, 0)
                 .map_err(|e| bad(e.to_string()))?;
-            Box::new(liblzma::read::XzDecoder::new_stream(data, stream))
+            Box::new(liblzma::read::XzDecoder::new_stream(
+                std::io::BufReader::new(data),
+                stream,
+            ))
         }
         Some("zst") => {
             Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| bad(e.to_string()))?)
@@ -94,13 +106,13 @@ fn decompressor<'a>(
     })
 }
 
-/// Reads a whole `.deb` from memory. `package` names it in errors.
-pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError> {
+/// Reads a `.deb` as a stream, each file's bytes into `sink`. `package` names it in errors.
+pub fn read_deb(deb: impl Read, package: &str, mut sink: Sink) -> Result<DebContents, UnpackError> {
     let bad = |reason: String| UnpackError::Malformed {
         package: package.into(),
         reason,
     };
-    let mut archive = ar::Archive::new(bytes);
+    let mut archive = ar::Archive::new(deb);
     let mut contents = DebContents::default();
     let mut saw_version = false;
     let mut saw_data = false;
@@ -109,12 +121,12 @@ pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError>
         let name = String::from_utf8_lossy(member.header().identifier())
             .trim_end_matches('/')
             .to_string();
-        // The header's size is a claim: a member cannot be larger than the whole archive.
-        let mut raw = Vec::with_capacity((member.header().size() as usize).min(bytes.len()));
-        member
-            .read_to_end(&mut raw)
-            .map_err(|e| bad(format!("reading {name}: {e}")))?;
         if name == "debian-binary" {
+            let mut raw = Vec::new();
+            (&mut member)
+                .take(64)
+                .read_to_end(&mut raw)
+                .map_err(|e| bad(format!("reading {name}: {e}")))?;
             if !raw.starts_with(b"2.") {
                 return Err(bad(format!(
                     "unsupported format version {:?}",
@@ -123,7 +135,7 @@ pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError>
             }
             saw_version = true;
         } else if name.starts_with("control.tar") {
-            let mut tar = tar::Archive::new(decompressor(&name, &raw, package)?);
+            let mut tar = tar::Archive::new(decompressor(&name, &mut member, package)?);
             for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
                 let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
                 if entry.header().entry_type() != tar::EntryType::Regular {
@@ -141,7 +153,7 @@ pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError>
             }
         } else if name.starts_with("data.tar") {
             saw_data = true;
-            let mut tar = tar::Archive::new(decompressor(&name, &raw, package)?);
+            let mut tar = tar::Archive::new(decompressor(&name, &mut member, package)?);
             for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
                 let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
                 let raw_path = String::from_utf8(entry.path_bytes().into_owned())
@@ -184,12 +196,18 @@ pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError>
                         )));
                     }
                 };
-                let mut data = Vec::new();
-                if kind == EntryKind::File {
-                    entry
-                        .read_to_end(&mut data)
-                        .map_err(|e| bad(format!("{raw_path}: {e}")))?;
-                }
+                let content = if kind != EntryKind::File {
+                    Content::default()
+                } else {
+                    match &mut sink {
+                        Sink::Memory => {
+                            let mut data = Vec::new();
+                            entry.read_to_end(&mut data).map(|_| Content::Inline(data))
+                        }
+                        Sink::Spill(spill) => spill.copy(&mut entry),
+                    }
+                    .map_err(|e| bad(format!("{raw_path}: {e}")))?
+                };
                 contents.entries.push(DataEntry {
                     path,
                     kind,
@@ -197,7 +215,7 @@ pub fn read_deb(bytes: &[u8], package: &str) -> Result<DebContents, UnpackError>
                     uid,
                     gid,
                     mtime,
-                    data,
+                    content,
                 });
             }
         }

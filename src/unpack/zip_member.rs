@@ -1,5 +1,5 @@
-//! Reading one member of a zip (a wheel) into memory, never past the size its zip entry
-//! declares.
+//! Reading one member of a zip (a wheel) into memory or a spill file, never past the size
+//! its zip entry declares.
 //!
 //! Why: a wheel is small on the wire, but a deflated member can inflate a thousandfold. The
 //! central directory says how large each member is; a member that inflates past that is a
@@ -8,6 +8,8 @@
 //! absurd — gigabytes from a few kilobytes, which no real wheel does (the largest, CUDA
 //! libraries, expand about 2:1) — is refused before any byte is inflated.
 
+use crate::layer::content::{Content, SpillWriter};
+use sha2::{Digest, Sha256};
 use std::io::Read;
 
 /// Why a member could not be read.
@@ -100,6 +102,55 @@ pub fn read_capped(name: &str, member: impl Read, declared: u64) -> Result<Vec<u
     Ok(out)
 }
 
+/// A reader that hashes what it reads.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Streams `member` into a spill file, as [`read_capped`] reads it into memory: never past
+/// `declared` bytes. Returns where it went and the sha256 of its bytes.
+pub fn spill_capped(
+    name: &str,
+    member: impl Read,
+    declared: u64,
+    spill: &mut SpillWriter,
+) -> Result<(Content, [u8; 32]), MemberError> {
+    let mut reader = HashingReader {
+        inner: member.take(declared.saturating_add(1)),
+        hasher: Sha256::new(),
+    };
+    let content = spill
+        .copy(&mut reader)
+        .map_err(|source| MemberError::Read {
+            name: name.into(),
+            source,
+        })?;
+    let actual = content.len();
+    if actual > declared {
+        return Err(MemberError::TooLarge {
+            name: name.into(),
+            declared,
+        });
+    }
+    if actual < declared {
+        return Err(MemberError::TooShort {
+            name: name.into(),
+            declared,
+            actual,
+        });
+    }
+    Ok((content, reader.hasher.finalize().into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +165,22 @@ mod tests {
             MemberError::TooShort { actual: 3, .. }
         ));
         assert_eq!(read_capped("ok", &b"abcd"[..], 4).unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn a_spilled_member_is_capped_and_hashed_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = crate::layer::content::Spill::new(dir.path().to_path_buf());
+        spill
+            .with_writer(|w| -> Result<(), std::io::Error> {
+                let err = spill_capped("bomb", std::io::repeat(0), 1 << 20, w).unwrap_err();
+                assert!(matches!(err, MemberError::TooLarge { .. }));
+                let (content, sha) = spill_capped("ok", &b"abcd"[..], 4, w).unwrap();
+                assert_eq!(content.to_vec()?, b"abcd");
+                assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(b"abcd")));
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
