@@ -1,6 +1,6 @@
 //! Builds real `.deb` files in memory: ar with debian-binary, control.tar.gz, data.tar.xz.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 #[derive(Clone, Debug)]
 pub enum Entry {
@@ -26,6 +26,12 @@ pub enum Entry {
         path: String,
         major: u32,
         minor: u32,
+    },
+    /// A file of `size` copies of `byte`, streamed into the package (never in memory).
+    Filled {
+        path: String,
+        byte: u8,
+        size: u64,
     },
 }
 
@@ -137,10 +143,24 @@ impl DebSpec {
 
 /// Writes the entries with carbon-store's own tar writer, which (unlike the tar crate's
 /// builder) writes any path as given, so tests can also build malicious archives.
-fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
+fn write_tar<W: Write>(entries: &[Entry], out: W) -> W {
     use carbon_store::layer::tar::{EntryKind, Header, TarWriter};
-    let mut w = TarWriter::new(Vec::new());
+    let mut w = TarWriter::new(out);
     for e in entries {
+        if let Entry::Filled { path, byte, size } = e {
+            let header = Header {
+                path: path.clone(),
+                kind: EntryKind::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                size: *size,
+                mtime: 1_700_000_000,
+            };
+            w.append_reader(&header, std::io::repeat(*byte).take(*size))
+                .unwrap();
+            continue;
+        }
         let (path, kind, mode, data): (&str, EntryKind, u32, &[u8]) = match e {
             Entry::Dir { path, mode } => (path, EntryKind::Dir, *mode, &[]),
             Entry::File { path, data, mode } => (path, EntryKind::File, *mode, data),
@@ -153,6 +173,7 @@ fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
             Entry::CharDevice { path, major, minor } => {
                 (path, EntryKind::CharDevice(*major, *minor), 0o660, &[])
             }
+            Entry::Filled { .. } => unreachable!("written above"),
         };
         let header = Header {
             path: path.trim_end_matches('/').to_string(),
@@ -169,13 +190,14 @@ fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
 }
 
 fn tar_gz(entries: &[Entry]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(&tar_bytes(entries)).unwrap();
-    gz.finish().unwrap()
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    write_tar(entries, gz).finish().unwrap()
 }
 
 fn tar_xz(entries: &[Entry]) -> Vec<u8> {
-    xz(&tar_bytes(entries))
+    // Streamed: a package with a `Filled` gigabyte is never whole in the test's memory.
+    let xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    write_tar(entries, xz).finish().unwrap()
 }
 
 pub fn xz(data: &[u8]) -> Vec<u8> {
