@@ -9,7 +9,6 @@
 
 use super::content::Content;
 use super::tar::{EntryKind, Header, TarWriter};
-use crate::unpack::deb::DataEntry;
 use std::collections::BTreeMap;
 
 /// An entry of the tree: metadata, content, and the package that put it there.
@@ -24,6 +23,13 @@ pub struct Node {
     pub content: Content,
     /// The owning package, or `None` for files made by fixups.
     pub package: Option<String>,
+}
+
+/// A node with its path: what a package's data archive holds, before it is placed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    pub node: Node,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -152,40 +158,29 @@ impl Tree {
     pub fn add_package(
         &mut self,
         package: &str,
-        entries: Vec<DataEntry>,
+        entries: Vec<Entry>,
         replaces: ReplacesFn,
     ) -> Result<(), TreeError> {
-        for e in entries {
+        for Entry { path, mut node } in entries {
             // Debian Policy 10.6: packages must not ship device files or named pipes; the
             // engine gives a container its /dev.
             if matches!(
-                e.kind,
+                node.kind,
                 EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) | EntryKind::Fifo
             ) {
                 return Err(TreeError::SpecialFile {
                     package: package.into(),
-                    path: e.path,
+                    path,
                 });
             }
-            let mapped = merged_usr(&e.path, &e.kind);
+            let mapped = merged_usr(&path, &node.kind);
             let path = self.place(package, &mapped)?;
-            let kind = match e.kind {
-                EntryKind::Hardlink(t) => {
-                    let target = self.place(package, &merged_usr(&t, &EntryKind::File))?;
-                    self.check_link_target(package, &path, &target)?;
-                    EntryKind::Hardlink(target)
-                }
-                other => other,
-            };
-            let node = Node {
-                kind,
-                mode: e.mode,
-                uid: e.uid,
-                gid: e.gid,
-                mtime: e.mtime,
-                content: e.content,
-                package: Some(package.to_string()),
-            };
+            if let EntryKind::Hardlink(t) = &node.kind {
+                let target = self.place(package, &merged_usr(t, &EntryKind::File))?;
+                self.check_link_target(package, &path, &target)?;
+                node.kind = EntryKind::Hardlink(target);
+            }
+            node.package = Some(package.to_string());
             self.insert(package, path, node, replaces)?;
         }
         Ok(())
@@ -364,38 +359,28 @@ impl Tree {
 mod tests {
     use super::*;
 
-    fn file(path: &str, data: &[u8]) -> DataEntry {
-        DataEntry {
+    fn entry(path: &str, kind: EntryKind, mode: u32, data: &[u8]) -> Entry {
+        Entry {
             path: path.into(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: 1,
-            content: data.to_vec().into(),
+            node: Node {
+                kind,
+                mode,
+                uid: 0,
+                gid: 0,
+                mtime: 1,
+                content: data.to_vec().into(),
+                package: None,
+            },
         }
     }
-    fn dir(path: &str, mode: u32) -> DataEntry {
-        DataEntry {
-            path: path.into(),
-            kind: EntryKind::Dir,
-            mode,
-            uid: 0,
-            gid: 0,
-            mtime: 1,
-            content: Content::default(),
-        }
+    fn file(path: &str, data: &[u8]) -> Entry {
+        entry(path, EntryKind::File, 0o644, data)
     }
-    fn link(path: &str, target: &str) -> DataEntry {
-        DataEntry {
-            path: path.into(),
-            kind: EntryKind::Symlink(target.into()),
-            mode: 0o777,
-            uid: 0,
-            gid: 0,
-            mtime: 1,
-            content: Content::default(),
-        }
+    fn dir(path: &str, mode: u32) -> Entry {
+        entry(path, EntryKind::Dir, mode, b"")
+    }
+    fn link(path: &str, target: &str) -> Entry {
+        entry(path, EntryKind::Symlink(target.into()), 0o777, b"")
     }
     const NO: ReplacesFn = &|_, _| false;
 
@@ -479,15 +464,12 @@ mod tests {
     #[test]
     fn hard_links_point_at_the_first_path_in_tar_order() {
         let mut t = Tree::default();
-        let hl = DataEntry {
-            path: "usr/bin/a-link".into(),
-            kind: EntryKind::Hardlink("usr/bin/z-file".into()),
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            mtime: 1,
-            content: Content::default(),
-        };
+        let hl = entry(
+            "usr/bin/a-link",
+            EntryKind::Hardlink("usr/bin/z-file".into()),
+            0o755,
+            b"",
+        );
         t.add_package("p", vec![file("usr/bin/z-file", b"payload"), hl], NO)
             .unwrap();
         let tar = t.to_tar();

@@ -80,11 +80,11 @@ pub fn trees(
     packages: &mut [LoadedPackage],
     replaces: &ReplacesTable,
 ) -> Result<Vec<Tree>, LayerError> {
-    let mut entries: Vec<Option<Vec<crate::unpack::deb::DataEntry>>> = packages
+    let mut entries: Vec<Option<Vec<crate::layer::tree::Entry>>> = packages
         .iter_mut()
         .map(|p| Some(std::mem::take(&mut p.entries)))
         .collect();
-    let inputs: Vec<Vec<(String, Vec<crate::unpack::deb::DataEntry>)>> = plans
+    let inputs: Vec<Vec<(String, Vec<crate::layer::tree::Entry>)>> = plans
         .iter()
         .map(|plan| {
             plan.packages

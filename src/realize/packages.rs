@@ -5,13 +5,14 @@
 use crate::fixup::{InstalledPackage, RETAINED_PREFIXES};
 use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
+use crate::layer::tree::Entry;
 use crate::layer::tree::merged_usr;
 use crate::lock::DebianArtifact;
 use crate::resolve::debian::control::Paragraphs;
 use crate::resolve::debian::relation::{self, Relation};
 use crate::resolve::debian::version::Version;
 use crate::store::{Store, StoreError};
-use crate::unpack::deb::{DataEntry, Sink, UnpackError, read_deb};
+use crate::unpack::deb::{Sink, UnpackError, read_deb};
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 pub struct LoadedPackage {
     pub artifact: DebianArtifact,
     pub info: InstalledPackage,
-    pub entries: Vec<DataEntry>,
+    pub entries: Vec<Entry>,
     /// Uncompressed size of its files (decides whether it gets a layer of its own).
     pub data_size: u64,
     pub retained: BTreeMap<String, Vec<u8>>,
@@ -52,8 +53,8 @@ fn load_one(
     let contents = spill.with_writer(|w| {
         read_deb(std::io::BufReader::new(deb), &label, Sink::Spill(w)).map_err(LoadError::from)
     })?;
-    let read_back = |e: &DataEntry| {
-        e.content.to_vec().map_err(|source| LoadError::Spill {
+    let read_back = |e: &Entry| {
+        e.node.content.to_vec().map_err(|source| LoadError::Spill {
             package: label.clone(),
             source,
         })
@@ -100,9 +101,10 @@ fn load_one(
     let mut retained = BTreeMap::new();
     let mut data_size = 0;
     for e in &contents.entries {
-        data_size += e.content.len();
-        let mapped = merged_usr(&e.path, &e.kind);
-        if e.kind == EntryKind::File && RETAINED_PREFIXES.iter().any(|p| mapped.starts_with(p)) {
+        data_size += e.node.content.len();
+        let mapped = merged_usr(&e.path, &e.node.kind);
+        if e.node.kind == EntryKind::File && RETAINED_PREFIXES.iter().any(|p| mapped.starts_with(p))
+        {
             retained.insert(mapped, read_back(e)?);
         }
     }

@@ -691,11 +691,11 @@ impl Compiler {
                 reason: e.to_string(),
             })?;
             for e in contents.entries {
-                let path = crate::layer::tree::merged_usr(&e.path, &e.kind);
-                let written = match &e.kind {
+                let path = crate::layer::tree::merged_usr(&e.path, &e.node.kind);
+                let written = match &e.node.kind {
                     EntryKind::Dir => beneath.create_dir_all(&path),
                     EntryKind::File | EntryKind::Hardlink(_) => {
-                        beneath.replace_file(&path, e.content.reader(), 0o755)
+                        beneath.replace_file(&path, e.node.content.reader(), 0o755)
                     }
                     EntryKind::Symlink(target) => beneath.replace_symlink(&path, target),
                     _ => Ok(()),

@@ -6,20 +6,9 @@
 
 use crate::layer::content::{Content, SpillWriter};
 use crate::layer::tar::EntryKind;
+use crate::layer::tree::{Entry, Node};
 use std::collections::BTreeMap;
 use std::io::Read;
-
-/// One member of the data archive, path normalized (`usr/bin/ls`, no `./`, no trailing `/`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DataEntry {
-    pub path: String,
-    pub kind: EntryKind,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: u64,
-    pub content: Content,
-}
 
 /// Where the bytes of a package's files go.
 pub enum Sink<'s> {
@@ -34,7 +23,9 @@ pub enum Sink<'s> {
 pub struct DebContents {
     /// `control`, `md5sums`, `conffiles`, `postinst`, `triggers`, … by member name.
     pub control: BTreeMap<String, Vec<u8>>,
-    pub entries: Vec<DataEntry>,
+    /// Members of the data archive, paths normalized (`usr/bin/ls`, no `./`, no trailing
+    /// `/`), owned by no package yet.
+    pub entries: Vec<Entry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,14 +199,17 @@ pub fn read_deb(deb: impl Read, package: &str, mut sink: Sink) -> Result<DebCont
                     }
                     .map_err(|e| bad(format!("{raw_path}: {e}")))?
                 };
-                contents.entries.push(DataEntry {
+                contents.entries.push(Entry {
                     path,
-                    kind,
-                    mode,
-                    uid,
-                    gid,
-                    mtime,
-                    content,
+                    node: Node {
+                        kind,
+                        mode,
+                        uid,
+                        gid,
+                        mtime,
+                        content,
+                        package: None,
+                    },
                 });
             }
         }
