@@ -8,7 +8,6 @@
 //! Both backends are pinned by Cargo.lock; golden-hash tests catch any drift.
 
 use flate2::{Compress, Compression as Level, FlushCompress, Status};
-use rayon::prelude::*;
 
 /// How layer blobs are compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,126 +86,95 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     compress(data, Compression::Gzip)
 }
 
-/// Blocks deflated together: enough to keep every core busy, few enough that memory stays
-/// a few MiB per layer being written.
-fn batch_blocks() -> usize {
-    (2 * rayon::current_num_threads()).max(4)
+/// Blocks being deflated at once, per layer: enough to keep every core busy, few enough
+/// that memory stays a few MiB per layer being written.
+fn blocks_in_flight(threads: usize) -> usize {
+    (4 * threads).max(4)
 }
 
-/// A batch of whole blocks for the deflating thread; `last` marks the stream's end.
-struct Batch {
-    blocks: Vec<Vec<u8>>,
-    last: bool,
-}
-
-/// Streaming, deterministic gzip: input is cut into [`GZIP_BLOCK`]s as it arrives; batches
-/// of blocks are deflated in parallel on a thread of their own while the next batch fills,
-/// so reading and tar writing overlap compression. The bytes equal [`gzip`]'s for the same
-/// input, whatever the batch size or thread count.
-struct GzipWriter<W: std::io::Write + Send + 'static> {
+/// Streaming, deterministic gzip: input is cut into [`GZIP_BLOCK`]s as it arrives; each full
+/// block is deflated on a pool of the writer's own while the caller goes on reading, and
+/// the deflated blocks are written out in order. The bytes equal [`gzip`]'s for the same
+/// input, whatever the thread count or the pieces the input arrives in.
+struct GzipWriter<W: std::io::Write> {
+    out: W,
     block: Vec<u8>,
-    batch: Vec<Vec<u8>>,
     crc: flate2::Crc,
-    to_deflater: Option<std::sync::mpsc::SyncSender<Batch>>,
-    deflater: Option<std::thread::JoinHandle<std::io::Result<W>>>,
+    pool: rayon::ThreadPool,
+    /// Blocks being deflated, oldest first.
+    in_flight: std::collections::VecDeque<std::sync::mpsc::Receiver<Vec<u8>>>,
+    max_in_flight: usize,
 }
 
-impl<W: std::io::Write + Send + 'static> GzipWriter<W> {
+impl<W: std::io::Write> GzipWriter<W> {
     fn new(mut out: W) -> std::io::Result<Self> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
         // A pool of its own, as large as the caller's: the caller may be a worker of the
-        // global pool blocked on this channel, and deflating on that pool could then wait
-        // for itself.
+        // global pool waiting for a block, and deflating on that pool could then wait for
+        // itself.
+        let threads = rayon::current_num_threads();
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(rayon::current_num_threads())
+            .num_threads(threads)
             .thread_name(|i| format!("gzip-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        let deflater = std::thread::Builder::new().name("gzip".into()).spawn(
-            move || -> std::io::Result<W> {
-                // Header: magic, deflate, no flags, mtime 0, no extra flags, OS 3 (Unix).
-                out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])?;
-                for batch in rx {
-                    let n = batch.blocks.len();
-                    let parts: Vec<Vec<u8>> = pool.install(|| {
-                        batch
-                            .blocks
-                            .par_iter()
-                            .enumerate()
-                            .map(|(i, b)| deflate_block(b, batch.last && i + 1 == n))
-                            .collect()
-                    });
-                    for p in parts {
-                        out.write_all(&p)?;
-                    }
-                }
-                Ok(out)
-            },
-        )?;
+        // Header: magic, deflate, no flags, mtime 0, no extra flags, OS 3 (Unix).
+        out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])?;
         Ok(GzipWriter {
+            out,
             block: Vec::with_capacity(GZIP_BLOCK),
-            batch: Vec::new(),
             crc: flate2::Crc::new(),
-            to_deflater: Some(tx),
-            deflater: Some(deflater),
+            pool,
+            in_flight: std::collections::VecDeque::new(),
+            max_in_flight: blocks_in_flight(threads),
         })
     }
 
-    fn send(&mut self, last: bool) -> std::io::Result<()> {
-        let blocks = std::mem::take(&mut self.batch);
-        let sent = self
-            .to_deflater
-            .as_ref()
-            .map(|tx| tx.send(Batch { blocks, last }).is_ok())
-            .unwrap_or(false);
-        if sent {
-            Ok(())
-        } else {
-            // The deflating thread stopped: its error says why.
-            Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| std::io::Error::other("the compressing thread stopped early")))
+    /// Hands a block to the pool; writes out the oldest ones while too many are pending.
+    fn submit(&mut self, block: Vec<u8>, last: bool) -> std::io::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.pool.spawn(move || {
+            let _ = tx.send(deflate_block(&block, last));
+        });
+        self.in_flight.push_back(rx);
+        while self.in_flight.len() > self.max_in_flight {
+            self.write_oldest()?;
         }
+        Ok(())
     }
 
-    fn join(&mut self) -> std::io::Result<W> {
-        self.to_deflater = None;
-        match self.deflater.take() {
-            Some(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the compressing thread panicked"))),
-            None => Err(std::io::Error::other("the compressor was already finished")),
-        }
+    fn write_oldest(&mut self) -> std::io::Result<()> {
+        let Some(rx) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let deflated = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("a compressing thread panicked"))?;
+        self.out.write_all(&deflated)
     }
 
     fn finish(mut self) -> std::io::Result<W> {
-        // The block being filled is the last one (empty only when the input was empty or
-        // ended on a block boundary, in which case the previous full block is held back).
-        if self.block.is_empty() && !self.batch.is_empty() {
-            self.block = self.batch.pop().expect("batch is not empty");
-        }
+        // The block being filled is the last one: a full block is only submitted once more
+        // input follows it, so this is empty only for an empty input.
         let last = std::mem::take(&mut self.block);
-        self.batch.push(last);
-        self.send(true)?;
-        let mut out = self.join()?;
-        out.write_all(&self.crc.sum().to_le_bytes())?;
-        out.write_all(&(self.crc.amount()).to_le_bytes())?;
-        Ok(out)
+        self.submit(last, true)?;
+        while !self.in_flight.is_empty() {
+            self.write_oldest()?;
+        }
+        let (crc, size) = (self.crc.sum(), self.crc.amount());
+        self.out.write_all(&crc.to_le_bytes())?;
+        self.out.write_all(&size.to_le_bytes())?;
+        Ok(self.out)
     }
 }
 
-impl<W: std::io::Write + Send + 'static> std::io::Write for GzipWriter<W> {
+impl<W: std::io::Write> std::io::Write for GzipWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut rest = buf;
         while !rest.is_empty() {
             if self.block.len() == GZIP_BLOCK {
                 // More input follows, so the full block is not the last.
                 let full = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK));
-                self.batch.push(full);
-                if self.batch.len() >= batch_blocks() {
-                    self.send(false)?;
-                }
+                self.submit(full, false)?;
             }
             let take = (GZIP_BLOCK - self.block.len()).min(rest.len());
             self.block.extend_from_slice(&rest[..take]);
