@@ -275,59 +275,40 @@ impl Store {
         Ok((sha256, path))
     }
 
+    /// Opens an object of the store; a missing one is [`StoreError::Missing`].
+    fn open_object(&self, sha256: &str, name: &str) -> Result<(File, PathBuf), StoreError> {
+        let path = self.source_path(sha256, name);
+        match File::open(&path) {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing {
+                name: name.to_string(),
+                sha256: sha256.to_string(),
+            }),
+            Err(e) => Err(StoreError::io("opening", &path, e)),
+        }
+    }
+
     /// Opens an object after checking its hash (read as a stream), positioned at its start:
     /// for objects too large to hold in memory. Objects are never rewritten in place, so
     /// the open file keeps the bytes that were checked.
     pub fn open_verified(&self, sha256: &str, name: &str) -> Result<File, StoreError> {
-        let path = self.source_path(sha256, name);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing {
-                    name: name.to_string(),
-                    sha256: sha256.to_string(),
-                });
-            }
-            Err(e) => return Err(StoreError::io("opening", &path, e)),
-        };
+        let (mut file, path) = self.open_object(sha256, name)?;
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).map_err(|e| StoreError::io("reading", &path, e))?;
-        let actual = hex::encode(hasher.finalize());
-        if actual != sha256 {
-            return Err(StoreError::HashMismatch {
-                name: path.display().to_string(),
-                expected: sha256.to_string(),
-                actual,
-            });
-        }
+        check_hash(&path, sha256, hasher)?;
         io::Seek::rewind(&mut file).map_err(|e| StoreError::io("reading", &path, e))?;
         Ok(file)
     }
 
     /// Reads a whole object and checks its hash.
     pub fn read_verified(&self, sha256: &str, name: &str) -> Result<Vec<u8>, StoreError> {
-        let path = self.source_path(sha256, name);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing {
-                    name: name.to_string(),
-                    sha256: sha256.to_string(),
-                });
-            }
-            Err(e) => return Err(StoreError::io("opening", &path, e)),
-        };
+        let (mut file, path) = self.open_object(sha256, name)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| StoreError::io("reading", &path, e))?;
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if actual != sha256 {
-            return Err(StoreError::HashMismatch {
-                name: path.display().to_string(),
-                expected: sha256.to_string(),
-                actual,
-            });
-        }
+        let mut hasher = Sha256::new();
+        hasher.update(&bytes);
+        check_hash(&path, sha256, hasher)?;
         Ok(bytes)
     }
 
@@ -379,6 +360,19 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// Whether what `hasher` saw is the object `sha256`.
+fn check_hash(path: &Path, sha256: &str, hasher: Sha256) -> Result<(), StoreError> {
+    let actual = hex::encode(hasher.finalize());
+    if actual == sha256 {
+        return Ok(());
+    }
+    Err(StoreError::HashMismatch {
+        name: path.display().to_string(),
+        expected: sha256.to_string(),
+        actual,
+    })
 }
 
 /// Writes a file atomically: temp file beside it, fsync, rename.

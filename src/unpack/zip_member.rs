@@ -85,7 +85,12 @@ pub fn read_capped(name: &str, member: impl Read, declared: u64) -> Result<Vec<u
             name: name.into(),
             source,
         })?;
-    let actual = out.len() as u64;
+    check_length(name, declared, out.len() as u64)?;
+    Ok(out)
+}
+
+/// A member read up to one byte past its declaration must have exactly what it declared.
+fn check_length(name: &str, declared: u64, actual: u64) -> Result<(), MemberError> {
     if actual > declared {
         return Err(MemberError::TooLarge {
             name: name.into(),
@@ -99,7 +104,7 @@ pub fn read_capped(name: &str, member: impl Read, declared: u64) -> Result<Vec<u
             actual,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A reader that hashes what it reads.
@@ -134,20 +139,7 @@ pub fn spill_capped(
             name: name.into(),
             source,
         })?;
-    let actual = content.len();
-    if actual > declared {
-        return Err(MemberError::TooLarge {
-            name: name.into(),
-            declared,
-        });
-    }
-    if actual < declared {
-        return Err(MemberError::TooShort {
-            name: name.into(),
-            declared,
-            actual,
-        });
-    }
+    check_length(name, declared, content.len())?;
     Ok((content, reader.hasher.finalize().into()))
 }
 
