@@ -3,7 +3,8 @@
 //! gzip: the input is cut into fixed 1 MiB blocks, each deflated independently (raw
 //! deflate, ending in a sync flush, the last one final), then joined under one gzip
 //! header and trailer — pigz's layout without dictionary sharing. Block boundaries are
-//! fixed, so 1 or 16 threads give the same bytes. zstd: libzstd's multithreaded encoder
+//! fixed, so 1 or 16 threads give the same bytes, and a stream can be compressed as it is
+//! written, block by block, in bounded memory. zstd: libzstd's multithreaded encoder
 //! with at least one worker, which is byte-identical for any worker count ≥ 1.
 //! Both backends are pinned by Cargo.lock; golden-hash tests catch any drift.
 
@@ -190,54 +191,53 @@ impl<W: std::io::Write> std::io::Write for GzipWriter<W> {
 }
 
 /// A layer compressor that streams: bytes written in, compressed bytes out to `W`.
-pub enum Compressor<W: std::io::Write + Send + 'static> {
-    Gzip(GzipWriterBox<W>),
+pub struct Compressor<W: std::io::Write>(Backend<W>);
+
+enum Backend<W: std::io::Write> {
+    Gzip(Box<GzipWriter<W>>),
     Zstd(zstd::stream::Encoder<'static, W>),
     None(W),
 }
 
-/// [`GzipWriter`] behind a box (it is large and private).
-pub struct GzipWriterBox<W: std::io::Write + Send + 'static>(Box<GzipWriter<W>>);
-
-impl<W: std::io::Write + Send + 'static> Compressor<W> {
+impl<W: std::io::Write> Compressor<W> {
     pub fn new(compression: Compression, out: W) -> std::io::Result<Self> {
-        Ok(match compression {
-            Compression::Gzip => Compressor::Gzip(GzipWriterBox(Box::new(GzipWriter::new(out)?))),
+        Ok(Compressor(match compression {
+            Compression::Gzip => Backend::Gzip(Box::new(GzipWriter::new(out)?)),
             Compression::Zstd => {
                 let workers = rayon::current_num_threads().max(1) as u32;
                 let mut enc = zstd::stream::Encoder::new(out, ZSTD_LEVEL)?;
                 enc.multithread(workers)?;
                 enc.include_checksum(true)?;
-                Compressor::Zstd(enc)
+                Backend::Zstd(enc)
             }
-            Compression::None => Compressor::None(out),
-        })
+            Compression::None => Backend::None(out),
+        }))
     }
 
     /// Ends the stream and returns the writer.
     pub fn finish(self) -> std::io::Result<W> {
-        match self {
-            Compressor::Gzip(g) => g.0.finish(),
-            Compressor::Zstd(enc) => enc.finish(),
-            Compressor::None(out) => Ok(out),
+        match self.0 {
+            Backend::Gzip(g) => g.finish(),
+            Backend::Zstd(enc) => enc.finish(),
+            Backend::None(out) => Ok(out),
         }
     }
 }
 
-impl<W: std::io::Write + Send + 'static> std::io::Write for Compressor<W> {
+impl<W: std::io::Write> std::io::Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Compressor::Gzip(g) => g.0.write(buf),
-            Compressor::Zstd(enc) => enc.write(buf),
-            Compressor::None(out) => out.write(buf),
+        match &mut self.0 {
+            Backend::Gzip(g) => g.write(buf),
+            Backend::Zstd(enc) => enc.write(buf),
+            Backend::None(out) => out.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         // Flushing would end a compressed block early and change the bytes: only the
         // plain writer flushes.
-        match self {
-            Compressor::None(out) => out.flush(),
+        match &mut self.0 {
+            Backend::None(out) => out.flush(),
             _ => Ok(()),
         }
     }
