@@ -7,7 +7,6 @@
 use super::compress::{Compression, Compressor};
 use super::tree::Tree;
 use sha2::{Digest, Sha256};
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -95,9 +94,4 @@ pub fn write(
         size,
         tar_size,
     })
-}
-
-/// Opens a blob for reading.
-pub fn open(blob_dir: &Path, digest: &str) -> io::Result<File> {
-    File::open(blob_path(blob_dir, digest))
 }

@@ -199,6 +199,8 @@ pub struct SpillWriter {
     file: Arc<SpillFile>,
     out: File,
     end: u64,
+    /// The copy buffer, reused for every content.
+    buf: Vec<u8>,
 }
 
 /// The copy buffer: big enough that a large member costs few system calls.
@@ -208,9 +210,9 @@ impl SpillWriter {
     /// Copies `reader` to its end into the spill file; returns where it went.
     pub fn copy(&mut self, reader: &mut impl Read) -> io::Result<Content> {
         let offset = self.end;
-        let mut buf = vec![0u8; COPY_BUFFER];
+        let buf = &mut self.buf;
         loop {
-            let n = match reader.read(&mut buf) {
+            let n = match reader.read(buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -264,6 +266,7 @@ impl Spill {
             file: Arc::new(SpillFile { file }),
             out,
             end: 0,
+            buf: vec![0u8; COPY_BUFFER],
         })
     }
 
