@@ -4,6 +4,7 @@
 mod common;
 
 use common::Sandbox;
+use common::engine::run;
 use std::path::Path;
 use std::process::Command;
 
@@ -38,17 +39,6 @@ fn at_site(dir: &Path, args: &[&str]) -> Command {
             "http://127.0.0.1:9/debian-security",
         );
     c
-}
-
-fn ok(mut c: Command) -> String {
-    let o = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{c:?}:\n{text}");
-    text
 }
 
 #[test]
@@ -154,7 +144,10 @@ fn tampered_and_truncated_bundles_are_refused_and_leave_nothing() {
     }
     // The intact bundle imports.
     std::fs::write(site.path().join("good.bundle"), &bundle).unwrap();
-    let out = ok(at_site(site.path(), &["bundle", "import", "good.bundle"]));
+    let out = run(&mut at_site(
+        site.path(),
+        &["bundle", "import", "good.bundle"],
+    ));
     assert!(
         out.contains("imported") && out.contains("for test"),
         "{out}"
@@ -176,6 +169,9 @@ fn a_bundle_made_from_a_store_without_the_indexes_imports_and_realizes_offline()
     sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
     let site = site(&sb);
     std::fs::copy(sb.path("test.bundle"), site.path().join("test.bundle")).unwrap();
-    ok(at_site(site.path(), &["bundle", "import", "test.bundle"]));
-    ok(at_site(site.path(), &["--offline", "realize", "test"]));
+    run(&mut at_site(
+        site.path(),
+        &["bundle", "import", "test.bundle"],
+    ));
+    run(&mut at_site(site.path(), &["--offline", "realize", "test"]));
 }
