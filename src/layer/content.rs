@@ -112,22 +112,7 @@ impl Content {
 
     /// Whether it holds exactly `bytes`.
     pub fn equals(&self, bytes: &[u8]) -> io::Result<bool> {
-        if self.len() != bytes.len() as u64 {
-            return Ok(false);
-        }
-        let mut reader = self.reader();
-        let mut buf = vec![0u8; 64 << 10];
-        let mut at = 0;
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                return Ok(true);
-            }
-            if buf[..n] != bytes[at..at + n] {
-                return Ok(false);
-            }
-            at += n;
-        }
+        Ok(self.len() == bytes.len() as u64 && same_stream(self.reader(), bytes)?)
     }
 
     /// Whether the two hold the same bytes (read in pieces, never whole).
@@ -135,20 +120,21 @@ impl Content {
         if self.len() != other.len() {
             return Ok(false);
         }
-        if self == other {
+        Ok(self == other || same_stream(self.reader(), other.reader())?)
+    }
+}
+
+/// Whether two readers of the same length give the same bytes, compared piece by piece.
+fn same_stream(mut a: impl Read, mut b: impl Read) -> io::Result<bool> {
+    let (mut x, mut y) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
             return Ok(true);
         }
-        let (mut a, mut b) = (self.reader(), other.reader());
-        let (mut x, mut y) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
-        loop {
-            let n = a.read(&mut x)?;
-            if n == 0 {
-                return Ok(true);
-            }
-            b.read_exact(&mut y[..n])?;
-            if x[..n] != y[..n] {
-                return Ok(false);
-            }
+        b.read_exact(&mut y[..n])?;
+        if x[..n] != y[..n] {
+            return Ok(false);
         }
     }
 }

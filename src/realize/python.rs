@@ -335,12 +335,10 @@ pub fn install(
         let f = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
         let mode = f.unix_mode().unwrap_or(0o644);
         let declared = f.size();
-        let (content, sha) = spill
-            .with_writer(|w| {
-                crate::unpack::zip_member::spill_capped(name, f, declared, w)
-                    .map_err(|e| bad(e.to_string()))
-            })
-            .map_err(|e: WheelError| e)?;
+        let (content, sha) = spill.with_writer(|w| -> Result<_, WheelError> {
+            crate::unpack::zip_member::spill_capped(name, f, declared, w)
+                .map_err(|e| bad(e.to_string()))
+        })?;
         Ok::<_, WheelError>((content, sha, mode))
     };
     let record_text =
