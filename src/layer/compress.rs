@@ -49,13 +49,6 @@ const GZIP_BLOCK: usize = 1 << 20;
 const GZIP_LEVEL: u32 = 6;
 const ZSTD_LEVEL: i32 = 3;
 
-/// Compresses a whole layer tar in memory (tests and small blobs).
-pub fn compress(data: &[u8], compression: Compression) -> Vec<u8> {
-    let mut w = Compressor::new(compression, Vec::new()).expect("compressing to memory");
-    std::io::Write::write_all(&mut w, data).expect("compressing to memory");
-    w.finish().expect("compressing to memory")
-}
-
 fn deflate_block(block: &[u8], last: bool) -> Vec<u8> {
     let mut c = Compress::new(Level::new(GZIP_LEVEL), false);
     let mut out = Vec::with_capacity(block.len() / 2 + 128);
@@ -82,11 +75,6 @@ fn deflate_block(block: &[u8], last: bool) -> Vec<u8> {
     out
 }
 
-/// Parallel, deterministic gzip (one member) of bytes in memory.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    compress(data, Compression::Gzip)
-}
-
 /// Blocks being deflated at once, per layer: enough to keep every core busy, few enough
 /// that memory stays a few MiB per layer being written.
 fn blocks_in_flight(threads: usize) -> usize {
@@ -95,7 +83,7 @@ fn blocks_in_flight(threads: usize) -> usize {
 
 /// Streaming, deterministic gzip: input is cut into [`GZIP_BLOCK`]s as it arrives; each full
 /// block is deflated on a pool of the writer's own while the caller goes on reading, and
-/// the deflated blocks are written out in order. The bytes equal [`gzip`]'s for the same
+/// the deflated blocks are written out in order. The bytes are the same for the same
 /// input, whatever the thread count or the pieces the input arrives in.
 struct GzipWriter<W: std::io::Write> {
     out: W,
@@ -257,17 +245,27 @@ pub fn decoder<'r>(
     })
 }
 
-/// Decompresses a layer blob in memory (tests).
-pub fn decompress(blob: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut decoder(blob, compression)?, &mut out)?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
+
+    /// A whole input compressed in memory, in one piece.
+    fn compress(data: &[u8], compression: Compression) -> Vec<u8> {
+        let mut w = Compressor::new(compression, Vec::new()).unwrap();
+        std::io::Write::write_all(&mut w, data).unwrap();
+        w.finish().unwrap()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        compress(data, Compression::Gzip)
+    }
+
+    fn decompress(blob: &[u8], compression: Compression) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut decoder(blob, compression)?, &mut out)?;
+        Ok(out)
+    }
 
     fn sample() -> Vec<u8> {
         // 3.5 MiB of compressible, non-trivial data.

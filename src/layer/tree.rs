@@ -289,12 +289,6 @@ impl Tree {
             .filter_map(|(p, n)| n.package.as_deref().map(|pkg| (p, pkg)))
     }
 
-    /// The bytes of the tar, in memory (for tests and small trees; layers are streamed with
-    /// [`Tree::write_tar`]).
-    pub fn to_tar(&self) -> Vec<u8> {
-        self.write_tar(Vec::new()).expect("writing to memory")
-    }
-
     /// Writes the tree as a tar, each file's bytes streamed from where they are. Hard links
     /// point at the first path of their group in tar order, which holds the bytes.
     pub fn write_tar<W: std::io::Write>(&self, out: W) -> std::io::Result<W> {
@@ -472,7 +466,7 @@ mod tests {
         );
         t.add_package("p", vec![file("usr/bin/z-file", b"payload"), hl], NO)
             .unwrap();
-        let tar = t.to_tar();
+        let tar = t.write_tar(Vec::new()).unwrap();
         let mut ar = tar::Archive::new(tar.as_slice());
         let entries: Vec<(String, tar::EntryType, u64)> = ar
             .entries()
