@@ -189,6 +189,19 @@ pub fn cached(store: &Store, diff_id: &str, compression: Compression) -> Option<
         .then_some(layer)
 }
 
+/// Whether the store holds any layer in `compression`: when it holds none (a new store),
+/// hashing a tar first to look for it could only cost time.
+fn any_cached(store: &Store, compression: Compression) -> bool {
+    let suffix = format!("-{}.json", compression.name());
+    std::fs::read_dir(store.area(crate::store::Area::Layers)).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && !name.starts_with("inputs-") && name.ends_with(&suffix)
+        })
+    })
+}
+
 /// Writes (or reuses) one layer: its tar streamed through the compressor into a blob of
 /// the store, hashed on the way (diff id and digest). A `prebuilt` layer (its diff id known
 /// from its inputs) is taken from the store without a tar. With `use_cache`, the tar is
@@ -209,7 +222,7 @@ pub fn finish(
         return Ok(layer);
     }
     let blobs = blob_dir(store);
-    if use_cache {
+    if use_cache && any_cached(store, compression) {
         let (_, diff_id, tar_size) = tree
             .write_tar(blob::Hashing::new(std::io::sink()))
             .map_err(|e| StoreError::io("reading the files of a layer for", &blobs, e))?
