@@ -11,6 +11,7 @@ pub mod name;
 pub mod oci;
 pub mod realize;
 pub mod recipe;
+pub mod registry;
 pub mod resolve;
 pub mod sdist;
 pub mod store;

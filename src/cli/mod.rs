@@ -8,6 +8,7 @@ mod lock;
 mod maintain;
 mod progress;
 mod realize;
+mod registry;
 mod show;
 
 use clap::{Parser, Subcommand};
@@ -84,6 +85,10 @@ enum Command {
     Verify(maintain::VerifyArgs),
     /// Show an image: components, archs, package counts and download size
     Show(show::ShowArgs),
+    /// Push an image (its multi-arch index, manifests and layers) to an OCI registry
+    Push(registry::PushArgs),
+    /// Pull an image from an OCI registry into an OCI layout, every blob verified
+    Pull(registry::PullArgs),
 }
 
 /// Output settings shared by commands.
@@ -127,6 +132,8 @@ pub fn run() -> i32 {
         Command::Gc(args) => maintain::gc(&cli, args, &out),
         Command::Verify(args) => maintain::verify(&cli, args, &out),
         Command::Show(args) => show::run(&cli, args),
+        Command::Push(args) => registry::push(&cli, args, &out),
+        Command::Pull(args) => registry::pull(&cli, args, &out),
     };
     match result {
         Ok(()) => exit::OK,

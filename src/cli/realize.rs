@@ -39,6 +39,11 @@ pub struct RealizeArgs {
     /// Rebuild from the sources ignoring cached layers and compare with the existing output
     #[arg(long)]
     check: bool,
+    /// Then push the image to this registry reference, HOST[:PORT]/REPOSITORY[:TAG]
+    #[arg(long, value_name = "REF", conflicts_with = "check")]
+    push: Option<String>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
 }
 
 impl From<RealizeError> for CliError {
@@ -76,6 +81,12 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .hint("use oci, docker or oci,docker")
                 .code(exit::USAGE));
         }
+    }
+    if args.push.is_some() && (images.len() > 1 || !args.format.iter().any(|f| f == "oci")) {
+        return Err(CliError::new(
+            "--push pushes one image's OCI layout: realize one image, with oci among --format",
+        )
+        .code(exit::USAGE));
     }
     if args.tag.is_some() && images.len() > 1 {
         return Err(
@@ -167,6 +178,9 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .map(|p| format!(", docker archive {}", p.display()))
                 .unwrap_or_default();
             println!("{image} {arch}: manifest {digest} ({layers} layers{archive})");
+        }
+        if let (Some(reference), Some(layout)) = (&args.push, &realized.oci_layout) {
+            super::registry::push_layout(cli, layout, reference, &args.registry, out)?;
         }
     }
     Ok(())

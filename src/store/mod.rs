@@ -91,10 +91,13 @@ pub enum Area {
     PypiMetadata,
     /// Which wheel an sdist build made (`sdist`): live while that wheel is kept.
     PypiBuilds,
+    /// Unfinished registry uploads and the repositories pushed to (`registry`): only an
+    /// accelerator, emptied by gc.
+    Uploads,
 }
 
 impl Area {
-    pub const ALL: [Area; 9] = [
+    pub const ALL: [Area; 10] = [
         Area::Tmp,
         Area::Refs,
         Area::Blobs,
@@ -104,6 +107,7 @@ impl Area {
         Area::PycCache,
         Area::PypiMetadata,
         Area::PypiBuilds,
+        Area::Uploads,
     ];
 
     /// The directory's name under the store.
@@ -118,6 +122,7 @@ impl Area {
             Area::PycCache => "pyc-cache",
             Area::PypiMetadata => "pypi-metadata",
             Area::PypiBuilds => "pypi-builds",
+            Area::Uploads => "uploads",
         }
     }
 }

@@ -1,0 +1,254 @@
+//! `carbon-store push` and `pull` (and `realize --push`): images to and from OCI registries.
+
+use super::error::CliError;
+use super::{Cli, Output, exit};
+use carbon_store::registry::auth::Credential;
+use carbon_store::registry::push::{BlobOutcome, PushProgress, PushReport};
+use carbon_store::registry::sessions::Sessions;
+use carbon_store::registry::{ConnectOptions, ImageRef, Registry, RegistryError};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How to reach and log into a registry (shared by push, pull and realize --push).
+#[derive(clap::Args, Debug, Default)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP to the registry (registries on this machine may without it)
+    #[arg(long)]
+    plain_http: bool,
+    /// Trust the CA certificates in this PEM file as well as the system's
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Log in as this user (with --password-stdin) instead of docker's or podman's stored login
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password (or token) for --username from standard input
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// An image name (pushes the layout `realize` wrote under --out) or an OCI layout directory
+    source: String,
+    /// Where to: HOST[:PORT]/REPOSITORY[:TAG]
+    reference: String,
+    /// Output directory `realize` wrote the image's layout to
+    #[arg(long, default_value = "oci-out")]
+    out: PathBuf,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// What to pull: HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]
+    reference: String,
+    /// The OCI layout directory to write (created; other tags in it are kept)
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+impl From<RegistryError> for CliError {
+    fn from(e: RegistryError) -> Self {
+        let message = e.to_string();
+        match e {
+            RegistryError::NoCredentials { .. } => CliError::new(message).hint(
+                "log in with `docker login` or `podman login`, or pass --username and --password-stdin",
+            ),
+            RegistryError::BadCredentials { .. } => CliError::new(message)
+                .hint("check the user name and password (or token); `docker login` again if it expired"),
+            RegistryError::Denied { .. } => CliError::new(message)
+                .hint("the credentials are valid but lack the rights: pushing needs push rights on the repository"),
+            RegistryError::Connect { .. } => CliError::new(message).hint(
+                "check the address; for a registry with its own CA pass --ca-file, for one without TLS --plain-http",
+            ),
+            RegistryError::Reference(_) => CliError::new(message).code(exit::USAGE),
+            _ => CliError::new(message),
+        }
+    }
+}
+
+impl RegistryArgs {
+    fn connect(&self, reference: &ImageRef) -> Result<Registry, CliError> {
+        let credential = match &self.username {
+            Some(username) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .map_err(|e| {
+                        CliError::new(format!("reading the password from standard input: {e}"))
+                    })?;
+                let password = password.trim_end_matches(['\n', '\r']).to_string();
+                if password.is_empty() {
+                    return Err(
+                        CliError::new("--password-stdin read an empty password").code(exit::USAGE)
+                    );
+                }
+                Some(Credential::Basic {
+                    username: username.clone(),
+                    password,
+                })
+            }
+            None => None,
+        };
+        let opts = ConnectOptions {
+            plain_http: self.plain_http,
+            ca_file: self.ca_file.clone(),
+            credential,
+            backoff: None,
+        };
+        Ok(Registry::new(reference, &opts)?)
+    }
+}
+
+fn parse_ref(text: &str) -> Result<ImageRef, CliError> {
+    Ok(ImageRef::parse(text).map_err(RegistryError::from)?)
+}
+
+/// Progress of a push: a byte bar on a terminal; nothing otherwise (the summary follows).
+struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    fn new(out: &Output, message: &str) -> Bar {
+        Bar((std::io::stderr().is_terminal() && !out.quiet).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                )
+                .expect("template is valid")
+                .progress_chars("=> "),
+            );
+            bar.set_message(message.to_string());
+            bar
+        }))
+    }
+}
+
+impl PushProgress for Bar {
+    fn start(&self, _blobs: usize, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(bytes);
+        }
+    }
+    fn bytes(&self, n: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(n);
+        }
+    }
+    fn blob_done(&self, _digest: &str, _outcome: &BlobOutcome) {}
+}
+
+/// The layout a push reads: `OUT/IMAGE` for an image name, else the directory given.
+fn source_layout(cli: &Cli, source: &str, out: &Path) -> Result<PathBuf, CliError> {
+    let is_image = cli
+        .load_recipes()
+        .map(|r| r.image_names().iter().any(|n| n == source))
+        .unwrap_or(false);
+    let layout = if is_image {
+        out.join(source)
+    } else {
+        PathBuf::from(source)
+    };
+    if !layout.join("oci-layout").is_file() {
+        let mut e = CliError::new(format!("{} holds no OCI layout", layout.display()));
+        e = if is_image {
+            e.hint(format!(
+                "build it first (`carbon-store realize {source}`), or build and push in one step: `carbon-store realize {source} --push REF`"
+            ))
+        } else {
+            e.hint("name an image of the recipes, or an OCI layout directory (one with an `oci-layout` file)")
+        };
+        return Err(e);
+    }
+    Ok(layout)
+}
+
+pub fn push(cli: &Cli, args: &PushArgs, out: &Output) -> Result<(), CliError> {
+    parse_ref(&args.reference)?;
+    let layout = source_layout(cli, &args.source, &args.out)?;
+    push_layout(cli, &layout, &args.reference, &args.registry, out).map(|_| ())
+}
+
+/// Pushes a layout and prints `REF@DIGEST`; shared with `realize --push`.
+pub fn push_layout(
+    cli: &Cli,
+    layout: &Path,
+    reference: &str,
+    registry_args: &RegistryArgs,
+    out: &Output,
+) -> Result<PushReport, CliError> {
+    let target = parse_ref(reference)?;
+    let image = carbon_store::registry::push::read_layout(layout, None)?;
+    let registry = registry_args.connect(&target)?;
+    let store = cli.open_store()?;
+    let sessions = Sessions::new(&store);
+    let started = Instant::now();
+    let bar = Bar::new(out, &format!("pushing to {target}"));
+    let report = carbon_store::registry::push::push(
+        &image,
+        &target,
+        &registry,
+        &sessions,
+        cli.jobs.unwrap_or(4),
+        &bar,
+    );
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
+    }
+    let report = report?;
+    out.info(format!(
+        "pushed {target} in {:.1}s: {} blobs uploaded ({:.1} MB{}), {} mounted, {} already there; {} manifests",
+        started.elapsed().as_secs_f64(),
+        report.uploaded,
+        report.uploaded_bytes as f64 / 1e6,
+        if report.resumed > 0 {
+            format!(", {} resumed", report.resumed)
+        } else {
+            String::new()
+        },
+        report.mounted,
+        report.present,
+        report.manifests,
+    ));
+    let mut pinned = target.clone();
+    pinned.digest = Some(report.digest.clone());
+    println!("{pinned}");
+    Ok(report)
+}
+
+pub fn pull(_cli: &Cli, args: &PullArgs, out: &Output) -> Result<(), CliError> {
+    let source = parse_ref(&args.reference)?;
+    let registry = args.registry.connect(&source)?;
+    let started = Instant::now();
+    let bar = Bar::new(out, &format!("pulling {source}"));
+    let ref_name = source.tag.clone().unwrap_or_else(|| "latest".into());
+    let report =
+        carbon_store::registry::pull::pull(&source, &registry, &args.out, &ref_name, &|n| {
+            if let Some(b) = &bar.0 {
+                b.inc(n);
+            }
+        });
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
+    }
+    let report = report?;
+    out.info(format!(
+        "pulled {source} into {} in {:.1}s: {} blobs downloaded ({:.1} MB), {} already there",
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        report.blobs,
+        report.downloaded_bytes as f64 / 1e6,
+        report.already_there,
+    ));
+    println!(
+        "{}@{}",
+        source.to_string().split('@').next().unwrap_or(""),
+        report.digest
+    );
+    Ok(())
+}

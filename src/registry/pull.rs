@@ -1,0 +1,286 @@
+//! Pulling an image into an OCI layout: the tag's document, every manifest below it and
+//! every blob, each checked against its digest and size before it gets its name.
+//!
+//! Why a layout: it is what `push --layout` reads, what skopeo and umoci read, and what an
+//! air-gapped site carries to its own registry. Nothing the registry sends is trusted: a
+//! digest must be `sha256:` and 64 hex digits before it becomes a file name, and a blob is
+//! written to a temporary file and renamed only once its bytes hash to its digest.
+
+use super::client::{Payload, Registry, RegistryError, pull_scope};
+use super::documents::{self, Descriptor, Parsed};
+use super::push::{blob_path, excerpt};
+use super::reference::ImageRef;
+use crate::store::write_atomic;
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Manifests larger than this are refused (the OCI distribution spec suggests 4 MiB).
+const MANIFEST_MAX: u64 = 4 << 20;
+
+/// A pull's counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullReport {
+    pub digest: String,
+    pub media_type: String,
+    pub blobs: usize,
+    pub downloaded_bytes: u64,
+    pub already_there: usize,
+}
+
+/// Pulls `source` into the layout at `out` (created if missing), recording it in
+/// `index.json` under `ref_name`.
+pub fn pull(
+    source: &ImageRef,
+    registry: &Registry,
+    out: &Path,
+    ref_name: &str,
+    progress: &dyn Fn(u64),
+) -> Result<PullReport, RegistryError> {
+    let repo = &source.repository;
+    let (top_bytes, top_type) = get_manifest(registry, repo, source.reference())?;
+    let digest = crate::oci::digest_of(&top_bytes);
+    if let Some(wanted) = &source.digest
+        && *wanted != digest
+    {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("manifest {source}"),
+            expected: wanted.clone(),
+            got: digest,
+        });
+    }
+    let mut documents_to_write = vec![(digest.clone(), top_bytes.clone())];
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    let mut add_blobs = |list: Vec<Descriptor>| {
+        for b in list {
+            if !blobs.iter().any(|x| x.digest == b.digest) {
+                blobs.push(b);
+            }
+        }
+    };
+    let bad = |e: documents::DocumentError| RegistryError::Status {
+        registry: registry.name.clone(),
+        what: format!("reading {source}"),
+        status: 200,
+        detail: format!(" ({e})"),
+    };
+    let media_type = match documents::parse(&top_bytes, &digest).map_err(bad)? {
+        Parsed::Index {
+            manifests,
+            media_type,
+        } => {
+            for m in manifests {
+                let (bytes, _) = get_manifest(registry, repo, &m.digest)?;
+                let got = crate::oci::digest_of(&bytes);
+                if got != m.digest {
+                    return Err(RegistryError::DigestMismatch {
+                        what: format!("manifest {}", m.digest),
+                        expected: m.digest,
+                        got,
+                    });
+                }
+                match documents::parse(&bytes, &m.digest).map_err(bad)? {
+                    Parsed::Manifest { blobs, .. } => add_blobs(blobs),
+                    Parsed::Index { .. } => {
+                        return Err(bad(documents::DocumentError {
+                            what: m.digest.clone(),
+                            reason: "an index inside an index".into(),
+                        }));
+                    }
+                }
+                documents_to_write.push((m.digest, bytes));
+            }
+            media_type
+        }
+        Parsed::Manifest { blobs, media_type } => {
+            add_blobs(blobs);
+            media_type
+        }
+    };
+    let _ = top_type;
+    let mut report = PullReport {
+        digest: digest.clone(),
+        media_type: media_type.clone(),
+        ..PullReport::default()
+    };
+    let blob_dir = out.join("blobs/sha256");
+    std::fs::create_dir_all(&blob_dir).map_err(|e| RegistryError::io("creating", &blob_dir, e))?;
+    for b in &blobs {
+        let path = blob_path(out, &b.digest);
+        if file_has_digest(&path, &b.digest) {
+            report.already_there += 1;
+            progress(b.size);
+            continue;
+        }
+        get_blob(registry, repo, b, &path, progress)?;
+        report.blobs += 1;
+        report.downloaded_bytes += b.size;
+    }
+    // Documents after the blobs they name; index.json last.
+    for (d, bytes) in documents_to_write.iter().rev() {
+        write_atomic(&blob_path(out, d), bytes)
+            .map_err(|e| RegistryError::io("writing", out, std::io::Error::other(e.to_string())))?;
+    }
+    write_layout_index(out, &digest, &media_type, top_bytes.len() as u64, ref_name)?;
+    Ok(report)
+}
+
+/// Whether a file exists and hashes to `digest`.
+fn file_has_digest(path: &Path, digest: &str) -> bool {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut f, &mut hasher).is_ok()
+        && format!("sha256:{}", hex::encode(hasher.finalize())) == digest
+}
+
+fn get_manifest(
+    registry: &Registry,
+    repo: &str,
+    reference: &str,
+) -> Result<(Vec<u8>, String), RegistryError> {
+    let what = format!("manifest {repo}:{reference}");
+    let r = registry.send(
+        Method::GET,
+        registry.url(&format!("{repo}/manifests/{reference}")),
+        &[("Accept", documents::accept())],
+        Payload::Empty,
+        &[pull_scope(repo)],
+        &what,
+    )?;
+    if r.status() == StatusCode::NOT_FOUND {
+        return Err(registry.status_error(&what, r.status(), "no such image"));
+    }
+    if !r.status().is_success() {
+        let status = r.status();
+        return Err(registry.status_error(&what, status, &excerpt(&r.text().unwrap_or_default())));
+    }
+    let media_type = r
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut bytes = Vec::new();
+    r.take(MANIFEST_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RegistryError::Connect {
+            registry: registry.name.clone(),
+            what: what.clone(),
+            reason: e.to_string(),
+        })?;
+    if bytes.len() as u64 > MANIFEST_MAX {
+        return Err(registry.status_error(&what, StatusCode::OK, "larger than 4 MiB"));
+    }
+    Ok((bytes, media_type))
+}
+
+/// Streams a blob to a temp file beside `path`, checks size and digest, renames it.
+fn get_blob(
+    registry: &Registry,
+    repo: &str,
+    blob: &Descriptor,
+    path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<(), RegistryError> {
+    let what = format!("blob {}", blob.digest);
+    let mut r = registry.send(
+        Method::GET,
+        registry.url(&format!("{repo}/blobs/{}", blob.digest)),
+        &[],
+        Payload::Empty,
+        &[pull_scope(repo)],
+        &what,
+    )?;
+    if !r.status().is_success() {
+        let status = r.status();
+        return Err(registry.status_error(&what, status, ""));
+    }
+    let dir = path.parent().expect("blob paths have a parent");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pull-")
+        .tempfile_in(dir)
+        .map_err(|e| RegistryError::io("creating a file in", dir, e))?;
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| RegistryError::Connect {
+            registry: registry.name.clone(),
+            what: what.clone(),
+            reason: e.to_string(),
+        })?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > blob.size {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        tmp.write_all(&buf[..n])
+            .map_err(|e| RegistryError::io("writing", tmp.path(), e))?;
+        progress(n as u64);
+    }
+    let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if written != blob.size || got != blob.digest {
+        return Err(RegistryError::DigestMismatch {
+            what,
+            expected: format!("{} ({} bytes)", blob.digest, blob.size),
+            got: if written > blob.size {
+                format!("more than {} bytes", blob.size)
+            } else {
+                format!("{got} ({written} bytes)")
+            },
+        });
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| RegistryError::io("syncing", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| RegistryError::io("renaming into", path, e.error))?;
+    Ok(())
+}
+
+/// `oci-layout` and `index.json`, keeping other tags' entries.
+fn write_layout_index(
+    out: &Path,
+    digest: &str,
+    media_type: &str,
+    size: u64,
+    ref_name: &str,
+) -> Result<(), RegistryError> {
+    let io = |e: crate::store::StoreError| {
+        RegistryError::io("writing", out, std::io::Error::other(e.to_string()))
+    };
+    write_atomic(
+        &out.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .map_err(io)?;
+    let index_path = out.join("index.json");
+    let mut manifests: Vec<serde_json::Value> = std::fs::read(&index_path)
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["manifests"].as_array().cloned())
+        .unwrap_or_default();
+    manifests.retain(|m| m["annotations"][crate::oci::layout::REF_NAME].as_str() != Some(ref_name));
+    manifests.push(serde_json::json!({
+        "mediaType": media_type,
+        "digest": digest,
+        "size": size,
+        "annotations": { crate::oci::layout::REF_NAME: ref_name },
+    }));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": documents::OCI_INDEX,
+        "manifests": manifests,
+    });
+    write_atomic(
+        &index_path,
+        &serde_json::to_vec(&index).expect("index serializes"),
+    )
+    .map_err(io)
+}
