@@ -613,3 +613,94 @@ fn a_push_killed_in_the_middle_of_a_blob_completes_on_the_next_run() {
     assert_eq!(stdout.trim(), format!("{target}@{local}"));
     assert_eq!(skopeo_digest(&target), local);
 }
+
+/// A second working copy of a sandbox: its recipes and lockfiles, an empty store, mirrors
+/// that point nowhere unless `mirrors` (then the sandbox's own).
+fn second_copy(sb: &common::Sandbox, mirrors: bool, args: &[&str]) -> (tempfile::TempDir, Command) {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["recipes", "lockfiles"] {
+        run(Command::new("cp")
+            .arg("-r")
+            .arg(sb.path(sub))
+            .arg(dir.path()));
+    }
+    let mut c = sb.cmd(args);
+    c.current_dir(dir.path()).env("HOME", dir.path());
+    if !mirrors {
+        c.env("CARBON_MIRROR_DEBIAN", "http://127.0.0.1:9/debian")
+            .env(
+                "CARBON_MIRROR_DEBIAN_SECURITY",
+                "http://127.0.0.1:9/debian-security",
+            )
+            .env("CARBON_MIRROR_PYPI", "http://127.0.0.1:9/pypi/simple");
+    }
+    (dir, c)
+}
+
+fn output(mut c: Command) -> (bool, String) {
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+#[ignore = "needs docker-registry (scripts/engines-up); run by scripts/test"]
+fn a_registry_cache_feeds_an_empty_store_and_wrong_bytes_from_it_are_refused() {
+    let registry = start_registry(None);
+    let sb = common::Sandbox::new();
+    sb.ok(&["realize", "test"]);
+    let built = common::digests(&sb.path("oci-out"));
+    let cache = format!("127.0.0.1:{}/ci/cache", registry.port);
+
+    // Store A pushes its cache: one artifact per arch, tagged by image, arch and lock.
+    let out = sb
+        .cmd(&["cache", "push", "test", "--to", &cache])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{cache}:test-amd64-"))
+            && stdout.contains(&format!("{cache}:test-arm64-")),
+        "{stdout}"
+    );
+
+    // Store B, empty, every mirror unreachable: the same images from the cache alone.
+    let (dir, c) = second_copy(&sb, false, &["realize", "test", "--cache", &cache]);
+    let (ok, text) = output(c);
+    assert!(ok, "{text}");
+    assert_eq!(common::digests(&dir.path().join("oci-out")), built);
+
+    // A cache whose copy of one package holds other bytes: refused, taken from the mirror.
+    let blobs = registry.storage.join("docker/registry/v2/blobs/sha256");
+    let lock = std::fs::read_to_string(sb.path("lockfiles/test.lock")).unwrap();
+    let sha = lock
+        .split("path = \"pool/")
+        .nth(1)
+        .and_then(|rest| rest.split("sha256 = \"").nth(1))
+        .map(|s| s[..64].to_string())
+        .expect("the lock pins a package");
+    let data = blobs.join(&sha[..2]).join(&sha).join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let (dir, c) = second_copy(&sb, true, &["realize", "test", "--cache", &cache]);
+    let (ok, text) = output(c);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("refused from the cache, taken from the mirror")
+            && text.contains("other bytes"),
+        "{text}"
+    );
+    assert_eq!(common::digests(&dir.path().join("oci-out")), built);
+}

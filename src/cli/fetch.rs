@@ -14,6 +14,29 @@ use std::time::Instant;
 pub struct FetchArgs {
     /// Images whose locks to fetch (default: every image)
     images: Vec<String>,
+    #[command(flatten)]
+    cache: super::registry::CacheArg,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+}
+
+/// The lock reduced to `archs`, plus what building them needs beyond their own sections:
+/// byte-code is compiled by the image's interpreter for the host's arch.
+pub fn select_archs(lock: &Lockfile, archs: &[String]) -> Lockfile {
+    let mut selected = lock.clone();
+    selected.archs.retain(|a, _| archs.contains(a));
+    if selected.archs.values().any(|a| !a.python.is_empty()) {
+        let minor = carbon_store::realize::python::python_minor(lock);
+        let extra = carbon_store::realize::python::Compiler::packages(lock, &minor);
+        if let Some(section) = selected.archs.values_mut().next() {
+            for p in extra {
+                if !section.debian.contains(&p) {
+                    section.debian.push(p);
+                }
+            }
+        }
+    }
+    selected
 }
 
 pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
@@ -36,18 +59,24 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let store = cli.open_store()?;
     let _guard = store.lock_shared()?;
     let started = Instant::now();
-    let report = download(cli, out, &store, &wanted)?;
+    let cache = super::registry::open_cache(cli, &args.cache, &args.registry)?;
+    let report = download(cli, out, &store, &wanted, cache.as_ref())?;
     for lock in &locks {
         build_sources(out, &store, lock)?;
     }
     let secs = started.elapsed().as_secs_f64();
     out.info(format!(
-        "{} artifacts: {} already in the store, {} downloaded ({:.1} MB in {:.1}s)",
+        "{} artifacts: {} already in the store, {} downloaded ({:.1} MB in {:.1}s{})",
         report.artifacts,
         report.already_present,
         report.downloaded,
         report.bytes_downloaded as f64 / 1e6,
-        secs
+        secs,
+        if cache.is_some() {
+            format!(", {} from the cache", report.substituted)
+        } else {
+            String::new()
+        }
     ));
     Ok(())
 }
@@ -58,6 +87,7 @@ pub fn download(
     out: &Output,
     store: &Store,
     wanted: &[Wanted],
+    cache: Option<&carbon_store::registry::cache::RegistryCache>,
 ) -> Result<FetchReport, CliError> {
     let fetcher = Fetcher::new(cli.offline);
     let mirrors = cli.mirror_settings()?;
@@ -69,9 +99,16 @@ pub fn download(
         &mirrors,
         cli.download_jobs(),
         &progress,
+        cache.map(|c| c as &dyn fetch_lock::Substituter),
     );
     progress.finish();
-    Ok(report?)
+    let report = report?;
+    for why in &report.refused {
+        out.info(format!(
+            "warning: refused from the cache, taken from the mirror: {why}"
+        ));
+    }
+    Ok(report)
 }
 
 /// Builds the lock's wheels made from sdists that the store lacks; shared by `fetch` and

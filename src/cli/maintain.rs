@@ -245,7 +245,7 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
         }
     }
     let _guard = store.lock_shared()?;
-    super::fetch::download(cli, out, &store, &wanted)?;
+    super::fetch::download(cli, out, &store, &wanted, None)?;
     for l in &locks {
         super::fetch::build_sources(out, &store, l)?;
     }

@@ -89,6 +89,9 @@ enum Command {
     Push(registry::PushArgs),
     /// Pull an image from an OCI registry into an OCI layout, every blob verified
     Pull(registry::PullArgs),
+    /// Share the store's packages and wheels through an OCI registry
+    #[command(subcommand)]
+    Cache(registry::CacheAction),
 }
 
 /// Output settings shared by commands.
@@ -134,6 +137,7 @@ pub fn run() -> i32 {
         Command::Show(args) => show::run(&cli, args),
         Command::Push(args) => registry::push(&cli, args, &out),
         Command::Pull(args) => registry::pull(&cli, args, &out),
+        Command::Cache(action) => registry::cache(&cli, action, &out),
     };
     match result {
         Ok(()) => exit::OK,

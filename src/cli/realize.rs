@@ -39,6 +39,8 @@ pub struct RealizeArgs {
     /// Rebuild from the sources ignoring cached layers and compare with the existing output
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    cache: super::registry::CacheArg,
     /// Then push the image to this registry reference, HOST[:PORT]/REPOSITORY[:TAG]
     #[arg(long, value_name = "REF", conflicts_with = "check")]
     push: Option<String>,
@@ -123,22 +125,10 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         } else {
             args.arch.clone()
         };
-        let mut selected = lock.clone();
-        selected.archs.retain(|a, _| archs.contains(a));
-        // Byte-code is compiled by the image's interpreter for the host's arch: fetch it too.
-        if selected.archs.values().any(|a| !a.python.is_empty()) {
-            let minor = carbon_store::realize::python::python_minor(&lock);
-            let extra = carbon_store::realize::python::Compiler::packages(&lock, &minor);
-            if let Some(section) = selected.archs.values_mut().next() {
-                for p in extra {
-                    if !section.debian.contains(&p) {
-                        section.debian.push(p);
-                    }
-                }
-            }
-        }
+        let selected = super::fetch::select_archs(&lock, &archs);
         let wanted = fetch_lock::wanted(&selected)?;
-        super::fetch::download(cli, out, &store, &wanted)?;
+        let cache = super::registry::open_cache(cli, &args.cache, &args.registry)?;
+        super::fetch::download(cli, out, &store, &wanted, cache.as_ref())?;
         super::fetch::build_sources(out, &store, &selected)?;
         let opts = RealizeOptions {
             archs: archs.clone(),

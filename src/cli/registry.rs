@@ -3,6 +3,7 @@
 use super::error::CliError;
 use super::{Cli, Output, exit};
 use carbon_store::registry::auth::Credential;
+use carbon_store::registry::cache::RegistryCache;
 use carbon_store::registry::push::{BlobOutcome, PushProgress, PushReport};
 use carbon_store::registry::sessions::Sessions;
 use carbon_store::registry::{ConnectOptions, ImageRef, Registry, RegistryError};
@@ -103,6 +104,30 @@ impl RegistryArgs {
         };
         Ok(Registry::new(reference, &opts)?)
     }
+}
+
+/// `--cache REF`: a registry cache read before the mirrors.
+#[derive(clap::Args, Debug, Default)]
+pub struct CacheArg {
+    /// Take packages and wheels from this registry cache (HOST[:PORT]/REPOSITORY) before the mirrors
+    #[arg(long, env = "CARBON_CACHE", value_name = "REF")]
+    cache: Option<String>,
+}
+
+/// The cache to read, if one is named by `--cache`, `CARBON_CACHE` or the config file's
+/// `cache` (the connection is made here; no request yet).
+pub fn open_cache(
+    cli: &Cli,
+    arg: &CacheArg,
+    registry: &RegistryArgs,
+) -> Result<Option<RegistryCache>, CliError> {
+    let settings = cli.mirror_settings()?;
+    let Some(text) = arg.cache.as_deref().or(settings.config_cache()) else {
+        return Ok(None);
+    };
+    let reference = parse_ref(text)?;
+    let connection = registry.connect(&reference)?;
+    Ok(Some(RegistryCache::new(connection, reference)))
 }
 
 fn parse_ref(text: &str) -> Result<ImageRef, CliError> {
@@ -250,5 +275,83 @@ pub fn pull(_cli: &Cli, args: &PullArgs, out: &Output) -> Result<(), CliError> {
         source.to_string().split('@').next().unwrap_or(""),
         report.digest
     );
+    Ok(())
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum CacheAction {
+    /// Push the packages and wheels images' locks pin to a registry, for `--cache` to read
+    Push(CachePushArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CachePushArgs {
+    /// Images whose locks to cache (default: every image)
+    images: Vec<String>,
+    /// The cache repository, HOST[:PORT]/REPOSITORY
+    #[arg(long, value_name = "REF")]
+    to: String,
+    /// Archs to cache, comma-separated (default: all of each lock's)
+    #[arg(long, value_delimiter = ',')]
+    arch: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub fn cache(cli: &Cli, action: &CacheAction, out: &Output) -> Result<(), CliError> {
+    let CacheAction::Push(args) = action;
+    let target = parse_ref(&args.to)?;
+    let recipes = cli.load_recipes()?;
+    let images = cli.images(&recipes, &args.images)?;
+    let store = cli.open_store()?;
+    let _guard = store.lock_shared()?;
+    let registry = args.registry.connect(&target)?;
+    let sessions = Sessions::new(&store);
+    for image in &images {
+        let lock = carbon_store::lock::read(&cli.lockfiles, image)?;
+        let lock_text =
+            std::fs::read_to_string(carbon_store::lock::lock_path(&cli.lockfiles, image))
+                .map_err(|e| CliError::new(e.to_string()))?;
+        let archs: Vec<String> = lock
+            .archs
+            .keys()
+            .filter(|a| args.arch.is_empty() || args.arch.contains(a))
+            .cloned()
+            .collect();
+        for arch in &archs {
+            let selected = super::fetch::select_archs(&lock, std::slice::from_ref(arch));
+            let wanted = carbon_store::fetch::lockfile::wanted(&selected)?;
+            // What the store lacks comes from the mirrors first.
+            super::fetch::download(cli, out, &store, &wanted, None)?;
+            let started = Instant::now();
+            let bar = Bar::new(out, &format!("caching {image} {arch}"));
+            let report = carbon_store::registry::cache::push_arch(
+                &store,
+                &registry,
+                &target.repository,
+                &sessions,
+                image,
+                arch,
+                &lock_text,
+                &wanted,
+                cli.jobs.unwrap_or(4),
+                &bar,
+            );
+            if let Some(b) = &bar.0 {
+                b.finish_and_clear();
+            }
+            let report = report?;
+            out.info(format!(
+                "cached {image} {arch} in {:.1}s: {} objects, {} uploaded ({:.1} MB), {} mounted, {} already there",
+                started.elapsed().as_secs_f64(),
+                report.objects,
+                report.counts.uploaded,
+                report.counts.uploaded_bytes as f64 / 1e6,
+                report.counts.mounted,
+                report.counts.present,
+            ));
+            println!("{}/{}:{}", target.registry, target.repository, report.tag);
+        }
+    }
     Ok(())
 }

@@ -48,6 +48,8 @@ pub struct MirrorSettings {
     env: BTreeMap<String, String>,
     config_path: Option<PathBuf>,
     config: BTreeMap<String, Vec<String>>,
+    /// `cache = "HOST/REPOSITORY"` of the config file: the registry cache to read.
+    config_cache: Option<String>,
     apt: BTreeMap<String, Vec<String>>,
 }
 
@@ -119,9 +121,15 @@ impl MirrorSettings {
                 .extend(split_urls(url));
         }
         if let Some(path) = config_path.filter(|p| p.exists()) {
-            settings.config = read_config(&path)?;
+            (settings.config, settings.config_cache) = read_config(&path)?;
         }
         Ok(settings)
+    }
+
+    /// The registry cache the config file names, if any (`--cache` and `CARBON_CACHE`
+    /// come first; the CLI reads those).
+    pub fn config_cache(&self) -> Option<&str> {
+        self.config_cache.as_deref()
     }
 
     /// The mirror for a name, from the first place that sets it.
@@ -281,7 +289,11 @@ fn pip_default_index() -> Option<String> {
         .then(|| text.trim_end_matches('/').to_string())
 }
 
-fn read_config(path: &Path) -> Result<BTreeMap<String, Vec<String>>, MirrorError> {
+/// Mirror URLs by name.
+type MirrorUrls = BTreeMap<String, Vec<String>>;
+
+/// The config file's mirrors and registry cache.
+fn read_config(path: &Path) -> Result<(MirrorUrls, Option<String>), MirrorError> {
     let bad = |reason: String| MirrorError::BadConfig {
         path: path.to_path_buf(),
         reason,
@@ -289,10 +301,20 @@ fn read_config(path: &Path) -> Result<BTreeMap<String, Vec<String>>, MirrorError
     let text = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let mut out = BTreeMap::new();
+    let mut cache = None;
     for (key, value) in &table {
+        if key == "cache" {
+            cache = Some(
+                value
+                    .as_str()
+                    .ok_or_else(|| bad("`cache` must be a string, HOST[:PORT]/REPOSITORY".into()))?
+                    .to_string(),
+            );
+            continue;
+        }
         if key != "mirrors" {
             return Err(bad(format!(
-                "unknown table or key `{key}` (expected [mirrors])"
+                "unknown table or key `{key}` (expected [mirrors] or cache)"
             )));
         }
         let mirrors = value
@@ -319,7 +341,7 @@ fn read_config(path: &Path) -> Result<BTreeMap<String, Vec<String>>, MirrorError
             out.insert(name.clone(), urls);
         }
     }
-    Ok(out)
+    Ok((out, cache))
 }
 
 /// One `deb` source of the host's apt configuration.
@@ -532,6 +554,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.mirror("debian").unwrap().origin, "--mirror debian=");
+    }
+
+    #[test]
+    fn the_config_file_may_name_a_registry_cache() {
+        let dir = apt_dir(SOURCES, "");
+        let config = dir.path().join("config.toml");
+        fs::write(&config, "cache = \"10.0.0.7:5000/ci/cache\"\n[mirrors]\n").unwrap();
+        let s =
+            MirrorSettings::load(&[], BTreeMap::new(), Some(config.clone()), dir.path()).unwrap();
+        assert_eq!(s.config_cache(), Some("10.0.0.7:5000/ci/cache"));
+        fs::write(&config, "cache = 5\n").unwrap();
+        let e = MirrorSettings::load(&[], BTreeMap::new(), Some(config), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("`cache` must be a string"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,20 @@ pub trait FetchProgress: Sync {
 pub struct Silent;
 impl FetchProgress for Silent {}
 
+/// A place that may hold artifacts by their sha256 (a registry cache), asked before the
+/// mirrors. What it delivers is verified like a download: it goes into the store only if
+/// size and sha256 match the lock.
+pub trait Substituter: Sync {
+    /// Brings `wanted` into the store: `Ok(true)` when it did, `Ok(false)` when it does
+    /// not have it, `Err(why)` when it had something else (refused; the mirrors are used).
+    fn substitute(
+        &self,
+        wanted: &Wanted,
+        store: &Store,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<bool, String>;
+}
+
 /// One artifact to have in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wanted {
@@ -40,6 +54,10 @@ pub struct FetchReport {
     pub already_present: usize,
     pub downloaded: usize,
     pub bytes_downloaded: u64,
+    /// Of those downloaded, how many came from the substituter (the cache).
+    pub substituted: usize,
+    /// Why the substituter's copies were refused (the mirrors were used instead).
+    pub refused: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +140,8 @@ pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
     Ok(list)
 }
 
-/// Brings every artifact into the store, `jobs` downloads at a time.
+/// Brings every artifact into the store, `jobs` downloads at a time: from `substituter`
+/// first when there is one, then from the mirrors.
 pub fn fetch_all(
     items: &[Wanted],
     store: &Store,
@@ -130,8 +149,9 @@ pub fn fetch_all(
     mirrors: &MirrorSettings,
     jobs: usize,
     progress: &dyn FetchProgress,
+    substituter: Option<&dyn Substituter>,
 ) -> Result<FetchReport, FetchLockError> {
-    let missing: Vec<&Wanted> = items
+    let mut missing: Vec<&Wanted> = items
         .iter()
         .filter(|w| !store.contains(&w.sha256, &w.name, Some(w.size)))
         .collect();
@@ -142,6 +162,44 @@ pub fn fetch_all(
     };
     if missing.is_empty() {
         return Ok(report);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| FetchLockError::Threads(e.to_string()))?;
+    if let Some(substituter) = substituter.filter(|_| !fetcher.is_offline()) {
+        progress.start(missing.len(), missing.iter().map(|w| w.size).sum());
+        let outcomes: Vec<Result<bool, String>> = pool.install(|| {
+            missing
+                .par_iter()
+                .map(|w| {
+                    let got = substituter.substitute(w, store, &|n| progress.bytes(n));
+                    if let Ok(true) = got {
+                        progress.finished(&w.name, w.size);
+                    }
+                    got.map_err(|why| format!("{}: {why}", w.name))
+                })
+                .collect()
+        });
+        let mut still = Vec::new();
+        for (w, outcome) in missing.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(true) => {
+                    report.downloaded += 1;
+                    report.substituted += 1;
+                    report.bytes_downloaded += w.size;
+                }
+                Ok(false) => still.push(w),
+                Err(why) => {
+                    report.refused.push(why);
+                    still.push(w);
+                }
+            }
+        }
+        missing = still;
+        if missing.is_empty() {
+            return Ok(report);
+        }
     }
     if fetcher.is_offline() {
         let list: Vec<String> = missing
@@ -192,10 +250,6 @@ pub fn fetch_all(
         });
     }
     progress.start(missing.len(), missing.iter().map(|w| w.size).sum());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(|e| FetchLockError::Threads(e.to_string()))?;
     let results: Vec<Result<u64, (String, FetchError)>> = pool.install(|| {
         missing
             .par_iter()

@@ -8,6 +8,7 @@
 //! remembered in the store).
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod documents;
 pub mod pull;

@@ -188,6 +188,69 @@ pub fn read_layout(layout: &Path, ref_name: Option<&str>) -> Result<LayoutImage,
     Ok(image)
 }
 
+/// What blob pushes came to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlobCounts {
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub resumed: usize,
+    pub mounted: usize,
+    pub present: usize,
+}
+
+/// Pushes blobs (each a file and its descriptor) into `repo`, `jobs` at a time.
+pub fn push_blobs(
+    registry: &Registry,
+    repo: &str,
+    blobs: &[(PathBuf, Descriptor)],
+    sessions: &Sessions,
+    jobs: usize,
+    progress: &dyn PushProgress,
+) -> Result<BlobCounts, RegistryError> {
+    use rayon::prelude::*;
+    let mounts: Vec<String> = sessions
+        .repositories(&registry.name)
+        .into_iter()
+        .filter(|r| r != repo)
+        .collect();
+    progress.start(blobs.len(), blobs.iter().map(|(_, b)| b.size).sum());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .expect("a thread pool");
+    let uploader = Uploader {
+        registry,
+        repo,
+        sessions,
+        mounts: &mounts,
+        progress,
+    };
+    let outcomes: Vec<Result<(u64, BlobOutcome), RegistryError>> = pool.install(|| {
+        blobs
+            .par_iter()
+            .map(|(path, b)| {
+                let outcome = uploader.blob(path, b)?;
+                progress.blob_done(&b.digest, &outcome);
+                Ok((b.size, outcome))
+            })
+            .collect()
+    });
+    let mut counts = BlobCounts::default();
+    for outcome in outcomes {
+        match outcome? {
+            (_, BlobOutcome::Present) => counts.present += 1,
+            (_, BlobOutcome::Mounted) => counts.mounted += 1,
+            (size, BlobOutcome::Uploaded { resumed_at }) => {
+                counts.uploaded += 1;
+                counts.uploaded_bytes += size - resumed_at.unwrap_or(0);
+                counts.resumed += resumed_at.is_some() as usize;
+            }
+        }
+    }
+    sessions.add_repository(&registry.name, repo);
+    Ok(counts)
+}
+
 /// Pushes `image` to `target` (its tag, or its digest when it names only one).
 pub fn push(
     image: &LayoutImage,
@@ -197,57 +260,24 @@ pub fn push(
     jobs: usize,
     progress: &dyn PushProgress,
 ) -> Result<PushReport, RegistryError> {
-    use rayon::prelude::*;
     let repo = &target.repository;
-    let mounts: Vec<String> = sessions
-        .repositories(&registry.name)
-        .into_iter()
-        .filter(|r| r != repo)
+    let blobs: Vec<(PathBuf, Descriptor)> = image
+        .blobs
+        .iter()
+        .map(|b| (blob_path(&image.layout, &b.digest), b.clone()))
         .collect();
-    progress.start(image.blobs.len(), image.blobs.iter().map(|b| b.size).sum());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .expect("a thread pool");
-    let outcomes: Vec<Result<(u64, BlobOutcome), RegistryError>> = pool.install(|| {
-        image
-            .blobs
-            .par_iter()
-            .map(|b| {
-                let uploader = Uploader {
-                    registry,
-                    repo,
-                    sessions,
-                    mounts: &mounts,
-                    progress,
-                };
-                let outcome = uploader.blob(&blob_path(&image.layout, &b.digest), b)?;
-                progress.blob_done(&b.digest, &outcome);
-                Ok((b.size, outcome))
-            })
-            .collect()
-    });
-    let mut report = PushReport::default();
-    for outcome in outcomes {
-        match outcome? {
-            (_, BlobOutcome::Present) => report.present += 1,
-            (_, BlobOutcome::Mounted) => report.mounted += 1,
-            (size, BlobOutcome::Uploaded { resumed_at }) => {
-                report.uploaded += 1;
-                report.uploaded_bytes += size - resumed_at.unwrap_or(0);
-                report.resumed += resumed_at.is_some() as usize;
-            }
-        }
-    }
+    let counts = push_blobs(registry, repo, &blobs, sessions, jobs, progress)?;
+    let mut report = PushReport {
+        uploaded: counts.uploaded,
+        uploaded_bytes: counts.uploaded_bytes,
+        resumed: counts.resumed,
+        mounted: counts.mounted,
+        present: counts.present,
+        ..PushReport::default()
+    };
     for m in &image.manifests {
-        put_manifest(
-            registry,
-            repo,
-            &m.digest,
-            &read_blob(&image.layout, m)?,
-            &m.media_type,
-            &m.digest,
-        )?;
+        let bytes = read_blob(&image.layout, m)?;
+        put_manifest(registry, repo, &m.digest, &bytes, &m.media_type, &m.digest)?;
         report.manifests += 1;
     }
     let reference = target
@@ -264,12 +294,11 @@ pub fn push(
         &image.top.digest,
     )?;
     report.manifests += 1;
-    sessions.add_repository(&registry.name, repo);
     Ok(report)
 }
 
 /// PUTs a manifest or index; returns its digest, checked against what the registry says.
-fn put_manifest(
+pub fn put_manifest(
     registry: &Registry,
     repo: &str,
     reference: &str,

@@ -1,0 +1,212 @@
+//! A store cache in a registry: the packages and wheels an image's lock pins, pushed as OCI
+//! artifacts, and read back by sha256 before the mirrors.
+//!
+//! Why a registry: CI runners and sites already have one, with auth, replication and
+//! garbage collection; blobs there are content-addressed by sha256, which is what a lock
+//! pins, so a runner can ask for exactly the bytes it needs (`GET /blobs/sha256:…`) and
+//! check them against the lock. One artifact manifest per lock and arch keeps the blobs
+//! referenced (a registry's gc removes unreferenced ones) and lists them by store name;
+//! its tag, `IMAGE-ARCH-<lock sha256 prefix>`, never collides between images or locks.
+//!
+//! Only sources are cached, not built layers: a layer cannot be checked against the lock
+//! without building it, so taking one from a cache would trust whoever wrote the cache with
+//! the image's contents (docs/registry.md).
+
+use super::client::{Payload, Registry, RegistryError, pull_scope};
+use super::documents::Descriptor;
+use super::push::{self, PushProgress};
+use super::reference::ImageRef;
+use super::sessions::Sessions;
+use crate::fetch::lockfile::{Substituter, Wanted};
+use crate::store::{Expected, Store, StoreError};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::PathBuf;
+
+pub const ARTIFACT_TYPE: &str = "application/vnd.carbon-store.cache.v1";
+const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
+const OBJECT_TYPE: &str = "application/octet-stream";
+/// The annotation holding an object's file name in the store.
+pub const NAME_ANNOTATION: &str = "org.opencontainers.image.title";
+
+/// The tag of the cache artifact of one image's lock and arch.
+pub fn tag(image: &str, arch: &str, lock_text: &str) -> String {
+    let lock = hex::encode(Sha256::digest(lock_text.as_bytes()));
+    format!("{image}-{arch}-{}", &lock[..16])
+}
+
+/// What `cache push` did for one image and arch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CachePushReport {
+    pub tag: String,
+    pub objects: usize,
+    pub counts: push::BlobCounts,
+}
+
+/// The artifact manifest: an empty config, one layer per object, annotated with its name.
+fn manifest(image: &str, arch: &str, lock_text: &str, objects: &[(String, Descriptor)]) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = objects
+        .iter()
+        .map(|(name, d)| {
+            serde_json::json!({
+                "mediaType": OBJECT_TYPE,
+                "digest": d.digest,
+                "size": d.size,
+                "annotations": { NAME_ANNOTATION: name },
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": super::documents::OCI_MANIFEST,
+        "artifactType": ARTIFACT_TYPE,
+        "config": { "mediaType": EMPTY_TYPE, "digest": empty_digest(), "size": 2 },
+        "layers": layers,
+        "annotations": {
+            "org.carbon-store.image": image,
+            "org.carbon-store.arch": arch,
+            "org.carbon-store.lock": format!("sha256:{}", hex::encode(Sha256::digest(lock_text.as_bytes()))),
+        },
+    });
+    serde_json::to_vec(&doc).expect("a manifest serializes")
+}
+
+fn empty_digest() -> String {
+    crate::oci::digest_of(b"{}")
+}
+
+/// Pushes the objects one arch of a lock needs (`wanted`, all in the store) into `repo`,
+/// then the artifact manifest under its tag.
+#[allow(clippy::too_many_arguments)]
+pub fn push_arch(
+    store: &Store,
+    registry: &Registry,
+    repo: &str,
+    sessions: &Sessions,
+    image: &str,
+    arch: &str,
+    lock_text: &str,
+    wanted: &[Wanted],
+    jobs: usize,
+    progress: &dyn PushProgress,
+) -> Result<CachePushReport, RegistryError> {
+    let mut objects: Vec<(String, Descriptor)> = Vec::new();
+    let mut files: Vec<(PathBuf, Descriptor)> = Vec::new();
+    for w in wanted {
+        let d = Descriptor {
+            media_type: OBJECT_TYPE.into(),
+            digest: format!("sha256:{}", w.sha256),
+            size: w.size,
+        };
+        files.push((store.source_path(&w.sha256, &w.name), d.clone()));
+        objects.push((w.name.clone(), d));
+    }
+    // The empty config, from a file like every blob.
+    let empty = store
+        .area(crate::store::Area::Uploads)
+        .join("empty-config.json");
+    crate::store::write_atomic(&empty, b"{}")
+        .map_err(|e| RegistryError::io("writing", &empty, std::io::Error::other(e.to_string())))?;
+    files.push((
+        empty,
+        Descriptor {
+            media_type: EMPTY_TYPE.into(),
+            digest: empty_digest(),
+            size: 2,
+        },
+    ));
+    let counts = push::push_blobs(registry, repo, &files, sessions, jobs, progress)?;
+    let tag = tag(image, arch, lock_text);
+    let bytes = manifest(image, arch, lock_text, &objects);
+    let digest = crate::oci::digest_of(&bytes);
+    push::put_manifest(
+        registry,
+        repo,
+        &tag,
+        &bytes,
+        super::documents::OCI_MANIFEST,
+        &digest,
+    )?;
+    Ok(CachePushReport {
+        tag,
+        objects: objects.len(),
+        counts,
+    })
+}
+
+/// Reads objects from a cache repository by sha256, for `fetch` and `realize`.
+pub struct RegistryCache {
+    registry: Registry,
+    reference: ImageRef,
+}
+
+impl RegistryCache {
+    pub fn new(registry: Registry, reference: ImageRef) -> RegistryCache {
+        RegistryCache {
+            registry,
+            reference,
+        }
+    }
+
+    fn fetch(
+        &self,
+        wanted: &Wanted,
+        store: &Store,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<bool, String> {
+        let repo = &self.reference.repository;
+        let digest = format!("sha256:{}", wanted.sha256);
+        let response = self
+            .registry
+            .send(
+                Method::GET,
+                self.registry.url(&format!("{repo}/blobs/{digest}")),
+                &[],
+                Payload::Empty,
+                &[pull_scope(repo)],
+                &format!("cache object {}", wanted.name),
+            )
+            .map_err(|e| e.to_string())?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(false),
+            s if s.is_success() => {}
+            s => return Err(format!("the cache answered HTTP {}", s.as_u16())),
+        }
+        let mut pending = store.begin(&wanted.name).map_err(|e| e.to_string())?;
+        let mut reader = response.take(wanted.size + 1);
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| format!("the transfer broke off: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            pending.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+            progress(n as u64);
+        }
+        let expected = Expected {
+            sha256: wanted.sha256.clone(),
+            size: Some(wanted.size),
+        };
+        match pending.commit(&expected) {
+            Ok(_) => Ok(true),
+            Err(e @ (StoreError::HashMismatch { .. } | StoreError::SizeMismatch { .. })) => {
+                Err(format!("the cache served other bytes ({e})"))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Substituter for RegistryCache {
+    fn substitute(
+        &self,
+        wanted: &Wanted,
+        store: &Store,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<bool, String> {
+        self.fetch(wanted, store, progress)
+    }
+}
