@@ -61,6 +61,8 @@ pub enum RegistryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the OCI layout {}: {reason}", path.display())]
+    Layout { path: PathBuf, reason: String },
     #[error("the CA file {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
 }
@@ -275,10 +277,9 @@ impl Registry {
             for (k, v) in headers {
                 request = request.header(*k, v);
             }
+            // A sized body (empty included) makes the client send its Content-Length.
             if payload.len() > 0 || matches!(method, Method::PUT | Method::PATCH | Method::POST) {
-                request = request
-                    .header(reqwest::header::CONTENT_LENGTH, payload.len())
-                    .body(payload.body()?);
+                request = request.body(payload.body()?);
             }
             if let Some(value) = self.authorization(&scope_key) {
                 request = request.header(reqwest::header::AUTHORIZATION, value);
@@ -287,8 +288,7 @@ impl Registry {
             attempt += 1;
             let response = match outcome {
                 Ok(r) => r,
-                Err(e) if attempt < self.attempts => {
-                    let _ = e;
+                Err(_) if attempt < self.attempts => {
                     self.pause(attempt);
                     continue;
                 }

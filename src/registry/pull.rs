@@ -39,7 +39,7 @@ pub fn pull(
     progress: &dyn Fn(u64),
 ) -> Result<PullReport, RegistryError> {
     let repo = &source.repository;
-    let (top_bytes, top_type) = get_manifest(registry, repo, source.reference())?;
+    let top_bytes = get_manifest(registry, repo, source.reference())?;
     let digest = crate::oci::digest_of(&top_bytes);
     if let Some(wanted) = &source.digest
         && *wanted != digest
@@ -71,7 +71,7 @@ pub fn pull(
             media_type,
         } => {
             for m in manifests {
-                let (bytes, _) = get_manifest(registry, repo, &m.digest)?;
+                let bytes = get_manifest(registry, repo, &m.digest)?;
                 let got = crate::oci::digest_of(&bytes);
                 if got != m.digest {
                     return Err(RegistryError::DigestMismatch {
@@ -98,7 +98,6 @@ pub fn pull(
             media_type
         }
     };
-    let _ = top_type;
     let mut report = PullReport {
         digest: digest.clone(),
         media_type: media_type.clone(),
@@ -136,11 +135,12 @@ fn file_has_digest(path: &Path, digest: &str) -> bool {
         && format!("sha256:{}", hex::encode(hasher.finalize())) == digest
 }
 
+/// A manifest or index, byte for byte (its digest is of these bytes).
 fn get_manifest(
     registry: &Registry,
     repo: &str,
     reference: &str,
-) -> Result<(Vec<u8>, String), RegistryError> {
+) -> Result<Vec<u8>, RegistryError> {
     let what = format!("manifest {repo}:{reference}");
     let r = registry.send(
         Method::GET,
@@ -157,12 +157,6 @@ fn get_manifest(
         let status = r.status();
         return Err(registry.status_error(&what, status, &excerpt(&r.text().unwrap_or_default())));
     }
-    let media_type = r
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
     let mut bytes = Vec::new();
     r.take(MANIFEST_MAX + 1)
         .read_to_end(&mut bytes)
@@ -174,7 +168,7 @@ fn get_manifest(
     if bytes.len() as u64 > MANIFEST_MAX {
         return Err(registry.status_error(&what, StatusCode::OK, "larger than 4 MiB"));
     }
-    Ok((bytes, media_type))
+    Ok(bytes)
 }
 
 /// Streams a blob to a temp file beside `path`, checks size and digest, renames it.

@@ -60,10 +60,9 @@ pub struct LayoutImage {
 }
 
 fn layout_error(layout: &Path, reason: String) -> RegistryError {
-    RegistryError::Io {
-        action: "reading the OCI layout",
+    RegistryError::Layout {
         path: layout.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        reason,
     }
 }
 
