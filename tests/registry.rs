@@ -704,3 +704,217 @@ fn a_registry_cache_feeds_an_empty_store_and_wrong_bytes_from_it_are_refused() {
     );
     assert_eq!(common::digests(&dir.path().join("oci-out")), built);
 }
+
+/// A token server for a registry with token auth: answers `GET /token` for `USER` and
+/// `PASSWORD` (Basic) with a JWT signed by `key` (its certificate in `x5c`) granting the
+/// scopes asked for; anonymous requests get a token granting nothing. Counts requests.
+fn token_server(
+    dir: &Path,
+    service: &'static str,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use base64::Engine;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pem = std::fs::read_to_string(dir.join("token.crt")).unwrap();
+    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let key = dir.join("token.key");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+            let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let expected = format!(
+                "authorization: basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+            );
+            let authorized = head
+                .lines()
+                .any(|l| l.trim().eq_ignore_ascii_case(&expected));
+            let mut access = Vec::new();
+            for (k, v) in url_pairs(query) {
+                if k == "scope" && authorized {
+                    let parts: Vec<&str> = v.split(':').collect();
+                    if parts.len() == 3 {
+                        access.push(serde_json::json!({
+                            "type": parts[0], "name": parts[1],
+                            "actions": parts[2].split(',').collect::<Vec<_>>(),
+                        }));
+                    }
+                }
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [der]});
+            let claims = serde_json::json!({
+                "iss": "carbon-test-issuer", "sub": USER, "aud": service,
+                "exp": now + 600, "nbf": now - 10, "iat": now - 10,
+                "jti": format!("{now}-{}", access.len()), "access": access,
+            });
+            let signing_input = format!(
+                "{}.{}",
+                b64.encode(header.to_string()),
+                b64.encode(claims.to_string())
+            );
+            let mut sign = Command::new("openssl")
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(&key)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            sign.stdin
+                .take()
+                .unwrap()
+                .write_all(signing_input.as_bytes())
+                .unwrap();
+            let signature = sign.wait_with_output().unwrap().stdout;
+            let body = serde_json::json!({
+                "token": format!("{signing_input}.{}", b64.encode(signature)),
+                "expires_in": 600,
+            })
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, count)
+}
+
+/// `k=v` pairs of a query string, percent-decoded.
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs docker-registry and openssl (scripts/engines-up); run by scripts/test"]
+fn a_registry_with_token_auth_gets_a_bearer_token_for_the_scopes_of_the_push() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    run(Command::new("openssl").current_dir(dir).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "token.key",
+        "-out",
+        "token.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=carbon-test token signer",
+    ]));
+    let (token_port, token_requests) = token_server(dir, "carbon-test");
+    let port = free_port();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: carbon-test\n    issuer: carbon-test-issuer\n    rootcertbundle: {}\n",
+        dir.join("data").display(),
+        dir.join("token.crt").display()
+    );
+    std::fs::write(dir.join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _registry = Registry {
+        child,
+        port,
+        storage: dir.join("data"),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let layout = synthetic_layout(dir, 1 << 20);
+    let local = layout_digest(&layout, "latest");
+    let store = dir.join("store");
+    let target = format!("127.0.0.1:{port}/tok/app:v1");
+
+    // Anonymous: the token grants nothing, and that is said.
+    let (ok, _, stderr) = carbon(
+        &store,
+        &["push", layout.to_str().unwrap(), &target],
+        None,
+        &[],
+    );
+    assert!(!ok && stderr.contains("none are configured"), "{stderr}");
+    // With a login: one token for the push's scope serves every request.
+    let before = token_requests.load(std::sync::atomic::Ordering::SeqCst);
+    let (ok, stdout, stderr) = carbon(
+        &store,
+        &[
+            "push",
+            layout.to_str().unwrap(),
+            &target,
+            "--username",
+            USER,
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), format!("{target}@{local}"));
+    let asked = token_requests.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(
+        (1..=2).contains(&asked),
+        "{asked} token requests for one push"
+    );
+    // Pulled back with a pull-scoped token.
+    let pulled = dir.join("pulled");
+    let (ok, stdout, stderr) = carbon(
+        &store,
+        &[
+            "pull",
+            &target,
+            "--out",
+            pulled.to_str().unwrap(),
+            "--username",
+            USER,
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+        &[],
+    );
+    assert!(ok && stdout.contains(&local), "{stderr}");
+}
