@@ -386,21 +386,24 @@ fn a_tls_registry_with_logins_takes_the_users_credentials_and_names_what_is_wron
     );
     // A wrong password: refused, and the secret appears nowhere.
     let wrong = "wrong-secret-4711";
-    let (ok, stdout, stderr) = carbon(
-        &store,
-        &[
-            "push",
-            layout,
-            &target,
-            "--ca-file",
-            ca,
-            "--username",
-            USER,
-            "--password-stdin",
-        ],
-        Some(wrong),
-        &[],
-    );
+    let push_as = |password: &str| {
+        carbon(
+            &store,
+            &[
+                "push",
+                layout,
+                &target,
+                "--ca-file",
+                ca,
+                "--username",
+                USER,
+                "--password-stdin",
+            ],
+            Some(password),
+            &[],
+        )
+    };
+    let (ok, stdout, stderr) = push_as(wrong);
     assert!(
         !ok && stderr.contains("refused the credentials"),
         "{stderr}"
@@ -411,21 +414,7 @@ fn a_tls_registry_with_logins_takes_the_users_credentials_and_names_what_is_wron
     );
 
     // The right password on stdin pushes.
-    let (ok, stdout, stderr) = carbon(
-        &store,
-        &[
-            "push",
-            layout,
-            &target,
-            "--ca-file",
-            ca,
-            "--username",
-            USER,
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-        &[],
-    );
+    let (ok, stdout, stderr) = push_as(&format!("{PASSWORD}\n"));
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), format!("{target}@{local}"));
     assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));

@@ -4,7 +4,7 @@ use super::error::CliError;
 use super::{Cli, Output, exit};
 use carbon_store::registry::auth::Credential;
 use carbon_store::registry::cache::RegistryCache;
-use carbon_store::registry::push::{BlobOutcome, PushProgress, PushReport};
+use carbon_store::registry::push::{BlobCounts, BlobOutcome, PushProgress, PushReport};
 use carbon_store::registry::sessions::Sessions;
 use carbon_store::registry::{ConnectOptions, ImageRef, Registry, RegistryError};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -154,6 +154,30 @@ impl Bar {
     }
 }
 
+impl Bar {
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `3 blobs uploaded (52.4 MB, 1 resumed), 0 mounted, 2 already there`
+fn describe(c: &BlobCounts) -> String {
+    format!(
+        "{} blobs uploaded ({:.1} MB{}), {} mounted, {} already there",
+        c.uploaded,
+        c.uploaded_bytes as f64 / 1e6,
+        if c.resumed > 0 {
+            format!(", {} resumed", c.resumed)
+        } else {
+            String::new()
+        },
+        c.mounted,
+        c.present,
+    )
+}
+
 impl PushProgress for Bar {
     fn start(&self, _blobs: usize, bytes: u64) {
         if let Some(bar) = &self.0 {
@@ -222,22 +246,12 @@ pub fn push_layout(
         cli.jobs.unwrap_or(4),
         &bar,
     );
-    if let Some(b) = &bar.0 {
-        b.finish_and_clear();
-    }
+    bar.finish();
     let report = report?;
     out.info(format!(
-        "pushed {target} in {:.1}s: {} blobs uploaded ({:.1} MB{}), {} mounted, {} already there; {} manifests",
+        "pushed {target} in {:.1}s: {}; {} manifests",
         started.elapsed().as_secs_f64(),
-        report.uploaded,
-        report.uploaded_bytes as f64 / 1e6,
-        if report.resumed > 0 {
-            format!(", {} resumed", report.resumed)
-        } else {
-            String::new()
-        },
-        report.mounted,
-        report.present,
+        describe(&report.blobs),
         report.manifests,
     ));
     let mut pinned = target.clone();
@@ -258,9 +272,7 @@ pub fn pull(_cli: &Cli, args: &PullArgs, out: &Output) -> Result<(), CliError> {
                 b.inc(n);
             }
         });
-    if let Some(b) = &bar.0 {
-        b.finish_and_clear();
-    }
+    bar.finish();
     let report = report?;
     out.info(format!(
         "pulled {source} into {} in {:.1}s: {} blobs downloaded ({:.1} MB), {} already there",
@@ -337,18 +349,13 @@ pub fn cache(cli: &Cli, action: &CacheAction, out: &Output) -> Result<(), CliErr
                 cli.jobs.unwrap_or(4),
                 &bar,
             );
-            if let Some(b) = &bar.0 {
-                b.finish_and_clear();
-            }
+            bar.finish();
             let report = report?;
             out.info(format!(
-                "cached {image} {arch} in {:.1}s: {} objects, {} uploaded ({:.1} MB), {} mounted, {} already there",
+                "cached {image} {arch} in {:.1}s: {} objects, {}",
                 started.elapsed().as_secs_f64(),
                 report.objects,
-                report.counts.uploaded,
-                report.counts.uploaded_bytes as f64 / 1e6,
-                report.counts.mounted,
-                report.counts.present,
+                describe(&report.counts),
             ));
             println!("{}/{}:{}", target.registry, target.repository, report.tag);
         }

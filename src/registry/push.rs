@@ -41,11 +41,7 @@ pub trait PushProgress: Sync {
 pub struct PushReport {
     /// The digest the tag points at (the image index for a multi-arch image).
     pub digest: String,
-    pub uploaded: usize,
-    pub uploaded_bytes: u64,
-    pub resumed: usize,
-    pub mounted: usize,
-    pub present: usize,
+    pub blobs: BlobCounts,
     pub manifests: usize,
 }
 
@@ -265,13 +261,8 @@ pub fn push(
         .iter()
         .map(|b| (blob_path(&image.layout, &b.digest), b.clone()))
         .collect();
-    let counts = push_blobs(registry, repo, &blobs, sessions, jobs, progress)?;
     let mut report = PushReport {
-        uploaded: counts.uploaded,
-        uploaded_bytes: counts.uploaded_bytes,
-        resumed: counts.resumed,
-        mounted: counts.mounted,
-        present: counts.present,
+        blobs: push_blobs(registry, repo, &blobs, sessions, jobs, progress)?,
         ..PushReport::default()
     };
     for m in &image.manifests {
