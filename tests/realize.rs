@@ -544,3 +544,55 @@ fn offline_realize_after_fetch_makes_no_connection() {
     let err = fresh.fails(&["--offline", "realize", "test"], 4);
     assert!(err.contains("are not in the store"), "{err}");
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_unpacking_says_so_and_leaves_nothing_behind() {
+    // A package whose 64 MiB file compresses to almost nothing: the store's disk (a
+    // 24 MiB tmpfs) holds the .deb but not its unpacked file.
+    let sb = Sandbox::build(|main, _| {
+        main.add(
+            &["amd64", "arm64"],
+            DebSpec::new("bigdata", "1", "all").entry(Entry::Filled {
+                path: "./usr/share/bigdata/blob".into(),
+                byte: 7,
+                size: 64 << 20,
+            }),
+        );
+    });
+    sb.write(
+        "recipes/components/hello.toml",
+        &common::HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"bigdata\"]"),
+    );
+    sb.ok(&["lock", "test"]);
+    let small = sb.path("small-disk");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a tmpfs needs root (CI runs as root)");
+    let _unmount = Tmpfs(small.clone());
+    let store = small.join("store");
+    let out = sb.fails(
+        &["--store", store.to_str().unwrap(), "realize", "test", "--arch", "amd64"],
+        1,
+    );
+    assert!(out.contains("hint: the disk is full"), "{out}");
+    // The spill files were unlinked and nothing else was left: the disk is free again.
+    let tmp: Vec<_> = std::fs::read_dir(store.join(".tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+    // No layer blob was published from a half-written tar.
+    let blobs = store.join("blobs/sha256");
+    let published = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(published, 0, "a layer blob was left in {}", blobs.display());
+}

@@ -48,10 +48,26 @@ pub struct RealizeArgs {
     registry: super::registry::RegistryArgs,
 }
 
+/// Whether an error, or any error it was caused by, is a full disk.
+fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 impl From<RealizeError> for CliError {
     fn from(e: RealizeError) -> Self {
         match &e {
             RealizeError::Store(s) if s.is_disk_full() => CliError::new(e.to_string()).hint("the disk is full: free space or use --store/--out on a larger disk"),
+            _ if disk_full(&e) => CliError::new(e.to_string()).hint("the disk is full: free space or use --store/--out on a larger disk (unpacked files go to the store's temp area while layers are written)"),
             // The package itself breaks a rule: fetching it again gives the same bytes.
             RealizeError::Load { error: LoadError::Unpack(UnpackError::Escape { .. }), .. } => CliError::new(e.to_string())
                 .hint("the package itself writes outside the image root, so it is refused whatever the store holds: leave it out of the recipe, or report it to whoever publishes it"),

@@ -33,21 +33,39 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum RealizeError {
     #[error("{arch}: {error}")]
-    Load { arch: String, error: LoadError },
+    Load {
+        arch: String,
+        #[source]
+        error: LoadError,
+    },
     #[error("{arch}: {error}")]
-    Layer { arch: String, error: LayerError },
+    Layer {
+        arch: String,
+        #[source]
+        error: LayerError,
+    },
     #[error("{arch}: {error}")]
-    Tree { arch: String, error: TreeError },
+    Tree {
+        arch: String,
+        #[source]
+        error: TreeError,
+    },
     #[error("{arch}: {error}")]
     Wheel {
         arch: String,
+        #[source]
         error: python::WheelError,
     },
     #[error("{arch}: fixups: {error}")]
-    Fixup { arch: String, error: FixupError },
+    Fixup {
+        arch: String,
+        #[source]
+        error: FixupError,
+    },
     #[error("{arch}: trigger caches: {error}")]
     Triggers {
         arch: String,
+        #[source]
         error: trigger_caches::TriggerError,
     },
     #[error(transparent)]

@@ -34,6 +34,12 @@ pub enum UnpackError {
     Malformed { package: String, reason: String },
     #[error("{package}: entry {path:?} escapes the image root")]
     Escape { package: String, path: String },
+    /// Its files could not be written to the spill file (the store's disk is full).
+    #[error("{package}: writing its files to the store's temp area: {source}")]
+    Write {
+        package: String,
+        source: std::io::Error,
+    },
 }
 
 /// Normalizes an archive path; `None` for the root itself. Absolute paths and `..` are errors.
@@ -203,7 +209,13 @@ pub fn read_deb(deb: impl Read, package: &str, mut sink: Sink) -> Result<DebCont
                         }
                         Sink::Spill(spill) => spill.copy(&mut entry),
                     }
-                    .map_err(|e| bad(format!("{raw_path}: {e}")))?
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::StorageFull => UnpackError::Write {
+                            package: package.into(),
+                            source: e,
+                        },
+                        _ => bad(format!("{raw_path}: {e}")),
+                    })?
                 };
                 contents.entries.push(Entry {
                     path,
