@@ -188,6 +188,29 @@ dpkg --audit";
         std::fs::read(out.join("python-data/index.json")).unwrap(),
         std::fs::read(out2.join("python-data/index.json")).unwrap()
     );
+    // Byte-code compiled afresh in one process instead of one per thread gives the same
+    // bytes: a store with the same sources and no byte-code cache, built on one thread.
+    let fresh = work.path().join("fresh-store");
+    run(Command::new("cp")
+        .arg("-al")
+        .arg(common::live_store())
+        .arg(&fresh));
+    for area in ["pyc-cache", "layers", "blobs", "realized"] {
+        let _ = std::fs::remove_dir_all(fresh.join(area));
+    }
+    let out3 = work.path().join("fresh");
+    run(Command::new(env!("CARGO_BIN_EXE_carbon-store"))
+        .current_dir(repo())
+        .arg("--store")
+        .arg(&fresh)
+        .args(["realize", "python-data", "--out"])
+        .arg(&out3)
+        .env("RAYON_NUM_THREADS", "1"));
+    assert_eq!(
+        std::fs::read(out.join("python-data/index.json")).unwrap(),
+        std::fs::read(out3.join("python-data/index.json")).unwrap(),
+        "byte-code depends on how the files were split between processes"
+    );
 }
 
 #[test]

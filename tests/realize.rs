@@ -580,11 +580,21 @@ fn a_full_disk_while_unpacking_says_so_and_leaves_nothing_behind() {
         .arg(&small)
         .status()
         .unwrap();
-    assert!(mounted.success(), "mounting a tmpfs needs root (CI runs as root)");
+    assert!(
+        mounted.success(),
+        "mounting a tmpfs needs root (CI runs as root)"
+    );
     let _unmount = Tmpfs(small.clone());
     let store = small.join("store");
     let out = sb.fails(
-        &["--store", store.to_str().unwrap(), "realize", "test", "--arch", "amd64"],
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "realize",
+            "test",
+            "--arch",
+            "amd64",
+        ],
         1,
     );
     assert!(out.contains("hint: the disk is full"), "{out}");

@@ -583,7 +583,7 @@ pub struct Compiler {
     python: String,
 }
 
-/// Debian packages the interpreter needs to run `compileall`.
+/// Debian packages the interpreter needs to compile byte-code (`py_compile`).
 const INTERPRETER_PACKAGES: &[&str] = &[
     "libc6",
     "zlib1g",
@@ -752,17 +752,13 @@ impl Compiler {
                 .map_err(|e| bad(e.to_string()))?;
         }
         let sandbox = Sandbox::new(root, stage_path)?;
-        // compileall's own workers would start the interpreter without the image's loader,
-        // so the files are split into one list per core and each list gets its own process.
+        // The files are split into one list per core, each list compiled by its own process
+        // (started through the image's loader), each file in a fork of it.
         let files: Vec<String> = sources
             .iter()
             .map(|(p, _)| sandbox.stage_inside(p).display().to_string())
             .collect();
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(files.len())
-            .max(1);
+        let workers = rayon::current_num_threads().min(files.len()).max(1);
         let chunk = files.len().div_ceil(workers).max(1);
         let mut commands = Vec::new();
         for (n, list) in files.chunks(chunk).enumerate() {
@@ -778,9 +774,8 @@ impl Compiler {
                 .map(|mut command| scope.spawn(move || command.status()))
                 .collect();
             for h in handles {
-                // compileall reports files it cannot compile with a non-zero status but
-                // compiles the rest; what it produced is used either way. Not starting at
-                // all is an error.
+                // A file that does not compile is left without byte-code (as compileall
+                // would); the rest is used. Not starting at all is an error.
                 h.join()
                     .expect("compile thread")
                     .map_err(|e| sandbox.spawn_error(e))?;
@@ -801,7 +796,7 @@ impl Compiler {
         Ok(out)
     }
 
-    /// One compileall process over the list `list_name` in the stage.
+    /// One compiling process over the list `list_name` in the stage.
     fn command(
         &self,
         sandbox: &Sandbox,
@@ -818,17 +813,8 @@ impl Compiler {
             .arg("--library-path")
             .arg(library_path.join(":"))
             .arg(sandbox.inside(&self.python))
-            .args([
-                "-s",
-                "-m",
-                "compileall",
-                "-q",
-                "--invalidation-mode",
-                mode.name(),
-                "-s",
-            ])
+            .args(["-s", "-c", COMPILE_EACH_IN_A_FORK, mode.py_compile_name()])
             .arg(sandbox.stage_dir())
-            .args(["-p", "/", "-i"])
             .arg(sandbox.stage_inside(list_name))
             .env_clear()
             .env("PYTHONHOME", sandbox.inside("/usr"))
@@ -866,14 +852,51 @@ pub enum Invalidation {
 }
 
 impl Invalidation {
-    /// The name `compileall --invalidation-mode` takes.
+    /// The name `compileall --invalidation-mode` takes (and the byte-code cache keys).
     fn name(self) -> &'static str {
         match self {
             Invalidation::UncheckedHash => "unchecked-hash",
             Invalidation::CheckedHash => "checked-hash",
         }
     }
+
+    /// The member of `py_compile.PycInvalidationMode`.
+    fn py_compile_name(self) -> &'static str {
+        match self {
+            Invalidation::UncheckedHash => "UNCHECKED_HASH",
+            Invalidation::CheckedHash => "CHECKED_HASH",
+        }
+    }
 }
+
+/// The compiling process: `python -c THIS MODE STAGE LIST`. Each file is compiled in a
+/// child forked from the same state, because marshal's output depends on what the
+/// compiling process compiled before (it flags objects by reference count; CPython
+/// gh-129724): compiling lists of files in one process made a `.pyc` depend on which other
+/// files shared its list — on the number of cores and on what the byte-code cache held.
+/// Files are named in the `.pyc` as compileall's `-s STAGE -p /` names them.
+const COMPILE_EACH_IN_A_FORK: &str = r#"
+import importlib.util, os, py_compile, sys
+mode = py_compile.PycInvalidationMode[sys.argv[1]]
+stage = sys.argv[2]
+with open(sys.argv[3], encoding="utf-8") as f:
+    files = f.read().splitlines()
+for path in files:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            py_compile.compile(path, cfile=importlib.util.cache_from_source(path),
+                               dfile="/" + os.path.relpath(path, stage), doraise=True,
+                               invalidation_mode=mode)
+            status = 0
+        except BaseException:
+            status = 1
+        os._exit(status)
+    os.waitpid(pid, 0)
+"#;
+
+/// Part of every byte-code cache key: bump when the same source compiles to other bytes.
+const BYTECODE_FORMAT: &str = "byte-code 2: each file compiled in its own fork";
 
 /// Where byte-code comes from and goes: the store's byte-code cache, the name of this
 /// compilation's stage, and the spill its `.pyc` files are read into.
@@ -914,12 +937,11 @@ pub fn compile_tree<'c>(
     let tag = minor.replace('.', "");
     let key = |path: &str, content: &Content| -> std::io::Result<String> {
         let mut h = Sha256::new();
+        h.update(BYTECODE_FORMAT.as_bytes());
+        h.update([0]);
         h.update(tag.as_bytes());
-        if mode != Invalidation::UncheckedHash {
-            // Unchecked-hash keys stay as they were before there was a second mode.
-            h.update([0]);
-            h.update(mode.name().as_bytes());
-        }
+        h.update([0]);
+        h.update(mode.name().as_bytes());
         h.update([0]);
         h.update(path.as_bytes());
         h.update([0]);

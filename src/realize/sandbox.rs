@@ -83,8 +83,8 @@ impl Sandbox {
         }
     }
 
-    /// The stage as the program sees it (no trailing `/`: compileall's `-s` compares
-    /// whole components).
+    /// The stage as the program sees it (no trailing `/`: in-image paths are taken
+    /// relative to it).
     pub fn stage_dir(&self) -> PathBuf {
         if self.confined {
             PathBuf::from(STAGE_IN_ROOT)
