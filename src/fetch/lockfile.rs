@@ -167,8 +167,11 @@ pub fn fetch_all(
         .num_threads(jobs.max(1))
         .build()
         .map_err(|e| FetchLockError::Threads(e.to_string()))?;
+    // Told once, for everything missing, whichever source then brings it.
+    let mut started = false;
     if let Some(substituter) = substituter.filter(|_| !fetcher.is_offline()) {
         progress.start(missing.len(), missing.iter().map(|w| w.size).sum());
+        started = true;
         let outcomes: Vec<Result<bool, String>> = pool.install(|| {
             missing
                 .par_iter()
@@ -249,7 +252,9 @@ pub fn fetch_all(
             details: page_errors.join("\n"),
         });
     }
-    progress.start(missing.len(), missing.iter().map(|w| w.size).sum());
+    if !started {
+        progress.start(missing.len(), missing.iter().map(|w| w.size).sum());
+    }
     let results: Vec<Result<u64, (String, FetchError)>> = pool.install(|| {
         missing
             .par_iter()
