@@ -10,6 +10,61 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Why a body did not become a store object.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Reading it failed after `received` bytes.
+    Broken {
+        received: u64,
+        error: std::io::Error,
+    },
+    /// It ran past the expected size (given).
+    TooLong(u64),
+    /// Its size or sha256 differs from the expected one.
+    Mismatch(StoreError),
+    /// The store could not take it.
+    Store(StoreError),
+}
+
+/// Streams a body into the store as `name`, published only if it matches `expected`;
+/// reading stops as soon as it runs past the expected size. Shared by mirror downloads
+/// and the registry cache.
+pub fn body_into_store(
+    reader: &mut dyn Read,
+    store: &Store,
+    name: &str,
+    expected: &Expected,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PathBuf, BodyError> {
+    let mut pending = store.begin(name).map_err(BodyError::Store)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return Err(BodyError::Broken {
+                    received: pending.size(),
+                    error,
+                });
+            }
+        };
+        pending.write_all(&buf[..n]).map_err(BodyError::Store)?;
+        progress(n as u64);
+        if let Some(size) = expected.size.filter(|&s| pending.size() > s) {
+            return Err(BodyError::TooLong(size));
+        }
+    }
+    match pending.commit(expected) {
+        Ok(path) => Ok(path),
+        Err(e @ (StoreError::SizeMismatch { .. } | StoreError::HashMismatch { .. })) => {
+            Err(BodyError::Mismatch(e))
+        }
+        Err(e) => Err(BodyError::Store(e)),
+    }
+}
+
 /// A download that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -155,37 +210,17 @@ impl Fetcher {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<PathBuf, Attempt> {
         let mut reader = self.open(url)?;
-        let mut pending = store.begin(name).map_err(Attempt::Fatal)?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Attempt::Retry(format!(
-                        "transfer broke off after {} bytes: {e}",
-                        pending.size()
-                    )));
-                }
-            };
-            pending.write_all(&buf[..n]).map_err(Attempt::Fatal)?;
-            progress(n as u64);
-            if expected.size.is_some_and(|s| pending.size() > s) {
-                return Err(Attempt::NextMirror(format!(
-                    "the mirror serves more than the expected {} bytes",
-                    expected.size.unwrap_or(0)
-                )));
-            }
-        }
-        match pending.commit(expected) {
-            Ok(path) => Ok(path),
+        body_into_store(&mut reader, store, name, expected, progress).map_err(|e| match e {
+            BodyError::Broken { received, error } => Attempt::Retry(format!(
+                "transfer broke off after {received} bytes: {error}"
+            )),
+            BodyError::TooLong(size) => Attempt::NextMirror(format!(
+                "the mirror serves more than the expected {size} bytes"
+            )),
             // A short or corrupted body may be a broken transfer: retry, then try the next mirror.
-            Err(e @ (StoreError::SizeMismatch { .. } | StoreError::HashMismatch { .. })) => {
-                Err(Attempt::Retry(e.to_string()))
-            }
-            Err(e) => Err(Attempt::Fatal(e)),
-        }
+            BodyError::Mismatch(e) => Attempt::Retry(e.to_string()),
+            BodyError::Store(e) => Attempt::Fatal(e),
+        })
     }
 
     /// Downloads one URL whole (or a byte range of it), with retries; for index pages and

@@ -17,11 +17,11 @@ use super::documents::Descriptor;
 use super::push::{self, PushProgress};
 use super::reference::ImageRef;
 use super::sessions::Sessions;
+use crate::fetch::http::{BodyError, body_into_store};
 use crate::fetch::lockfile::{Substituter, Wanted};
-use crate::store::{Expected, Store, StoreError};
+use crate::store::{Expected, Store};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::PathBuf;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.carbon-store.cache.v1";
@@ -148,8 +148,10 @@ impl RegistryCache {
             reference,
         }
     }
+}
 
-    fn fetch(
+impl Substituter for RegistryCache {
+    fn substitute(
         &self,
         wanted: &Wanted,
         store: &Store,
@@ -157,7 +159,7 @@ impl RegistryCache {
     ) -> Result<bool, String> {
         let repo = &self.reference.repository;
         let digest = format!("sha256:{}", wanted.sha256);
-        let response = self
+        let mut response = self
             .registry
             .send(
                 Method::GET,
@@ -173,40 +175,18 @@ impl RegistryCache {
             s if s.is_success() => {}
             s => return Err(format!("the cache answered HTTP {}", s.as_u16())),
         }
-        let mut pending = store.begin(&wanted.name).map_err(|e| e.to_string())?;
-        let mut reader = response.take(wanted.size + 1);
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| format!("the transfer broke off: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            pending.write_all(&buf[..n]).map_err(|e| e.to_string())?;
-            progress(n as u64);
-        }
         let expected = Expected {
             sha256: wanted.sha256.clone(),
             size: Some(wanted.size),
         };
-        match pending.commit(&expected) {
+        match body_into_store(&mut response, store, &wanted.name, &expected, progress) {
             Ok(_) => Ok(true),
-            Err(e @ (StoreError::HashMismatch { .. } | StoreError::SizeMismatch { .. })) => {
-                Err(format!("the cache served other bytes ({e})"))
-            }
-            Err(e) => Err(e.to_string()),
+            Err(BodyError::Broken { error, .. }) => Err(format!("the transfer broke off: {error}")),
+            Err(BodyError::TooLong(size)) => Err(format!(
+                "the cache served other bytes (more than the locked {size})"
+            )),
+            Err(BodyError::Mismatch(e)) => Err(format!("the cache served other bytes ({e})")),
+            Err(BodyError::Store(e)) => Err(e.to_string()),
         }
-    }
-}
-
-impl Substituter for RegistryCache {
-    fn substitute(
-        &self,
-        wanted: &Wanted,
-        store: &Store,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<bool, String> {
-        self.fetch(wanted, store, progress)
     }
 }
