@@ -66,7 +66,7 @@ fn manifest(image: &str, arch: &str, lock_text: &str, objects: &[(String, Descri
         "annotations": {
             "org.carbon-store.image": image,
             "org.carbon-store.arch": arch,
-            "org.carbon-store.lock": format!("sha256:{}", hex::encode(Sha256::digest(lock_text.as_bytes()))),
+            "org.carbon-store.lock": crate::oci::digest_of(lock_text.as_bytes()),
         },
     });
     serde_json::to_vec(&doc).expect("a manifest serializes")

@@ -10,9 +10,9 @@ use super::client::{Payload, Registry, RegistryError, pull_scope};
 use super::documents::{self, Descriptor, Parsed};
 use super::push::{blob_path, excerpt};
 use super::reference::ImageRef;
+use crate::layer::blob::Hashing;
 use crate::store::write_atomic;
 use reqwest::{Method, StatusCode};
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -130,9 +130,8 @@ fn file_has_digest(path: &Path, digest: &str) -> bool {
     let Ok(mut f) = std::fs::File::open(path) else {
         return false;
     };
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut f, &mut hasher).is_ok()
-        && format!("sha256:{}", hex::encode(hasher.finalize())) == digest
+    let mut hashing = Hashing::new(std::io::sink());
+    std::io::copy(&mut f, &mut hashing).is_ok() && hashing.finish().1 == digest
 }
 
 /// A manifest or index, byte for byte (its digest is of these bytes).
@@ -197,8 +196,9 @@ fn get_blob(
         .prefix(".pull-")
         .tempfile_in(dir)
         .map_err(|e| RegistryError::io("creating a file in", dir, e))?;
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
+    let tmp_path = tmp.path().to_path_buf();
+    let mut out = Hashing::new(tmp.as_file_mut());
+    let mut received = 0u64;
     let mut buf = vec![0u8; 256 << 10];
     loop {
         let n = r.read(&mut buf).map_err(|e| RegistryError::Connect {
@@ -209,21 +209,20 @@ fn get_blob(
         if n == 0 {
             break;
         }
-        written += n as u64;
-        if written > blob.size {
+        received += n as u64;
+        if received > blob.size {
             break;
         }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n])
-            .map_err(|e| RegistryError::io("writing", tmp.path(), e))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| RegistryError::io("writing", &tmp_path, e))?;
         progress(n as u64);
     }
-    let got = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if written != blob.size || got != blob.digest {
+    let (_, got, written) = out.finish();
+    if received > blob.size || written != blob.size || got != blob.digest {
         return Err(RegistryError::DigestMismatch {
             what,
             expected: format!("{} ({} bytes)", blob.digest, blob.size),
-            got: if written > blob.size {
+            got: if received > blob.size {
                 format!("more than {} bytes", blob.size)
             } else {
                 format!("{got} ({written} bytes)")
