@@ -6,23 +6,13 @@
 mod common;
 
 use common::Sandbox;
-use common::deb::{DebSpec, Entry};
 
 const CEILING: u64 = 600 << 20;
 
 #[test]
 fn an_image_with_gigabyte_files_is_realized_and_checked_in_bounded_memory() {
     // The test process itself stays small: a child's peak RSS starts at its parent's.
-    let sb = Sandbox::build(|main, _| {
-        main.add(
-            &["amd64", "arm64"],
-            DebSpec::new("bigdata", "1", "all").entry(Entry::Filled {
-                path: "./usr/share/bigdata/blob".into(),
-                byte: 7,
-                size: 1 << 30,
-            }),
-        );
-    });
+    let (sb, component) = Sandbox::with_big_file(1 << 30);
     // A 2 GiB recipe file, made sparse: the test writes no 2 GiB, realize reads them all.
     std::fs::create_dir_all(sb.path("recipes/files")).unwrap();
     let big = std::fs::File::create(sb.path("recipes/files/big.bin")).unwrap();
@@ -31,8 +21,7 @@ fn an_image_with_gigabyte_files_is_realized_and_checked_in_bounded_memory() {
     sb.write(
         "recipes/components/hello.toml",
         &format!(
-            "{}\n[[path]]\npath = \"/opt/big.bin\"\nkind = \"file\"\nsource = \"big.bin\"\n",
-            common::HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"bigdata\"]")
+            "{component}\n[[path]]\npath = \"/opt/big.bin\"\nkind = \"file\"\nsource = \"big.bin\"\n"
         ),
     );
     sb.ok(&["lock", "test"]);

@@ -558,20 +558,7 @@ impl Drop for Tmpfs {
 fn a_full_disk_while_unpacking_says_so_and_leaves_nothing_behind() {
     // A package whose 64 MiB file compresses to almost nothing: the store's disk (a
     // 24 MiB tmpfs) holds the .deb but not its unpacked file.
-    let sb = Sandbox::build(|main, _| {
-        main.add(
-            &["amd64", "arm64"],
-            DebSpec::new("bigdata", "1", "all").entry(Entry::Filled {
-                path: "./usr/share/bigdata/blob".into(),
-                byte: 7,
-                size: 64 << 20,
-            }),
-        );
-    });
-    sb.write(
-        "recipes/components/hello.toml",
-        &common::HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"bigdata\"]"),
-    );
+    let (sb, _) = Sandbox::with_big_file(64 << 20);
     sb.ok(&["lock", "test"]);
     let small = sb.path("small-disk");
     std::fs::create_dir_all(&small).unwrap();

@@ -270,6 +270,26 @@ mirror = "debian-security"
         sandbox
     }
 
+    /// The standard sandbox plus a package `bigdata` holding one file of `size` bytes of
+    /// one repeated byte (streamed, never whole in the test's memory; it compresses to
+    /// almost nothing), installed by the `hello` component. Returns the component's text,
+    /// for a test that adds to it.
+    pub fn with_big_file(size: u64) -> (Sandbox, String) {
+        let sb = Sandbox::build(|main, _| {
+            main.add(
+                &["amd64", "arm64"],
+                DebSpec::new("bigdata", "1", "all").entry(deb::Entry::Filled {
+                    path: "./usr/share/bigdata/blob".into(),
+                    byte: 7,
+                    size,
+                }),
+            );
+        });
+        let component = HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"bigdata\"]");
+        sb.write("recipes/components/hello.toml", &component);
+        (sb, component)
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
