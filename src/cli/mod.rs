@@ -170,6 +170,11 @@ impl Cli {
         self.jobs.unwrap_or(8)
     }
 
+    /// Blobs uploaded at a time by `push` and `cache push`.
+    fn upload_jobs(&self) -> usize {
+        self.jobs.unwrap_or(4)
+    }
+
     /// The named images, or all of them.
     fn images(
         &self,

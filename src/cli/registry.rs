@@ -243,7 +243,7 @@ pub fn push_layout(
         &target,
         &registry,
         &sessions,
-        cli.jobs.unwrap_or(4),
+        cli.upload_jobs(),
         &bar,
     );
     bar.finish();
@@ -346,7 +346,7 @@ pub fn cache(cli: &Cli, action: &CacheAction, out: &Output) -> Result<(), CliErr
                 arch,
                 &lock_text,
                 &wanted,
-                cli.jobs.unwrap_or(4),
+                cli.upload_jobs(),
                 &bar,
             );
             bar.finish();
