@@ -694,6 +694,72 @@ fn a_registry_cache_feeds_an_empty_store_and_wrong_bytes_from_it_are_refused() {
     assert_eq!(common::digests(&dir.path().join("oci-out")), built);
 }
 
+/// Every file name under `dir/blobs/sha256` (none when it does not exist).
+fn blob_names(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir.join("blobs/sha256"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs docker-registry and skopeo (scripts/engines-up); run by scripts/test"]
+fn realize_push_uploads_layers_as_built_and_with_format_none_keeps_none_on_disk() {
+    let registry = start_registry(None);
+    let sb = common::Sandbox::new();
+    sb.ok(&["realize", "test"]);
+    let layout = sb.path("oci-out/test");
+    let local = layout_digest(&layout, "latest");
+
+    // An empty store builds and pushes without writing an image: the registry gets the
+    // index the layout holds, and the store keeps no layer once the registry has it.
+    let target = format!("127.0.0.1:{}/carbon/test:v1", registry.port);
+    let (dir, c) = second_copy(
+        &sb,
+        true,
+        &["realize", "test", "--format", "none", "--push", &target],
+    );
+    let (ok, text) = output(c);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("{target}@{local}")), "{text}");
+    assert_eq!(skopeo_digest(&target), local);
+    assert!(!dir.path().join("oci-out").exists(), "an image was written");
+    let kept = blob_names(&dir.path().join("store"));
+    let layers = blob_names(&layout);
+    assert!(
+        kept.intersection(&layers).next().is_none(),
+        "layers left in the store: {kept:?}"
+    );
+
+    // What the registry serves is the layout, blob for blob.
+    let pulled = dir.path().join("pulled");
+    let (ok, _, stderr) = carbon(
+        &dir.path().join("store"),
+        &["pull", &target, "--out", pulled.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(blob_names(&pulled), layers);
+
+    // A realize whose outputs are intact builds nothing and pushes its layout.
+    let again = format!("127.0.0.1:{}/carbon/test:v2", registry.port);
+    let text = sb.ok(&["realize", "test", "--push", &again]);
+    assert!(
+        text.contains("unchanged") && text.contains(&format!("{again}@{local}")),
+        "{text}"
+    );
+
+    // Without --push, `none` would build for nothing.
+    let text = sb.fails(&["realize", "test", "--format", "none"], 2);
+    assert!(text.contains("--format none"), "{text}");
+}
+
 /// A token server for a registry with token auth: answers `GET /token` for `USER` and
 /// `PASSWORD` (Basic) with a JWT signed by `key` (its certificate in `x5c`) granting the
 /// scopes asked for; anonymous requests get a token granting nothing. Counts requests.

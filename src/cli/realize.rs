@@ -27,7 +27,8 @@ pub struct RealizeArgs {
     /// Layer compression: gzip (loads in Docker 20.10+), zstd, none
     #[arg(long, default_value = "gzip")]
     compression: String,
-    /// Outputs, comma-separated: oci (layout dir) and/or docker (tarball per arch)
+    /// Outputs, comma-separated: oci (layout dir) and/or docker (tarball per arch), or none
+    /// with --push (layers leave the store once pushed)
     #[arg(long, value_delimiter = ',', default_value = "oci,docker")]
     format: Vec<String>,
     /// Output directory
@@ -94,17 +95,23 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
             .code(exit::USAGE)
     })?;
     for f in &args.format {
-        if f != "oci" && f != "docker" {
+        if f != "oci" && f != "docker" && f != "none" {
             return Err(CliError::new(format!("unknown format {f:?}"))
-                .hint("use oci, docker or oci,docker")
+                .hint("use oci, docker, oci,docker, or none with --push")
                 .code(exit::USAGE));
         }
     }
-    if args.push.is_some() && (images.len() > 1 || !args.format.iter().any(|f| f == "oci")) {
+    let no_outputs = args.format.iter().any(|f| f == "none");
+    if no_outputs && (args.format.len() > 1 || args.push.is_none()) {
         return Err(CliError::new(
-            "--push pushes one image's OCI layout: realize one image, with oci among --format",
+            "--format none keeps no image on disk: it goes alone, with --push REF",
         )
         .code(exit::USAGE));
+    }
+    if args.push.is_some() && images.len() > 1 {
+        return Err(
+            CliError::new("--push pushes one image: realize one image with it").code(exit::USAGE),
+        );
     }
     if args.tag.is_some() && images.len() > 1 {
         return Err(
@@ -159,7 +166,22 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
             check: args.check,
         };
         let files_dir = cli.recipes.join("files");
-        let realized = realize::realize(&plan, &lock, &lock_text, &store, &opts, &files_dir)?;
+        let build = |sink: Option<&dyn realize::LayerSink>| {
+            realize::realize(&plan, &lock, &lock_text, &store, &opts, &files_dir, sink)
+        };
+        let realized = match &args.push {
+            None => build(None)?,
+            Some(reference) => super::registry::build_and_push(
+                cli,
+                &store,
+                reference,
+                &args.registry,
+                out,
+                no_outputs.then_some(compression),
+                lock.source_date_epoch,
+                |sink| build(Some(sink)),
+            )?,
+        };
         let secs = started.elapsed().as_secs_f64();
         if args.check {
             out.info(format!(
@@ -184,9 +206,6 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .map(|p| format!(", docker archive {}", p.display()))
                 .unwrap_or_default();
             println!("{image} {arch}: manifest {digest} ({layers} layers{archive})");
-        }
-        if let (Some(reference), Some(layout)) = (&args.push, &realized.oci_layout) {
-            super::registry::push_layout(cli, layout, reference, &args.registry, out)?;
         }
     }
     Ok(())

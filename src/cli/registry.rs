@@ -2,11 +2,17 @@
 
 use super::error::CliError;
 use super::{Cli, Output, exit};
+use carbon_store::layer::compress::Compression;
+use carbon_store::oci::BuiltLayer;
+use carbon_store::realize::{LayerSink, RealizeError, Realized};
 use carbon_store::registry::auth::Credential;
 use carbon_store::registry::cache::RegistryCache;
+use carbon_store::registry::documents::Descriptor;
 use carbon_store::registry::push::{BlobCounts, BlobOutcome, PushProgress, PushReport};
 use carbon_store::registry::sessions::Sessions;
+use carbon_store::registry::stream::{AfterUpload, BlobQueue, finish_images, stream};
 use carbon_store::registry::{ConnectOptions, ImageRef, Registry, RegistryError};
+use carbon_store::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -248,6 +254,12 @@ pub fn push_layout(
     );
     bar.finish();
     let report = report?;
+    print_pushed(out, &target, started, &report);
+    Ok(report)
+}
+
+/// `pushed REF in 1.2s: …` on stderr, `REF@DIGEST` on stdout.
+fn print_pushed(out: &Output, target: &ImageRef, started: Instant, report: &PushReport) {
     out.info(format!(
         "pushed {target} in {:.1}s: {}; {} manifests",
         started.elapsed().as_secs_f64(),
@@ -257,7 +269,92 @@ pub fn push_layout(
     let mut pinned = target.clone();
     pinned.digest = Some(report.digest.clone());
     println!("{pinned}");
-    Ok(report)
+}
+
+/// Uploads each layer as realize writes it; removes it from the store once the registry
+/// has it when `forget` names the layers' compression (a realize that keeps no image).
+struct UploadingSink<'q, 'a> {
+    queue: &'q BlobQueue<'a>,
+    store: &'a Store,
+    forget: Option<Compression>,
+}
+
+impl LayerSink for UploadingSink<'_, '_> {
+    fn layer_written(
+        &self,
+        layer: &BuiltLayer,
+        blob: &Path,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let descriptor = Descriptor {
+            media_type: layer.media_type.clone(),
+            digest: layer.digest.clone(),
+            size: layer.size,
+        };
+        let after = self.forget.map(|compression| {
+            let (store, layer) = (self.store, layer.clone());
+            Box::new(move || carbon_store::realize::layers::forget(store, &layer, compression))
+                as AfterUpload
+        });
+        self.queue.push(blob.to_path_buf(), descriptor, after)?;
+        Ok(())
+    }
+}
+
+/// `realize --push`: runs `build` with a sink that uploads every layer while the next ones
+/// are built, then pushes the configs, manifests and the index. A realize that found its
+/// outputs intact built nothing: its layout is pushed instead.
+#[allow(clippy::too_many_arguments)]
+pub fn build_and_push(
+    cli: &Cli,
+    store: &Store,
+    reference: &str,
+    registry_args: &RegistryArgs,
+    out: &Output,
+    forget: Option<Compression>,
+    created: u64,
+    build: impl FnOnce(&dyn LayerSink) -> Result<Realized, RealizeError>,
+) -> Result<Realized, CliError> {
+    let target = parse_ref(reference)?;
+    let registry = registry_args.connect(&target)?;
+    let sessions = Sessions::new(store);
+    let started = Instant::now();
+    let bar = Bar::new(out, &format!("pushing to {target}"));
+    let (built, layers) = stream(
+        &registry,
+        &target.repository,
+        &sessions,
+        cli.upload_jobs(),
+        &bar,
+        |queue| {
+            build(&UploadingSink {
+                queue,
+                store,
+                forget,
+            })
+        },
+    );
+    // An upload error explains a build stopped by it better than the build's own error.
+    let layers = layers?;
+    let realized = built?;
+    if realized.images.is_empty() {
+        bar.finish();
+        if let Some(layout) = &realized.oci_layout {
+            push_layout(cli, layout, reference, registry_args, out)?;
+        }
+        return Ok(realized);
+    }
+    let report = finish_images(
+        &realized.images,
+        created,
+        &target,
+        &registry,
+        &sessions,
+        &bar,
+        layers,
+    );
+    bar.finish();
+    print_pushed(out, &target, started, &report?);
+    Ok(realized)
 }
 
 pub fn pull(_cli: &Cli, args: &PullArgs, out: &Output) -> Result<(), CliError> {

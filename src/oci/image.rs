@@ -34,7 +34,7 @@ pub struct ConfigSettings<'a> {
 }
 
 /// A built image for one arch: its documents and where its blobs are.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuiltImage {
     pub arch: String,
     pub layers: Vec<BuiltLayer>,

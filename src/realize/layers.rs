@@ -170,6 +170,20 @@ pub fn blob_dir(store: &Store) -> PathBuf {
     store.area(crate::store::Area::Blobs)
 }
 
+/// Where the store keeps the blob of `digest`.
+pub fn blob_path(store: &Store, digest: &str) -> PathBuf {
+    blob_dir(store)
+        .join("sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// Removes a layer from the store (its record first, so that it is never found without its
+/// blob): for a realize that pushed it and keeps no image on disk.
+pub fn forget(store: &Store, layer: &BuiltLayer, compression: Compression) {
+    let _ = std::fs::remove_file(cache_path(store, &layer.diff_id, compression));
+    let _ = std::fs::remove_file(blob_path(store, &layer.digest));
+}
+
 fn cache_path(store: &Store, diff_id: &str, compression: Compression) -> PathBuf {
     store.area(crate::store::Area::Layers).join(format!(
         "{}-{}.json",
@@ -182,10 +196,7 @@ fn cache_path(store: &Store, diff_id: &str, compression: Compression) -> PathBuf
 pub fn cached(store: &Store, diff_id: &str, compression: Compression) -> Option<BuiltLayer> {
     let text = std::fs::read_to_string(cache_path(store, diff_id, compression)).ok()?;
     let layer = serde_json::from_str::<BuiltLayer>(&text).ok()?;
-    let blob = blob_dir(store)
-        .join("sha256")
-        .join(layer.digest.trim_start_matches("sha256:"));
-    std::fs::metadata(&blob)
+    std::fs::metadata(blob_path(store, &layer.digest))
         .is_ok_and(|m| m.len() == layer.size)
         .then_some(layer)
 }

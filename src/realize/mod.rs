@@ -78,6 +78,23 @@ pub enum RealizeError {
     },
     #[error("{0}")]
     CheckFailed(String),
+    #[error("{arch}: delivering a layer: {error}")]
+    Deliver {
+        arch: String,
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Told of each layer as soon as its blob is in the store, reused layers included
+/// (`realize --push` uploads it then, while the next layers are built).
+pub trait LayerSink: Sync {
+    /// An `Err` stops the build.
+    fn layer_written(
+        &self,
+        layer: &BuiltLayer,
+        blob: &Path,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// What to produce.
@@ -108,6 +125,9 @@ pub struct Realized {
     pub layers: BTreeMap<String, Vec<BuiltLayer>>,
     #[serde(default)]
     pub reused: bool,
+    /// Each arch's image documents (of this realize, not of a record: empty when reused).
+    #[serde(skip)]
+    pub images: Vec<BuiltImage>,
 }
 
 fn tag_part(repo_tag: &str) -> &str {
@@ -306,6 +326,7 @@ struct Build<'a> {
     files_dir: &'a Path,
     /// Byte-code for Python layers, compiled by the image's interpreter once it is needed.
     compiler: python_layers::LazyCompiler<'a>,
+    sink: Option<&'a dyn LayerSink>,
 }
 
 /// Unpacked files go to spill files in the store's temp area, not to memory. Each stage of
@@ -398,17 +419,26 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             error,
         })?;
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
-    let finish = |tree: &Tree, prebuilt: Option<&str>, comment: &str| {
-        layers::finish(
-            store,
-            tree,
-            prebuilt,
-            comment,
-            opts.compression,
-            !opts.check,
-        )
-        .map_err(layer_error)
-    };
+    let finish =
+        |tree: &Tree, prebuilt: Option<&str>, comment: &str| -> Result<BuiltLayer, RealizeError> {
+            let layer = layers::finish(
+                store,
+                tree,
+                prebuilt,
+                comment,
+                opts.compression,
+                !opts.check,
+            )
+            .map_err(layer_error)?;
+            if let Some(sink) = build.sink {
+                sink.layer_written(&layer, &layers::blob_path(store, &layer.digest))
+                    .map_err(|error| RealizeError::Deliver {
+                        arch: arch.into(),
+                        error,
+                    })?;
+            }
+            Ok(layer)
+        };
     // Each layer streams from the spill to its blob; layers are written in parallel, each
     // holding a few MiB of compressor buffers.
     let mut built: Vec<BuiltLayer> = trees
@@ -556,7 +586,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
     Ok(oci::image::build(&settings, built, layers::blob_dir(store)))
 }
 
-/// Realizes one image from its (current) lock.
+/// Realizes one image from its (current) lock; `sink` is told of each layer once written.
 pub fn realize(
     plan: &ImagePlan,
     lock: &Lockfile,
@@ -564,6 +594,7 @@ pub fn realize(
     store: &Store,
     opts: &RealizeOptions,
     files_dir: &Path,
+    sink: Option<&dyn LayerSink>,
 ) -> Result<Realized, RealizeError> {
     for arch in &opts.archs {
         if !lock.archs.contains_key(arch) || !plan.archs.contains(arch) {
@@ -575,7 +606,10 @@ pub fn realize(
         }
     }
     let key = realize_key(lock_text, &shipped_files(plan, files_dir), opts);
+    // Without outputs (a realize that only pushes) there is nothing to find intact.
+    let has_outputs = opts.oci || opts.docker;
     if !opts.check
+        && has_outputs
         && let Some(done) = previous(store, &key)
     {
         return Ok(done);
@@ -587,6 +621,7 @@ pub fn realize(
         opts,
         files_dir,
         compiler: python_layers::LazyCompiler::new(store, lock),
+        sink,
     };
     // One arch after the other: each already uses every core.
     let built: Vec<BuiltImage> = opts
@@ -607,14 +642,17 @@ pub fn realize(
             files: BTreeMap::new(),
             layers: BTreeMap::new(),
             reused: false,
+            images: built,
         });
     }
     let images = built;
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| StoreError::Io {
-        action: "creating",
-        path: opts.out_dir.clone(),
-        source: e,
-    })?;
+    if has_outputs {
+        std::fs::create_dir_all(&opts.out_dir).map_err(|e| StoreError::Io {
+            action: "creating",
+            path: opts.out_dir.clone(),
+            source: e,
+        })?;
+    }
     let tag = tag_part(&opts.repo_tag);
     let mut realized = Realized {
         image: plan.name.clone(),
@@ -624,6 +662,7 @@ pub fn realize(
         files: BTreeMap::new(),
         layers: BTreeMap::new(),
         reused: false,
+        images: Vec::new(),
     };
     if opts.oci {
         let dir = opts.out_dir.join(&plan.name);
@@ -654,9 +693,12 @@ pub fn realize(
             .insert(img.arch.clone(), (img.manifest_digest.clone(), archive));
         realized.layers.insert(img.arch.clone(), img.layers.clone());
     }
-    write_atomic(
-        &record_path(store, &key),
-        &serde_json::to_vec(&realized).expect("record serializes"),
-    )?;
+    if has_outputs {
+        write_atomic(
+            &record_path(store, &key),
+            &serde_json::to_vec(&realized).expect("record serializes"),
+        )?;
+    }
+    realized.images = images;
     Ok(realized)
 }

@@ -4,7 +4,7 @@
 //! air-gapped site's own registry). Modules: `reference` (what users type), `auth`
 //! (credentials where docker and podman keep them, and challenges), `client` (the
 //! distribution API over HTTP with retries and auth), `documents` (descriptors of indexes
-//! and manifests), `push`, `pull`, and `sessions` (resumable uploads and mount sources,
+//! and manifests), `push`, `stream` (pushing while an image is built), `pull`, and `sessions` (resumable uploads and mount sources,
 //! remembered in the store).
 
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod sessions;
+pub mod stream;
 
 pub use client::{ConnectOptions, Registry, RegistryError};
 pub use reference::ImageRef;

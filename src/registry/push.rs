@@ -29,6 +29,13 @@ pub enum BlobOutcome {
     Uploaded { resumed_at: Option<u64> },
 }
 
+/// Where a blob's bytes are: a file (layers), or memory (configs, written by the build).
+#[derive(Clone, Copy, Debug)]
+pub enum BlobBytes<'a> {
+    File(&'a Path),
+    Memory(&'a [u8]),
+}
+
 /// Told about a push as it goes.
 pub trait PushProgress: Sync {
     fn start(&self, blobs: usize, bytes: u64);
@@ -203,28 +210,18 @@ pub fn push_blobs(
     progress: &dyn PushProgress,
 ) -> Result<BlobCounts, RegistryError> {
     use rayon::prelude::*;
-    let mounts: Vec<String> = sessions
-        .repositories(&registry.name)
-        .into_iter()
-        .filter(|r| r != repo)
-        .collect();
+    let mounts = Uploader::mount_sources(registry, repo, sessions);
     progress.start(blobs.len(), blobs.iter().map(|(_, b)| b.size).sum());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .build()
         .expect("a thread pool");
-    let uploader = Uploader {
-        registry,
-        repo,
-        sessions,
-        mounts: &mounts,
-        progress,
-    };
+    let uploader = Uploader::new(registry, repo, sessions, &mounts, progress);
     let outcomes: Vec<Result<(u64, BlobOutcome), RegistryError>> = pool.install(|| {
         blobs
             .par_iter()
             .map(|(path, b)| {
-                let outcome = uploader.blob(path, b)?;
+                let outcome = uploader.blob(BlobBytes::File(path), b)?;
                 progress.blob_done(&b.digest, &outcome);
                 Ok((b.size, outcome))
             })
@@ -232,18 +229,35 @@ pub fn push_blobs(
     });
     let mut counts = BlobCounts::default();
     for outcome in outcomes {
-        match outcome? {
-            (_, BlobOutcome::Present) => counts.present += 1,
-            (_, BlobOutcome::Mounted) => counts.mounted += 1,
-            (size, BlobOutcome::Uploaded { resumed_at }) => {
-                counts.uploaded += 1;
-                counts.uploaded_bytes += size - resumed_at.unwrap_or(0);
-                counts.resumed += resumed_at.is_some() as usize;
-            }
-        }
+        let (size, outcome) = outcome?;
+        counts.add(size, &outcome);
     }
     sessions.add_repository(&registry.name, repo);
     Ok(counts)
+}
+
+impl BlobCounts {
+    /// Counts one blob of `size` bytes.
+    pub fn add(&mut self, size: u64, outcome: &BlobOutcome) {
+        match outcome {
+            BlobOutcome::Present => self.present += 1,
+            BlobOutcome::Mounted => self.mounted += 1,
+            BlobOutcome::Uploaded { resumed_at } => {
+                self.uploaded += 1;
+                self.uploaded_bytes += size - resumed_at.unwrap_or(0);
+                self.resumed += resumed_at.is_some() as usize;
+            }
+        }
+    }
+
+    /// Adds another push's counts.
+    pub fn merge(&mut self, other: &BlobCounts) {
+        self.uploaded += other.uploaded;
+        self.uploaded_bytes += other.uploaded_bytes;
+        self.resumed += other.resumed;
+        self.mounted += other.mounted;
+        self.present += other.present;
+    }
 }
 
 /// Pushes `image` to `target` (its tag, or its digest when it names only one).
@@ -335,7 +349,8 @@ pub fn excerpt(body: &str) -> String {
         .collect()
 }
 
-struct Uploader<'a> {
+/// Uploads blobs into one repository: HEAD, resume, mount, or upload.
+pub(super) struct Uploader<'a> {
     registry: &'a Registry,
     repo: &'a str,
     sessions: &'a Sessions,
@@ -343,7 +358,37 @@ struct Uploader<'a> {
     progress: &'a dyn PushProgress,
 }
 
-impl Uploader<'_> {
+impl<'a> Uploader<'a> {
+    pub(super) fn new(
+        registry: &'a Registry,
+        repo: &'a str,
+        sessions: &'a Sessions,
+        mounts: &'a [String],
+        progress: &'a dyn PushProgress,
+    ) -> Self {
+        Uploader {
+            registry,
+            repo,
+            sessions,
+            mounts,
+            progress,
+        }
+    }
+
+    /// The repositories of `registry` other than `repo` that this store pushed to: where a
+    /// blob may be mounted from.
+    pub(super) fn mount_sources(
+        registry: &Registry,
+        repo: &str,
+        sessions: &Sessions,
+    ) -> Vec<String> {
+        sessions
+            .repositories(&registry.name)
+            .into_iter()
+            .filter(|r| r != repo)
+            .collect()
+    }
+
     fn scopes(&self) -> Vec<String> {
         let mut s = vec![push_scope(self.repo)];
         s.extend(self.mounts.iter().map(|r| pull_scope(r)));
@@ -362,7 +407,11 @@ impl Uploader<'_> {
             .send(method, url, headers, payload, &self.scopes(), what)
     }
 
-    fn blob(&self, path: &Path, blob: &Descriptor) -> Result<BlobOutcome, RegistryError> {
+    pub(super) fn blob(
+        &self,
+        bytes: BlobBytes,
+        blob: &Descriptor,
+    ) -> Result<BlobOutcome, RegistryError> {
         let digest = &blob.digest;
         let what = format!("blob {digest}");
         let head = self.send(
@@ -375,12 +424,18 @@ impl Uploader<'_> {
         if head.status().is_success() {
             return Ok(BlobOutcome::Present);
         }
-        let size = std::fs::metadata(path)
-            .map_err(|e| RegistryError::io("reading", path, e))?
-            .len();
+        let (size, path) = match bytes {
+            BlobBytes::File(path) => (
+                std::fs::metadata(path)
+                    .map_err(|e| RegistryError::io("reading", path, e))?
+                    .len(),
+                Some(path),
+            ),
+            BlobBytes::Memory(b) => (b.len() as u64, None),
+        };
         if size != blob.size {
             return Err(RegistryError::DigestMismatch {
-                what: format!("size of {}", path.display()),
+                what: format!("size of the bytes of {digest}"),
                 expected: blob.size.to_string(),
                 got: size.to_string(),
             });
@@ -388,9 +443,10 @@ impl Uploader<'_> {
         // An interrupted upload of this blob, where the registry still has it. A registry
         // may refuse to go on with a session whose last chunk was cut off (distribution
         // does): the blob then starts over.
-        if let Some(location) = self
-            .sessions
-            .session(&self.registry.name, self.repo, digest)
+        if let Some(path) = path
+            && let Some(location) = self
+                .sessions
+                .session(&self.registry.name, self.repo, digest)
         {
             let resumable = match Url::parse(&location) {
                 Ok(url) => self.status(url)?,
@@ -445,19 +501,21 @@ impl Uploader<'_> {
                 self.registry.location(&r, &what)?
             }
         };
-        if size <= CHUNK_BYTES {
-            self.finish(
-                url,
-                digest,
-                Payload::File {
+        match bytes {
+            BlobBytes::File(path) if size > CHUNK_BYTES => self.chunks(path, blob, url, 0)?,
+            BlobBytes::File(path) => {
+                let whole = Payload::File {
                     path,
                     offset: 0,
                     len: size,
-                },
-            )?;
-            self.progress.bytes(size);
-        } else {
-            self.chunks(path, blob, url, 0)?;
+                };
+                self.finish(url, digest, whole)?;
+                self.progress.bytes(size);
+            }
+            BlobBytes::Memory(bytes) => {
+                self.finish(url, digest, Payload::Bytes(bytes))?;
+                self.progress.bytes(size);
+            }
         }
         Ok(BlobOutcome::Uploaded { resumed_at: None })
     }

@@ -1,0 +1,199 @@
+//! Pushing an image while it is built (`realize --push`): each blob goes to the registry
+//! as soon as it is written, on background threads, so uploads overlap the compression of
+//! the next layers, and a blob nothing else needs can leave the disk once the registry has
+//! it (what lets a large image build on a runner with less free disk than its layers).
+//!
+//! The order stays that of any push: every blob, then the manifests, then the tag, so the
+//! tag never points at an image with a layer missing.
+
+use super::client::{Registry, RegistryError};
+use super::documents::Descriptor;
+use super::push::{BlobBytes, BlobCounts, PushProgress, PushReport, Uploader, put_manifest};
+use super::reference::ImageRef;
+use super::sessions::Sessions;
+use crate::oci::BuiltImage;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Mutex, mpsc};
+
+/// Runs once the registry holds a queued blob (for example, to remove its file).
+pub type AfterUpload<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+struct Job<'a> {
+    path: PathBuf,
+    descriptor: Descriptor,
+    after: Option<AfterUpload<'a>>,
+}
+
+/// An upload failed earlier: the queue takes nothing more (the error itself is returned by
+/// [`stream`]).
+#[derive(Debug, thiserror::Error)]
+#[error("an upload to the registry failed")]
+pub struct UploadFailed;
+
+/// Blobs waiting for the upload threads.
+pub struct BlobQueue<'a> {
+    sender: Mutex<Option<mpsc::Sender<Job<'a>>>>,
+    /// Digests queued so far (each blob is uploaded once), with their total size.
+    queued: Mutex<(BTreeSet<String>, u64)>,
+    failure: Mutex<Option<RegistryError>>,
+    progress: &'a dyn PushProgress,
+}
+
+impl<'a> BlobQueue<'a> {
+    /// Queues the blob in `path` (once per digest; a blob queued before is skipped and its
+    /// `after` not run). Refused once an upload has failed, so the build can stop.
+    pub fn push(
+        &self,
+        path: PathBuf,
+        descriptor: Descriptor,
+        after: Option<AfterUpload<'a>>,
+    ) -> Result<(), UploadFailed> {
+        if self.failure.lock().expect("not poisoned").is_some() {
+            return Err(UploadFailed);
+        }
+        {
+            let mut queued = self.queued.lock().expect("not poisoned");
+            if !queued.0.insert(descriptor.digest.clone()) {
+                return Ok(());
+            }
+            queued.1 += descriptor.size;
+            self.progress.start(queued.0.len(), queued.1);
+        }
+        let job = Job {
+            path,
+            descriptor,
+            after,
+        };
+        match self.sender.lock().expect("not poisoned").as_ref() {
+            Some(sender) => sender.send(job).map_err(|_| UploadFailed),
+            None => Err(UploadFailed),
+        }
+    }
+
+    fn fail(&self, error: RegistryError) {
+        self.failure
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(error);
+    }
+}
+
+/// Runs `body` with a queue whose blobs `jobs` threads upload into `repo` meanwhile; returns
+/// what `body` returned and, once every queued blob is uploaded, the counts (or the first
+/// upload error).
+pub fn stream<'a, T>(
+    registry: &'a Registry,
+    repo: &'a str,
+    sessions: &'a Sessions,
+    jobs: usize,
+    progress: &'a dyn PushProgress,
+    body: impl FnOnce(&BlobQueue<'a>) -> T,
+) -> (T, Result<BlobCounts, RegistryError>) {
+    let mounts = Uploader::mount_sources(registry, repo, sessions);
+    let uploader = Uploader::new(registry, repo, sessions, &mounts, progress);
+    let (sender, receiver) = mpsc::channel::<Job<'a>>();
+    let receiver = Mutex::new(receiver);
+    let queue = BlobQueue {
+        sender: Mutex::new(Some(sender)),
+        queued: Mutex::new((BTreeSet::new(), 0)),
+        failure: Mutex::new(None),
+        progress,
+    };
+    let (value, counts) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut counts = BlobCounts::default();
+                    loop {
+                        let next = receiver.lock().expect("not poisoned").recv();
+                        let Ok(job) = next else { break };
+                        if queue.failure.lock().expect("not poisoned").is_some() {
+                            continue;
+                        }
+                        let uploaded = uploader.blob(BlobBytes::File(&job.path), &job.descriptor);
+                        match uploaded {
+                            Ok(outcome) => {
+                                progress.blob_done(&job.descriptor.digest, &outcome);
+                                counts.add(job.descriptor.size, &outcome);
+                                if let Some(after) = job.after {
+                                    after();
+                                }
+                            }
+                            Err(e) => queue.fail(e),
+                        }
+                    }
+                    counts
+                })
+            })
+            .collect();
+        let value = body(&queue);
+        // No more blobs: the threads finish what is queued, then stop.
+        queue.sender.lock().expect("not poisoned").take();
+        let mut counts = BlobCounts::default();
+        for worker in workers {
+            counts.merge(&worker.join().expect("an upload thread panicked"));
+        }
+        (value, counts)
+    });
+    let result = match queue.failure.into_inner().expect("not poisoned") {
+        Some(error) => Err(error),
+        None => {
+            sessions.add_repository(&registry.name, repo);
+            Ok(counts)
+        }
+    };
+    (value, result)
+}
+
+/// After [`stream`] uploaded the layers of `images`: their configs, each arch's manifest,
+/// then the multi-arch index under the tag (the same index document the OCI layout holds,
+/// so the pushed digest equals the local one).
+pub fn finish_images(
+    images: &[BuiltImage],
+    created: u64,
+    target: &ImageRef,
+    registry: &Registry,
+    sessions: &Sessions,
+    progress: &dyn PushProgress,
+    layers: BlobCounts,
+) -> Result<PushReport, RegistryError> {
+    let repo = &target.repository;
+    let mounts = Uploader::mount_sources(registry, repo, sessions);
+    let uploader = Uploader::new(registry, repo, sessions, &mounts, progress);
+    let mut report = PushReport {
+        blobs: layers,
+        ..PushReport::default()
+    };
+    for image in images {
+        let config = Descriptor {
+            media_type: crate::registry::documents::OCI_CONFIG.into(),
+            digest: image.config_digest.clone(),
+            size: image.config.len() as u64,
+        };
+        let outcome = uploader.blob(BlobBytes::Memory(&image.config), &config)?;
+        report.blobs.add(config.size, &outcome);
+        put_manifest(
+            registry,
+            repo,
+            &image.manifest_digest,
+            &image.manifest,
+            crate::registry::documents::OCI_MANIFEST,
+            &image.manifest_digest,
+        )?;
+        report.manifests += 1;
+    }
+    let index = crate::oci::layout::image_index(images, created);
+    let index_digest = crate::oci::digest_of(&index);
+    let reference = target.tag.clone().unwrap_or_else(|| index_digest.clone());
+    report.digest = put_manifest(
+        registry,
+        repo,
+        &reference,
+        &index,
+        crate::registry::documents::OCI_INDEX,
+        &index_digest,
+    )?;
+    report.manifests += 1;
+    Ok(report)
+}
