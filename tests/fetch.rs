@@ -92,6 +92,25 @@ fn fetch_stores_every_artifact_under_its_nix_path_and_skips_them_next_time() {
 }
 
 #[test]
+fn fetch_arch_downloads_only_that_archs_packages_and_names_the_archs_it_lacks() {
+    let sb = locked();
+    let out = sb.ok(&["fetch", "test", "--arch", "arm64"]);
+    // 12 packages for arm64 (a runner of an image × arch matrix needs no more).
+    assert!(out.contains("12 artifacts: 0 already in the store, 12 downloaded"), "{out}");
+    let requests = sb.server.requests();
+    assert!(
+        requests.iter().any(|r| r.ends_with("_arm64.deb"))
+            && !requests.iter().any(|r| r.ends_with("_amd64.deb")),
+        "{requests:?}"
+    );
+    let err = sb.fails(&["fetch", "test", "--arch", "riscv64"], 2);
+    assert!(
+        err.contains("test is not locked for riscv64 (its archs: amd64, arm64)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn transient_failures_are_retried() {
     let sb = locked();
     sb.server.fault(

@@ -669,6 +669,17 @@ fn a_registry_cache_feeds_an_empty_store_and_wrong_bytes_from_it_are_refused() {
     let (ok, text) = output(c);
     assert!(ok, "{text}");
     assert_eq!(common::digests(&dir.path().join("oci-out")), built);
+    assert!(text.contains("signed indexes from the cache"), "{text}");
+
+    // The signed indexes came too: B locks again offline, against them, to the same lock.
+    let lock_path = dir.path().join("lockfiles/test.lock");
+    let locked = std::fs::read_to_string(&lock_path).unwrap();
+    std::fs::remove_file(&lock_path).unwrap();
+    let mut c = sb.cmd(&["--offline", "lock", "test"]);
+    c.current_dir(dir.path()).env("HOME", dir.path());
+    let (ok, text) = output(c);
+    assert!(ok, "{text}");
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), locked);
 
     // A cache whose copy of one package holds other bytes: refused, taken from the mirror.
     let blobs = registry.storage.join("docker/registry/v2/blobs/sha256");

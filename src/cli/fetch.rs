@@ -14,6 +14,9 @@ use std::time::Instant;
 pub struct FetchArgs {
     /// Images whose locks to fetch (default: every image)
     images: Vec<String>,
+    /// Archs to fetch, comma-separated (default: all of each lock's)
+    #[arg(long, value_delimiter = ',')]
+    arch: Vec<String>,
     #[command(flatten)]
     cache: super::registry::CacheArg,
     #[command(flatten)]
@@ -44,8 +47,23 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let images = cli.images(&recipes, &args.images)?;
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut locks = Vec::new();
+    let mut lock_texts = Vec::new();
     for image in &images {
-        let lock = lock::read(&cli.lockfiles, image)?;
+        let mut lock = lock::read(&cli.lockfiles, image)?;
+        let text = std::fs::read_to_string(lock::lock_path(&cli.lockfiles, image))
+            .map_err(|e| CliError::new(e.to_string()))?;
+        lock_texts.push((image.clone(), text, lock.clone()));
+        if let Some(arch) = args.arch.iter().find(|a| !lock.archs.contains_key(*a)) {
+            let archs: Vec<&str> = lock.archs.keys().map(String::as_str).collect();
+            return Err(CliError::new(format!(
+                "{image} is not locked for {arch} (its archs: {})",
+                archs.join(", ")
+            ))
+            .code(super::exit::USAGE));
+        }
+        if !args.arch.is_empty() {
+            lock = select_archs(&lock, &args.arch);
+        }
         for w in fetch_lock::wanted(&lock)? {
             if !wanted
                 .iter()
@@ -61,6 +79,17 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let started = Instant::now();
     let cache = super::registry::open_cache(cli, &args.cache, &args.registry)?;
     let report = download(cli, out, &store, &wanted, cache.as_ref())?;
+    if let Some(cache) = &cache {
+        for (image, text, lock) in &lock_texts {
+            let archs: Vec<String> = lock
+                .archs
+                .keys()
+                .filter(|a| args.arch.is_empty() || args.arch.contains(a))
+                .cloned()
+                .collect();
+            restore_indexes(out, &store, cache, image, text, lock, &archs);
+        }
+    }
     for lock in &locks {
         build_sources(out, &store, lock)?;
     }
@@ -109,6 +138,28 @@ pub fn download(
         ));
     }
     Ok(report)
+}
+
+/// Takes the signed indexes of each of the lock's `archs` from the cache, where it has
+/// them; a failure only warns (nothing is built from them).
+pub fn restore_indexes(
+    out: &Output,
+    store: &Store,
+    cache: &carbon_store::registry::cache::RegistryCache,
+    image: &str,
+    lock_text: &str,
+    lock: &Lockfile,
+    archs: &[String],
+) {
+    for arch in archs {
+        match cache.restore_indexes(store, image, arch, lock_text, lock) {
+            Ok(0) => {}
+            Ok(n) => out.info(format!("{image} {arch}: {n} signed indexes from the cache")),
+            Err(e) => out.info(format!(
+                "warning: {image} {arch}: the signed indexes did not come from the cache: {e}"
+            )),
+        }
+    }
 }
 
 /// Builds the lock's wheels made from sdists that the store lacks; shared by `fetch` and

@@ -152,6 +152,9 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         let wanted = fetch_lock::wanted(&selected)?;
         let cache = super::registry::open_cache(cli, &args.cache, &args.registry)?;
         super::fetch::download(cli, out, &store, &wanted, cache.as_ref())?;
+        if let Some(cache) = &cache {
+            super::fetch::restore_indexes(out, &store, cache, image, &lock_text, &lock, &archs);
+        }
         super::fetch::build_sources(out, &store, &selected)?;
         let opts = RealizeOptions {
             archs: archs.clone(),

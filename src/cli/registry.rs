@@ -430,6 +430,7 @@ pub fn cache(cli: &Cli, action: &CacheAction, out: &Output) -> Result<(), CliErr
         for arch in &archs {
             let selected = super::fetch::select_archs(&lock, std::slice::from_ref(arch));
             let wanted = carbon_store::fetch::lockfile::wanted(&selected)?;
+            let indexes = carbon_store::registry::cache::locked_indexes(&lock, arch);
             // What the store lacks comes from the mirrors first.
             super::fetch::download(cli, out, &store, &wanted, None)?;
             let started = Instant::now();
@@ -443,15 +444,18 @@ pub fn cache(cli: &Cli, action: &CacheAction, out: &Output) -> Result<(), CliErr
                 arch,
                 &lock_text,
                 &wanted,
+                &indexes,
                 cli.upload_jobs(),
                 &bar,
             );
             bar.finish();
             let report = report?;
             out.info(format!(
-                "cached {image} {arch} in {:.1}s: {} objects, {}",
+                "cached {image} {arch} in {:.1}s: {} objects ({} signed indexes of the {} the lock names), {}",
                 started.elapsed().as_secs_f64(),
                 report.objects,
+                report.indexes,
+                indexes.len(),
                 describe(&report.counts),
             ));
             println!("{}/{}:{}", target.registry, target.repository, report.tag);

@@ -8,6 +8,10 @@
 //! referenced (a registry's gc removes unreferenced ones) and lists them by store name;
 //! its tag, `IMAGE-ARCH-<lock sha256 prefix>`, never collides between images or locks.
 //!
+//! The signed indexes the lock was resolved against (each suite's InRelease and Packages
+//! files) travel with the objects: a store filled from the cache can then `lock --offline`
+//! against the same indexes, and holds the evidence that each pinned hash was published.
+//!
 //! Only sources are cached, not built layers: a layer cannot be checked against the lock
 //! without building it, so taking one from a cache would trust whoever wrote the cache with
 //! the image's contents (docs/registry.md).
@@ -19,6 +23,8 @@ use super::reference::ImageRef;
 use super::sessions::Sessions;
 use crate::fetch::http::{BodyError, body_into_store};
 use crate::fetch::lockfile::{Substituter, Wanted};
+use crate::lock::Lockfile;
+use crate::resolve::debian::index as debian_index;
 use crate::store::{Expected, Store};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -41,7 +47,27 @@ pub fn tag(image: &str, arch: &str, lock_text: &str) -> String {
 pub struct CachePushReport {
     pub tag: String,
     pub objects: usize,
+    /// Signed indexes among the objects.
+    pub indexes: usize,
     pub counts: push::BlobCounts,
+}
+
+/// The signed indexes one arch of a lock was resolved against, as (store name, sha256 hex):
+/// each suite's InRelease and the arch's Packages files.
+pub fn locked_indexes(lock: &Lockfile, arch: &str) -> Vec<(String, String)> {
+    let hex = |digest: &str| digest.trim_start_matches("sha256:").to_string();
+    let mut out = Vec::new();
+    for index in lock.index.iter().filter(|i| i.arch == arch) {
+        out.push((
+            debian_index::inrelease_name(&index.suite),
+            hex(&index.inrelease),
+        ));
+        for (component, digest) in &index.packages {
+            let name = debian_index::packages_name(&index.suite, component, arch);
+            out.push((name, hex(digest)));
+        }
+    }
+    out
 }
 
 /// The artifact manifest: an empty config, one layer per object, annotated with its name.
@@ -76,8 +102,9 @@ fn empty_digest() -> String {
     crate::oci::digest_of(b"{}")
 }
 
-/// Pushes the objects one arch of a lock needs (`wanted`, all in the store) into `repo`,
-/// then the artifact manifest under its tag.
+/// Pushes the objects one arch of a lock needs (`wanted`, all in the store) and the signed
+/// indexes it was resolved against (`indexes`, those the store holds) into `repo`, then the
+/// artifact manifest under its tag.
 #[allow(clippy::too_many_arguments)]
 pub fn push_arch(
     store: &Store,
@@ -88,19 +115,30 @@ pub fn push_arch(
     arch: &str,
     lock_text: &str,
     wanted: &[Wanted],
+    indexes: &[(String, String)],
     jobs: usize,
     progress: &dyn PushProgress,
 ) -> Result<CachePushReport, RegistryError> {
     let mut objects: Vec<(String, Descriptor)> = Vec::new();
     let mut files: Vec<(PathBuf, Descriptor)> = Vec::new();
-    for w in wanted {
+    let mut add = |name: &str, sha256: &str, size: u64| {
         let d = Descriptor {
             media_type: OBJECT_TYPE.into(),
-            digest: format!("sha256:{}", w.sha256),
-            size: w.size,
+            digest: format!("sha256:{sha256}"),
+            size,
         };
-        files.push((store.source_path(&w.sha256, &w.name), d.clone()));
-        objects.push((w.name.clone(), d));
+        files.push((store.source_path(sha256, name), d.clone()));
+        objects.push((name.to_string(), d));
+    };
+    for w in wanted {
+        add(&w.name, &w.sha256, w.size);
+    }
+    let mut index_count = 0;
+    for (name, sha256) in indexes {
+        if let Ok(meta) = std::fs::metadata(store.source_path(sha256, name)) {
+            add(name, sha256, meta.len());
+            index_count += 1;
+        }
     }
     // The empty config, from a file like every blob.
     let empty = store
@@ -131,6 +169,7 @@ pub fn push_arch(
     Ok(CachePushReport {
         tag,
         objects: objects.len(),
+        indexes: index_count,
         counts,
     })
 }
@@ -147,6 +186,65 @@ impl RegistryCache {
             registry,
             reference,
         }
+    }
+}
+
+impl RegistryCache {
+    /// Takes the signed indexes one arch of a lock was resolved against from the lock's
+    /// cache artifact into the store (those it lacks, each checked against the lock's
+    /// sha256), and makes them the ones an offline `lock` reads where the store has none.
+    /// Returns how many came; none when the cache has no artifact for this lock.
+    pub fn restore_indexes(
+        &self,
+        store: &Store,
+        image: &str,
+        arch: &str,
+        lock_text: &str,
+        lock: &Lockfile,
+    ) -> Result<usize, String> {
+        let missing: Vec<(String, String)> = locked_indexes(lock, arch)
+            .into_iter()
+            .filter(|(name, sha256)| !store.contains(sha256, name, None))
+            .collect();
+        let mut came = 0;
+        if !missing.is_empty() {
+            let repo = &self.reference.repository;
+            let manifest =
+                match super::pull::get_manifest(&self.registry, repo, &tag(image, arch, lock_text))
+                {
+                    Ok(bytes) => bytes,
+                    Err(RegistryError::Status { status: 404, .. }) => return Ok(0),
+                    Err(e) => return Err(e.to_string()),
+                };
+            let listed = match super::documents::parse(&manifest, "the cache artifact") {
+                Ok(super::documents::Parsed::Manifest { blobs, .. }) => blobs,
+                Ok(_) => return Err("the cache artifact is an index, not a manifest".into()),
+                Err(e) => return Err(e.to_string()),
+            };
+            for (name, sha256) in &missing {
+                let digest = format!("sha256:{sha256}");
+                let Some(blob) = listed.iter().find(|b| b.digest == digest) else {
+                    continue;
+                };
+                let wanted = Wanted {
+                    name: name.clone(),
+                    path: String::new(),
+                    mirror: String::new(),
+                    sha256: sha256.clone(),
+                    size: blob.size,
+                    project: None,
+                };
+                if self.substitute(&wanted, store, &|_| {})? {
+                    came += 1;
+                }
+            }
+        }
+        for index in lock.index.iter().filter(|i| i.arch == arch) {
+            let sha256 = index.inrelease.trim_start_matches("sha256:");
+            debian_index::adopt_locked_release(store, &index.suite, sha256, &index.date)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(came)
     }
 }
 

@@ -135,7 +135,7 @@ fn file_has_digest(path: &Path, digest: &str) -> bool {
 }
 
 /// A manifest or index, byte for byte (its digest is of these bytes).
-fn get_manifest(
+pub(super) fn get_manifest(
     registry: &Registry,
     repo: &str,
     reference: &str,

@@ -83,6 +83,34 @@ fn inrelease_ref(suite: &str) -> String {
     format!("debian-{suite}-InRelease")
 }
 
+/// Makes a suite's InRelease from a lock (already in the store, under its sha256) the one
+/// an offline `lock` reads, where the store has none yet (a store filled from a registry
+/// cache): offline locking then resolves against the indexes the lock was made from. It is
+/// verified against the keyrings when read, like any InRelease in the store.
+pub fn adopt_locked_release(
+    store: &Store,
+    suite: &str,
+    sha256: &str,
+    date: &str,
+) -> Result<bool, StoreError> {
+    let name = inrelease_ref(suite);
+    if store.get_ref(&name).is_some() || !store.contains(sha256, &inrelease_name(suite), None) {
+        return Ok(false);
+    }
+    store.set_ref(&name, &format!("{sha256} {date}"))?;
+    Ok(true)
+}
+
+/// The store name of a suite's InRelease.
+pub fn inrelease_name(suite: &str) -> String {
+    format!("{suite}_InRelease")
+}
+
+/// The store name of the uncompressed Packages file of a suite, component and arch.
+pub fn packages_name(suite: &str, component: &str, arch: &str) -> String {
+    format!("Packages_{suite}_{component}_{arch}")
+}
+
 /// Fetches (or, offline, takes from the store) and verifies every suite's InRelease, then
 /// loads the Packages files of every component for every arch, in parallel.
 pub fn load(
@@ -113,7 +141,7 @@ pub fn load(
                     .split_once(' ')
                     .map(|(s, _)| s.to_string())
                     .unwrap_or_default();
-                let bytes = store.read_verified(&sha, &format!("{}_InRelease", spec.suite))?;
+                let bytes = store.read_verified(&sha, &inrelease_name(&spec.suite))?;
                 (bytes, sha, false)
             } else {
                 let bytes =
@@ -150,7 +178,7 @@ pub fn load(
                     });
                 }
                 // Only now, signed, for the right suite and not stale, does it get a name.
-                store.insert_bytes(&format!("{}_InRelease", spec.suite), &bytes)?;
+                store.insert_bytes(&inrelease_name(&spec.suite), &bytes)?;
                 store.set_ref(
                     &inrelease_ref(&spec.suite),
                     &format!("{sha256} {}", release.date_text),
@@ -253,7 +281,7 @@ fn load_packages(
             suite: r.suite.clone(),
             path: plain_path.clone(),
         })?;
-    let name = format!("Packages_{}_{component}_{arch}", r.suite);
+    let name = packages_name(&r.suite, component, arch);
     let text = if store.contains(&plain.sha256, &name, Some(plain.size)) {
         store.read_verified(&plain.sha256, &name)?
     } else {
