@@ -96,7 +96,10 @@ fn fetch_arch_downloads_only_that_archs_packages_and_names_the_archs_it_lacks() 
     let sb = locked();
     let out = sb.ok(&["fetch", "test", "--arch", "arm64"]);
     // 12 packages for arm64 (a runner of an image × arch matrix needs no more).
-    assert!(out.contains("12 artifacts: 0 already in the store, 12 downloaded"), "{out}");
+    assert!(
+        out.contains("12 artifacts: 0 already in the store, 12 downloaded"),
+        "{out}"
+    );
     let requests = sb.server.requests();
     assert!(
         requests.iter().any(|r| r.ends_with("_arm64.deb"))

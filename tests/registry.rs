@@ -766,6 +766,13 @@ fn realize_push_uploads_layers_as_built_and_with_format_none_keeps_none_on_disk(
         "{text}"
     );
 
+    // A registry that is not there is reported before anything is built.
+    let dead = format!("127.0.0.1:{}/carbon/test:v1", free_port());
+    let (dir, c) = second_copy(&sb, true, &["realize", "test", "--push", &dead]);
+    let (ok, text) = output(c);
+    assert!(!ok && text.contains("Connection refused"), "{text}");
+    assert!(!dir.path().join("oci-out").exists(), "{text}");
+
     // Without --push, `none` would build for nothing.
     let text = sb.fails(&["realize", "test", "--format", "none"], 2);
     assert!(text.contains("--format none"), "{text}");

@@ -119,6 +119,9 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .code(exit::USAGE),
         );
     }
+    if let Some(reference) = &args.push {
+        super::registry::check_push_target(reference, &args.registry)?;
+    }
     let store = cli.open_store()?;
     let _guard = store.lock_shared()?;
     let fetcher = Fetcher::new(cli.offline);

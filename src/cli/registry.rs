@@ -10,7 +10,7 @@ use carbon_store::registry::cache::RegistryCache;
 use carbon_store::registry::documents::Descriptor;
 use carbon_store::registry::push::{BlobCounts, BlobOutcome, PushProgress, PushReport};
 use carbon_store::registry::sessions::Sessions;
-use carbon_store::registry::stream::{AfterUpload, BlobQueue, finish_images, stream};
+use carbon_store::registry::stream::{AfterUpload, BlobQueue, check_access, finish_images, stream};
 use carbon_store::registry::{ConnectOptions, ImageRef, Registry, RegistryError};
 use carbon_store::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -298,6 +298,14 @@ impl LayerSink for UploadingSink<'_, '_> {
         self.queue.push(blob.to_path_buf(), descriptor, after)?;
         Ok(())
     }
+}
+
+/// Connects to a push target and checks the login, before a long build.
+pub fn check_push_target(reference: &str, registry_args: &RegistryArgs) -> Result<(), CliError> {
+    let target = parse_ref(reference)?;
+    let registry = registry_args.connect(&target)?;
+    check_access(&registry, &target.repository)?;
+    Ok(())
 }
 
 /// `realize --push`: runs `build` with a sink that uploads every layer while the next ones

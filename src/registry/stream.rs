@@ -79,6 +79,27 @@ impl<'a> BlobQueue<'a> {
     }
 }
 
+/// Asks the registry for a blob with the rights a push needs, so that a wrong address or
+/// login is reported before a build of many minutes rather than after it.
+pub fn check_access(registry: &Registry, repo: &str) -> Result<(), RegistryError> {
+    let what = format!("pushing to {repo}");
+    let probe = crate::oci::digest_of(b"");
+    let response = registry.send(
+        reqwest::Method::HEAD,
+        registry.url(&format!("{repo}/blobs/{probe}")),
+        &[],
+        super::client::Payload::Empty,
+        &[super::client::push_scope(repo)],
+        &what,
+    )?;
+    let status = response.status();
+    if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        Err(registry.status_error(&what, status, ""))
+    }
+}
+
 /// Runs `body` with a queue whose blobs `jobs` threads upload into `repo` meanwhile; returns
 /// what `body` returned and, once every queued blob is uploaded, the counts (or the first
 /// upload error).
