@@ -42,6 +42,23 @@ pub fn select_archs(lock: &Lockfile, archs: &[String]) -> Lockfile {
     selected
 }
 
+/// The archs of `lock` among `wanted` (all of them when `wanted` is empty).
+pub fn chosen_archs(lock: &Lockfile, wanted: &[String]) -> Vec<String> {
+    lock.archs
+        .keys()
+        .filter(|a| wanted.is_empty() || wanted.contains(a))
+        .cloned()
+        .collect()
+}
+
+/// An image's lock and its text (the cache tags artifacts by the text's hash).
+pub fn read_lock(cli: &Cli, image: &str) -> Result<(Lockfile, String), CliError> {
+    let lock = lock::read(&cli.lockfiles, image)?;
+    let text = std::fs::read_to_string(lock::lock_path(&cli.lockfiles, image))
+        .map_err(|e| CliError::new(e.to_string()))?;
+    Ok((lock, text))
+}
+
 pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let recipes = cli.load_recipes()?;
     let images = cli.images(&recipes, &args.images)?;
@@ -49,9 +66,7 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let mut locks = Vec::new();
     let mut lock_texts = Vec::new();
     for image in &images {
-        let mut lock = lock::read(&cli.lockfiles, image)?;
-        let text = std::fs::read_to_string(lock::lock_path(&cli.lockfiles, image))
-            .map_err(|e| CliError::new(e.to_string()))?;
+        let (mut lock, text) = read_lock(cli, image)?;
         lock_texts.push((image.clone(), text, lock.clone()));
         if let Some(arch) = args.arch.iter().find(|a| !lock.archs.contains_key(*a)) {
             let archs: Vec<&str> = lock.archs.keys().map(String::as_str).collect();
@@ -81,12 +96,7 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let report = download(cli, out, &store, &wanted, cache.as_ref())?;
     if let Some(cache) = &cache {
         for (image, text, lock) in &lock_texts {
-            let archs: Vec<String> = lock
-                .archs
-                .keys()
-                .filter(|a| args.arch.is_empty() || args.arch.contains(a))
-                .cloned()
-                .collect();
+            let archs = chosen_archs(lock, &args.arch);
             restore_indexes(out, &store, cache, image, text, lock, &archs);
         }
     }

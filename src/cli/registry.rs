@@ -425,16 +425,8 @@ pub fn cache(cli: &Cli, action: &CacheAction, out: &Output) -> Result<(), CliErr
     let registry = args.registry.connect(&target)?;
     let sessions = Sessions::new(&store);
     for image in &images {
-        let lock = carbon_store::lock::read(&cli.lockfiles, image)?;
-        let lock_text =
-            std::fs::read_to_string(carbon_store::lock::lock_path(&cli.lockfiles, image))
-                .map_err(|e| CliError::new(e.to_string()))?;
-        let archs: Vec<String> = lock
-            .archs
-            .keys()
-            .filter(|a| args.arch.is_empty() || args.arch.contains(a))
-            .cloned()
-            .collect();
+        let (lock, lock_text) = super::fetch::read_lock(cli, image)?;
+        let archs = super::fetch::chosen_archs(&lock, &args.arch);
         for arch in &archs {
             let selected = super::fetch::select_archs(&lock, std::slice::from_ref(arch));
             let wanted = carbon_store::fetch::lockfile::wanted(&selected)?;
