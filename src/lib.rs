@@ -3,10 +3,13 @@
 //! Data flows one way: recipe → resolve → lock → fetch → store (→ unpack → layer → oci).
 
 pub mod config;
+pub mod deb822;
+pub mod download;
 pub mod fetch;
 pub mod fixup;
 pub mod layer;
 pub mod lock;
+pub mod lockfile;
 pub mod name;
 pub mod oci;
 pub mod realize;

@@ -9,7 +9,7 @@
 
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
-use crate::lock::{IndexPin, Lockfile, PythonArtifact};
+use crate::lockfile::{IndexPin, Lockfile, PythonArtifact};
 use crate::realize::python::{self, Venv};
 use crate::store::{Store, StoreError, write_atomic};
 use crate::unpack::beneath::{Beneath, BeneathError};

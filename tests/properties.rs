@@ -5,7 +5,8 @@
 
 mod common;
 
-use carbon_store::resolve::debian::{control, relation, release, signature, version};
+use carbon_store::deb822 as control;
+use carbon_store::resolve::debian::{relation, release, signature, version};
 use carbon_store::resolve::pypi::simple;
 use common::deb::{DebSpec, Entry};
 use common::pypi::WheelSpec;
@@ -239,7 +240,7 @@ proptest! {
     #[test]
     fn lockfiles(bytes in input(include_bytes!("../lockfiles/python-data.lock").to_vec())) {
         let t = text(&bytes);
-        let peak = peak_of(|| carbon_store::lock::Lockfile::parse(&t));
+        let peak = peak_of(|| carbon_store::lockfile::Lockfile::parse(&t));
         prop_assert!(peak <= bound(bytes.len()), "{peak} bytes");
     }
 }
@@ -254,7 +255,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let store = carbon_store::store::Store::open(dir.path()).unwrap();
         let (sha256, _) = store.insert_bytes("sample-1.0-py3-none-any.whl", &bytes).unwrap();
-        let wheel = carbon_store::lock::PythonArtifact {
+        let wheel = carbon_store::lockfile::PythonArtifact {
             name: "sample".into(),
             version: "1.0".into(),
             component: "py".into(),

@@ -9,7 +9,7 @@
 
 mod common;
 
-use carbon_store::lock::Lockfile;
+use carbon_store::lockfile::Lockfile;
 use carbon_store::store::Store;
 use common::{live_store, repo};
 use std::collections::{BTreeMap, BTreeSet};

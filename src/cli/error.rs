@@ -2,7 +2,7 @@
 
 use super::exit;
 use carbon_store::config::mirrors::MirrorError;
-use carbon_store::fetch::lockfile::FetchLockError;
+use carbon_store::download::FetchLockError;
 use carbon_store::lock::LockError;
 use carbon_store::recipe::RecipeError;
 use carbon_store::resolve::debian::index::DebianIndexError;

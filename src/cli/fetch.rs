@@ -3,9 +3,10 @@
 use super::error::CliError;
 use super::progress::Progress;
 use super::{Cli, Output};
+use carbon_store::download::{self as fetch_lock, FetchReport, Wanted};
 use carbon_store::fetch::Fetcher;
-use carbon_store::fetch::lockfile::{self as fetch_lock, FetchReport, Wanted};
-use carbon_store::lock::{self, Lockfile};
+use carbon_store::lock;
+use carbon_store::lockfile::Lockfile;
 use carbon_store::sdist;
 use carbon_store::store::Store;
 use std::time::Instant;

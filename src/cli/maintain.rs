@@ -2,8 +2,9 @@
 
 use super::error::CliError;
 use super::{Cli, Output, exit};
-use carbon_store::fetch::lockfile as fetch_lock;
-use carbon_store::lock::{self, Lockfile};
+use carbon_store::download as fetch_lock;
+use carbon_store::lock;
+use carbon_store::lockfile::Lockfile;
 use carbon_store::store::Area;
 use carbon_store::store::bundle::{self, BundleError};
 use carbon_store::store::gc::{self, Problem, Roots};

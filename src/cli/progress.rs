@@ -1,7 +1,7 @@
 //! Download progress: a bar with bytes, rate and ETA on a terminal, plain lines otherwise.
 
 use super::Output;
-use carbon_store::fetch::lockfile::FetchProgress;
+use carbon_store::download::FetchProgress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 

@@ -2,8 +2,8 @@
 
 use super::error::CliError;
 use super::{Cli, Output, exit};
+use carbon_store::download as fetch_lock;
 use carbon_store::fetch::Fetcher;
-use carbon_store::fetch::lockfile as fetch_lock;
 use carbon_store::layer::compress::Compression;
 use carbon_store::lock::{self, LockContext, LockError};
 use carbon_store::realize::packages::LoadError;

@@ -429,7 +429,7 @@ pub fn cache(cli: &Cli, action: &CacheAction, out: &Output) -> Result<(), CliErr
         let archs = super::fetch::chosen_archs(&lock, &args.arch);
         for arch in &archs {
             let selected = super::fetch::select_archs(&lock, std::slice::from_ref(arch));
-            let wanted = carbon_store::fetch::lockfile::wanted(&selected)?;
+            let wanted = carbon_store::download::wanted(&selected)?;
             let indexes = carbon_store::registry::cache::locked_indexes(&lock, arch);
             // What the store lacks comes from the mirrors first.
             super::fetch::download(cli, out, &store, &wanted, None)?;

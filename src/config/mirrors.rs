@@ -5,7 +5,7 @@
 //! A mirror value may list several URLs (comma or whitespace separated, or a TOML array):
 //! the first is tried first and the rest are fallbacks.
 
-use crate::resolve::debian::control::Paragraphs;
+use crate::deb822::Paragraphs;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

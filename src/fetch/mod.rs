@@ -1,7 +1,6 @@
-//! Getting artifacts into the store: the HTTP client with its retry and mirror policy,
-//! and the parallel download of everything a lock names.
+//! Getting files from mirrors into the store: the HTTP client with its retry and mirror
+//! policy. What a lock names is downloaded by `download`, above the index clients.
 
 pub mod http;
-pub mod lockfile;
 
 pub use http::{FetchError, Fetcher};

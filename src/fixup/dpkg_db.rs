@@ -4,8 +4,8 @@
 //! md5sums, conffiles, triggers, scripts…), `triggers/`, and the empty state files.
 
 use super::{FixupInput, InstalledPackage, put};
+use crate::deb822::Paragraphs;
 use crate::layer::tree::Tree;
-use crate::resolve::debian::control::Paragraphs;
 use std::collections::BTreeMap;
 
 /// dpkg's own field order in `status`; other fields follow in control-file order.

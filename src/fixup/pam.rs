@@ -4,8 +4,8 @@
 //! libpam-modules' postinst creates.
 
 use super::{FixupInput, put};
+use crate::deb822::Paragraphs;
 use crate::layer::tree::Tree;
-use crate::resolve::debian::control::Paragraphs;
 
 const TYPES: &[&str] = &[
     "auth",

@@ -2,7 +2,7 @@
 //! removed and changed (old → new version, security updates marked), and the change in
 //! download size — as text, Markdown (a pull-request body) or JSON.
 
-use super::model::{DebianArtifact, Lockfile};
+use crate::lockfile::{DebianArtifact, Lockfile};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -5,12 +5,8 @@
 //! the recipes it claims to come from.
 
 pub mod diff;
-pub mod model;
 
-pub use model::{
-    ArchLock, DebianArtifact, IndexPin, LockParseError, LockedIndex, Lockfile, PythonArtifact,
-    SourceBuild,
-};
+use crate::lockfile::{ArchLock, DebianArtifact, LockedIndex, Lockfile, PythonArtifact};
 
 use crate::config::mirrors::MirrorSettings;
 use crate::fetch::Fetcher;

@@ -15,7 +15,7 @@ use super::python::{self, Compiler, Invalidation, WheelError};
 use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
-use crate::lock::Lockfile;
+use crate::lockfile::Lockfile;
 use crate::store::Store;
 
 pub const COMMENT: &str = "byte-code of Debian's Python modules (checked-hash)";

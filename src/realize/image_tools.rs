@@ -17,10 +17,11 @@
 //! only the stage writable.
 
 use super::sandbox::{Sandbox, SandboxError};
+use crate::deb822 as control;
 use crate::fixup::InstalledPackage;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
-use crate::resolve::debian::{control, relation};
+use crate::resolve::debian::relation;
 use crate::store::{ScratchDir, Store};
 use crate::unpack::beneath::{Beneath, BeneathError};
 use std::collections::{BTreeMap, BTreeSet};

@@ -19,7 +19,7 @@
 use crate::fixup::InstalledPackage;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
-use crate::lock::DebianArtifact;
+use crate::lockfile::DebianArtifact;
 use crate::store::{Store, StoreError, write_atomic};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

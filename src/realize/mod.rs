@@ -19,7 +19,7 @@ use crate::fixup::{self, FixupError, FixupInput};
 use crate::layer::compress::Compression;
 use crate::layer::content::Spill;
 use crate::layer::tree::{Tree, TreeError};
-use crate::lock::Lockfile;
+use crate::lockfile::Lockfile;
 use crate::oci::{self, BuiltImage, BuiltLayer, ConfigSettings, digest_of};
 use crate::recipe::ImagePlan;
 use crate::store::{Store, StoreError, write_atomic};
@@ -240,7 +240,7 @@ struct DebianSide {
 /// packages (no .deb is read), otherwise (or when `need_contents`) unpacked.
 fn debian_side(
     build: &Build,
-    artifacts: &[crate::lock::DebianArtifact],
+    artifacts: &[crate::lockfile::DebianArtifact],
     components: &[String],
     key: &str,
     arch: &str,

@@ -2,13 +2,13 @@
 //! stream into entries, with what the fixups need about it (control members, file list,
 //! conffile checksums, the few files whose content they copy).
 
+use crate::deb822::Paragraphs;
 use crate::fixup::{InstalledPackage, RETAINED_PREFIXES};
 use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Entry;
 use crate::layer::tree::merged_usr;
-use crate::lock::DebianArtifact;
-use crate::resolve::debian::control::Paragraphs;
+use crate::lockfile::DebianArtifact;
 use crate::resolve::debian::relation::{self, Relation};
 use crate::resolve::debian::version::Version;
 use crate::store::{Store, StoreError};

@@ -9,7 +9,7 @@ use super::sandbox::Sandbox;
 use crate::layer::content::{Content, Spill};
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
-use crate::lock::PythonArtifact;
+use crate::lockfile::PythonArtifact;
 use crate::store::{ScratchDir, Store, StoreError};
 use crate::unpack::beneath::Beneath;
 use rayon::prelude::*;
@@ -48,7 +48,7 @@ pub(crate) fn wheel_dir() -> Node {
 
 /// The upstream version (`3.13.5`) of the `python3` package among an arch's locked Debian
 /// packages, without epoch or Debian revision (empty without one).
-pub fn python_version(debian: &[crate::lock::DebianArtifact]) -> String {
+pub fn python_version(debian: &[crate::lockfile::DebianArtifact]) -> String {
     debian
         .iter()
         .find(|a| a.name == "python3")
@@ -65,7 +65,7 @@ pub fn minor_of(version: &str) -> String {
 }
 
 /// The `3.X` of the image's `python3` package in a lock (empty without one).
-pub fn python_minor(lock: &crate::lock::Lockfile) -> String {
+pub fn python_minor(lock: &crate::lockfile::Lockfile) -> String {
     lock.archs
         .values()
         .map(|a| python_version(&a.debian))
@@ -617,7 +617,10 @@ impl Compiler {
     }
 
     /// The locked Debian packages the interpreter needs (host arch), to fetch with the rest.
-    pub fn packages(lock: &crate::lock::Lockfile, minor: &str) -> Vec<crate::lock::DebianArtifact> {
+    pub fn packages(
+        lock: &crate::lockfile::Lockfile,
+        minor: &str,
+    ) -> Vec<crate::lockfile::DebianArtifact> {
         let Some((arch, ..)) = Self::host() else {
             return Vec::new();
         };
@@ -644,7 +647,7 @@ impl Compiler {
     /// made ([`Beneath`]). `None` when the lock has no interpreter for the host's arch.
     pub fn prepare(
         store: &Store,
-        lock: &crate::lock::Lockfile,
+        lock: &crate::lockfile::Lockfile,
         minor: &str,
     ) -> Result<Option<Compiler>, WheelError> {
         let Some((_, triplet, loader)) = Self::host() else {

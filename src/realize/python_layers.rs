@@ -7,7 +7,7 @@ use super::python::{self, Compiler, Venv, WheelError};
 use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
-use crate::lock::{Lockfile, PythonArtifact};
+use crate::lockfile::{Lockfile, PythonArtifact};
 use crate::recipe::ImagePlan;
 use crate::store::Store;
 use rayon::prelude::*;
@@ -107,14 +107,17 @@ pub fn plan<'l>(
         .filter_map(|c| c.recipe.python.as_ref())
         .flat_map(|p| p.requirements.iter())
         .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
-        .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
+        .map(|r| r.name.to_string())
         .collect();
     let names = |list: fn(&crate::recipe::model::PythonRequest) -> &Vec<String>| {
         plan.components
             .iter()
             .filter_map(|c| c.recipe.python.as_ref())
             .flat_map(|p| list(p).iter())
-            .map(|n| crate::resolve::pypi::simple::normalize(n))
+            // PEP 503's normal form (a name that is not one matches nothing).
+            .map(|n| {
+                pep508_rs::PackageName::new(n.clone()).map_or_else(|_| n.clone(), |p| p.to_string())
+            })
             .collect::<BTreeSet<String>>()
     };
     let unchecked_record = names(|p| &p.ignore_record_hashes);

@@ -6,7 +6,7 @@
 
 use super::{Expected, Store, StoreError, VerifiedObject};
 use crate::layer::tar::{EntryKind, Header, TarWriter};
-use crate::lock::Lockfile;
+use crate::lockfile::Lockfile;
 use crate::name::NameError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

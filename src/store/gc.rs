@@ -5,7 +5,7 @@
 //! process is reading or writing meanwhile. `verify` re-hashes every object.
 
 use super::{Area, Store, StoreError, path};
-use crate::lock::Lockfile;
+use crate::lockfile::Lockfile;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs;

@@ -1,6 +1,5 @@
-//! Debian: control files, versions, relations, signed indexes and the resolver.
+//! Debian: versions, relations, signed indexes and the resolver.
 
-pub mod control;
 pub mod index;
 pub mod packages;
 pub mod relation;

@@ -1,8 +1,8 @@
 //! The binary package index of one architecture: every suite's `Packages` merged,
 //! keeping apt's candidate (the newest version) of each package.
 
-use super::control::{ControlError, Paragraphs};
 use super::version::{Version, VersionError};
+use crate::deb822::{ControlError, Paragraphs};
 use std::collections::HashMap;
 
 /// What the resolver and the lock need of one `Packages` stanza.

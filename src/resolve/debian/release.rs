@@ -1,7 +1,7 @@
 //! The `Release` part of an `InRelease` file: the suite's date, validity and the
 //! sha256 and size of every index it lists.
 
-use super::control::Paragraphs;
+use crate::deb822::Paragraphs;
 use std::time::{Duration, SystemTime};
 
 /// One index listed under `SHA256:`.
@@ -31,7 +31,7 @@ pub enum ReleaseError {
     #[error("Release has no paragraph")]
     Empty,
     #[error("Release: {0}")]
-    Control(#[from] super::control::ControlError),
+    Control(#[from] crate::deb822::ControlError),
     #[error("Release has no {0} field")]
     Missing(&'static str),
     #[error("Release field {field}: cannot read date {text:?}")]

@@ -187,7 +187,7 @@ pub struct Resolved {
     pub component: String,
     pub file: IndexFile,
     /// Set when the wheel was built here from an sdist.
-    pub built_from: Option<crate::lock::SourceBuild>,
+    pub built_from: Option<crate::lockfile::SourceBuild>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +248,7 @@ struct Provider<'a> {
     metadata: Mutex<HashMap<String, Arc<CoreMetadata>>>,
     build_from_source: HashSet<String>,
     /// sdist sha256 → the wheel built from it and what it was built with.
-    builds: Mutex<HashMap<String, (IndexFile, crate::lock::SourceBuild)>>,
+    builds: Mutex<HashMap<String, (IndexFile, crate::lockfile::SourceBuild)>>,
 }
 
 /// `name-version.tar.gz` → version.
@@ -385,7 +385,7 @@ impl<'a> Provider<'a> {
         let mut requires = Vec::new();
         for r in &backend {
             let path = fetch(&r.file)?;
-            requires.push(crate::lock::IndexPin {
+            requires.push(crate::lockfile::IndexPin {
                 project: r.name.clone(),
                 file: r.file.filename.clone(),
                 sha256: r.file.sha256.clone(),
@@ -394,7 +394,7 @@ impl<'a> Provider<'a> {
                     .len(),
             });
         }
-        let sdist = crate::lock::IndexPin {
+        let sdist = crate::lockfile::IndexPin {
             project,
             file: file.filename.clone(),
             sha256: file.sha256.clone(),
@@ -432,7 +432,7 @@ impl<'a> Provider<'a> {
                     yanked: false,
                     core_metadata: false,
                 },
-                crate::lock::SourceBuild { sdist, requires },
+                crate::lockfile::SourceBuild { sdist, requires },
             ),
         );
         Ok(CoreMetadata::parse(&String::from_utf8_lossy(&metadata)))

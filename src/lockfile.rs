@@ -1,3 +1,7 @@
+//! The lockfile's data model, at the bottom of the crate: what fetch, realize, the store's
+//! gc and bundles, the registry cache and the resolvers read or produce, while only the
+//! `lock` command (above them all) makes lockfiles. Plain types with validation on read.
+//!
 //! The lockfile: one per image, every artifact of every arch on its own sorted line, so
 //! a version bump is a one-line diff. Written by hand (not by a TOML serializer) so the
 //! layout is fixed; read back through the `toml` parser with strict checks.

@@ -1,9 +1,10 @@
-//! Downloads everything a lockfile names into the store, in parallel with bounded
+//! Downloads everything a lockfile names into the store (Debian pool paths from the mirrors,
+//! wheels by their index pages, a registry cache asked first), in parallel with bounded
 //! concurrency, skipping what the store already has.
 
-use super::http::{FetchError, Fetcher};
 use crate::config::mirrors::{MirrorError, MirrorSettings};
-use crate::lock::Lockfile;
+use crate::fetch::{FetchError, Fetcher};
+use crate::lockfile::Lockfile;
 use crate::store::{Expected, Store};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
