@@ -79,6 +79,16 @@ impl<'a> BlobQueue<'a> {
     }
 }
 
+/// Closes the queue when dropped.
+struct CloseOnDrop<'q, 'a>(&'q BlobQueue<'a>);
+
+impl Drop for CloseOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        let mut sender = self.0.sender.lock().unwrap_or_else(|p| p.into_inner());
+        sender.take();
+    }
+}
+
 /// Asks the registry for a blob with the rights a push needs, so that a wrong address or
 /// login is reported before a build of many minutes rather than after it.
 pub fn check_access(registry: &Registry, repo: &str) -> Result<(), RegistryError> {
@@ -148,9 +158,12 @@ pub fn stream<'a, T>(
                 })
             })
             .collect();
-        let value = body(&queue);
-        // No more blobs: the threads finish what is queued, then stop.
-        queue.sender.lock().expect("not poisoned").take();
+        let value = {
+            // No more blobs once `body` returns, or panics (the threads would otherwise
+            // wait for more and the scope for them): they finish what is queued and stop.
+            let _close = CloseOnDrop(&queue);
+            body(&queue)
+        };
         let mut counts = BlobCounts::default();
         for worker in workers {
             counts.merge(&worker.join().expect("an upload thread panicked"));
@@ -217,4 +230,83 @@ pub fn finish_images(
     )?;
     report.manifests += 1;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::ConnectOptions;
+    use crate::registry::push::BlobOutcome;
+
+    struct Quiet;
+    impl PushProgress for Quiet {
+        fn start(&self, _: usize, _: u64) {}
+        fn bytes(&self, _: u64) {}
+        fn blob_done(&self, _: &str, _: &BlobOutcome) {}
+    }
+
+    fn unreachable_registry() -> Registry {
+        let reference = ImageRef::parse("127.0.0.1:9/carbon/test:v1").unwrap();
+        let opts = ConnectOptions {
+            plain_http: true,
+            credential: Some(crate::registry::auth::Credential::Basic {
+                username: "u".into(),
+                password: "p".into(),
+            }),
+            backoff: Some(std::time::Duration::from_millis(1)),
+            ..ConnectOptions::default()
+        };
+        Registry::new(&reference, &opts).unwrap()
+    }
+
+    #[test]
+    fn a_build_that_panics_does_not_leave_the_upload_threads_waiting() {
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::store::Store::open(dir.path().join("store")).unwrap();
+            let sessions = Sessions::new(&store);
+            let registry = unreachable_registry();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                stream(&registry, "carbon/test", &sessions, 2, &Quiet, |_| -> () {
+                    panic!("the build failed")
+                })
+            }));
+            done.send(outcome.is_err()).unwrap();
+        });
+        let panicked = finished.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(
+            panicked,
+            Ok(true),
+            "stream did not return after the build panicked"
+        );
+    }
+
+    #[test]
+    fn a_failed_upload_refuses_further_blobs_and_is_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path().join("store")).unwrap();
+        let sessions = Sessions::new(&store);
+        let registry = unreachable_registry();
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, b"layer").unwrap();
+        let descriptor = |n: u8| Descriptor {
+            media_type: "application/octet-stream".into(),
+            digest: format!("sha256:{}", hex::encode([n; 32])),
+            size: 5,
+        };
+        let (refused, result) = stream(&registry, "carbon/test", &sessions, 1, &Quiet, |queue| {
+            queue.push(blob.clone(), descriptor(1), None).unwrap();
+            // The first upload fails (nothing listens); later blobs are refused.
+            (0..200).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                queue.push(blob.clone(), descriptor(2), None).is_err()
+            })
+        });
+        assert!(refused, "the queue kept taking blobs after a failed upload");
+        assert!(
+            matches!(result, Err(RegistryError::Connect { .. })),
+            "{result:?}"
+        );
+    }
 }
