@@ -11,6 +11,7 @@ use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
 use crate::lockfile::{IndexPin, Lockfile, PythonArtifact};
 use crate::realize::python::{self, Venv};
+use crate::resolve::pypi::build::{BuildError, BuiltWheel, SourceBuilder};
 use crate::store::{Store, StoreError, write_atomic};
 use crate::unpack::beneath::{Beneath, BeneathError};
 use sha2::{Digest, Sha256};
@@ -59,6 +60,30 @@ pub struct Built {
     pub file: String,
     pub sha256: String,
     pub size: u64,
+}
+
+/// Source builds on this host, for the resolver (`resolve::pypi::build`).
+pub struct HostBuilder<'a> {
+    pub store: &'a Store,
+}
+
+impl SourceBuilder for HostBuilder<'_> {
+    fn build_requires(&self, sdist: &[u8], file: &str) -> Result<Vec<String>, BuildError> {
+        Ok(build_system(sdist, file)?.requires)
+    }
+
+    fn python_version(&self) -> Result<String, BuildError> {
+        Ok(host_python()?.0)
+    }
+
+    fn build(&self, sdist: &IndexPin, requires: &[IndexPin]) -> Result<BuiltWheel, BuildError> {
+        let built = build(self.store, sdist, requires)?;
+        Ok(BuiltWheel {
+            file: built.file,
+            sha256: built.sha256,
+            size: built.size,
+        })
+    }
 }
 
 /// The host's `python3`: (full version, minor), asked once per process.

@@ -42,6 +42,7 @@ fn resolves_the_data_science_set_for_both_archs() {
             &target(arch),
             std::slice::from_ref(&request),
             &pages,
+            &carbon_store::sdist::HostBuilder { store: &store },
         )
         .unwrap();
         println!(

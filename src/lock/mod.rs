@@ -490,8 +490,17 @@ fn resolve_python(
     let glibc = (g.next().unwrap_or(2), g.next().unwrap_or(0));
     let target = PyTarget::cpython_linux(arch, &python, Target::machine_of(arch), glibc)
         .map_err(|e| unsupported(format!("{arch}: {e}")))?;
-    let resolved = pysolver::resolve(ctx.fetcher, ctx.store, indexes, &target, requests, pages)
-        .map_err(|e| LockError::Python(Box::new(e)))?;
+    let builder = crate::sdist::HostBuilder { store: ctx.store };
+    let resolved = pysolver::resolve(
+        ctx.fetcher,
+        ctx.store,
+        indexes,
+        &target,
+        requests,
+        pages,
+        &builder,
+    )
+    .map_err(|e| LockError::Python(Box::new(e)))?;
     Ok(resolved
         .into_iter()
         .map(|r| PythonArtifact {

@@ -7,6 +7,7 @@
 //! Index pages and metadata of the likely graph are prefetched in parallel, so the solver
 //! mostly reads from memory.
 
+use super::build::SourceBuilder;
 use super::simple::{self, CoreMetadata, IndexFile, PypiError};
 use super::tags::{Target, WheelName};
 use crate::fetch::Fetcher;
@@ -249,6 +250,7 @@ struct Provider<'a> {
     build_from_source: HashSet<String>,
     /// sdist sha256 → the wheel built from it and what it was built with.
     builds: Mutex<HashMap<String, (IndexFile, crate::lockfile::SourceBuild)>>,
+    builder: &'a dyn SourceBuilder,
 }
 
 /// `name-version.tar.gz` → version.
@@ -357,9 +359,14 @@ impl<'a> Provider<'a> {
             .store
             .read_verified(&file.sha256, &file.filename)
             .map_err(|e| failed(e.to_string()))?;
-        let system = crate::sdist::build_system(&bytes, &file.filename)
+        let build_requires = self
+            .builder
+            .build_requires(&bytes, &file.filename)
             .map_err(|e| failed(e.to_string()))?;
-        let (full, _) = crate::sdist::host_python().map_err(|e| failed(e.to_string()))?;
+        let full = self
+            .builder
+            .python_version()
+            .map_err(|e| failed(e.to_string()))?;
         // Build backends run on the host: its machine, and manylinux2014 wheels at most.
         let host = PyTarget::cpython_linux(
             &format!("the build of {}", file.filename),
@@ -370,7 +377,7 @@ impl<'a> Provider<'a> {
         .map_err(|e| failed(format!("host Python: {e}")))?;
         let request = PyRequest {
             component: format!("build-system of {}", file.filename),
-            requirements: system.requires.clone(),
+            requirements: build_requires,
             ..Default::default()
         };
         let backend = resolve(
@@ -380,6 +387,7 @@ impl<'a> Provider<'a> {
             &host,
             &[request],
             self.pages,
+            self.builder,
         )
         .map_err(|e| failed(format!("resolving its build backend: {e}")))?;
         let mut requires = Vec::new();
@@ -400,7 +408,9 @@ impl<'a> Provider<'a> {
             sha256: file.sha256.clone(),
             size: bytes.len() as u64,
         };
-        let built = crate::sdist::build(self.store, &sdist, &requires)
+        let built = self
+            .builder
+            .build(&sdist, &requires)
             .map_err(|e| failed(e.to_string()))?;
         // Built on the host: only a pure-Python wheel is right for every arch.
         let pure = WheelName::parse(&built.file).is_some_and(|w| {
@@ -642,6 +652,7 @@ impl<'a> DependencyProvider for Provider<'a> {
 
 /// Resolves every component's requirements together for one target. Packages belong to the
 /// first component (in order) whose requirements lead to them.
+/// Resolves `requests` for `target`; sdists the requests allow are built by `builder`.
 pub fn resolve(
     fetcher: &Fetcher,
     store: &Store,
@@ -649,6 +660,7 @@ pub fn resolve(
     target: &PyTarget,
     requests: &[PyRequest],
     pages: &PageCache,
+    builder: &dyn SourceBuilder,
 ) -> Result<Vec<Resolved>, PyResolveError> {
     let env_none: &[ExtraName] = &[];
     let mut root = Vec::new();
@@ -720,6 +732,7 @@ pub fn resolve(
             .map(|n| simple::normalize(n))
             .collect(),
         builds: Mutex::new(HashMap::new()),
+        builder,
     };
     provider.prefetch();
     let solution = match pubgrub::resolve(
