@@ -766,6 +766,13 @@ fn realize_push_uploads_layers_as_built_and_with_format_none_keeps_none_on_disk(
         "{text}"
     );
 
+    // With only a docker archive to show for it, an intact realize builds again (from
+    // its cached layers) and pushes what it built.
+    let archive = format!("127.0.0.1:{}/carbon/test:v3", registry.port);
+    sb.ok(&["realize", "test", "--format", "docker"]);
+    let text = sb.ok(&["realize", "test", "--format", "docker", "--push", &archive]);
+    assert!(text.contains(&format!("{archive}@{local}")), "{text}");
+
     // A registry that is not there is reported before anything is built.
     let dead = format!("127.0.0.1:{}/carbon/test:v1", free_port());
     let (dir, c) = second_copy(&sb, true, &["realize", "test", "--push", &dead]);

@@ -606,10 +606,12 @@ pub fn realize(
         }
     }
     let key = realize_key(lock_text, &shipped_files(plan, files_dir), opts);
-    // Without outputs (a realize that only pushes) there is nothing to find intact.
+    // Without outputs (a realize that only pushes) there is nothing to find intact; a
+    // realize that pushes takes its record only when it has a layout to push instead.
     let has_outputs = opts.oci || opts.docker;
     if !opts.check
         && has_outputs
+        && (sink.is_none() || opts.oci)
         && let Some(done) = previous(store, &key)
     {
         return Ok(done);
