@@ -64,11 +64,11 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let recipes = cli.load_recipes()?;
     let images = cli.images(&recipes, &args.images)?;
     let mut wanted: Vec<Wanted> = Vec::new();
-    let mut locks = Vec::new();
-    let mut lock_texts = Vec::new();
+    // Per image: its lock's text (the cache names artifacts by it) and the lock reduced to
+    // the archs asked for.
+    let mut locks: Vec<(&String, String, Lockfile)> = Vec::new();
     for image in &images {
         let (mut lock, text) = read_lock(cli, image)?;
-        lock_texts.push((image.clone(), text, lock.clone()));
         if let Some(arch) = args.arch.iter().find(|a| !lock.archs.contains_key(*a)) {
             let archs: Vec<&str> = lock.archs.keys().map(String::as_str).collect();
             return Err(CliError::new(format!(
@@ -88,7 +88,7 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
                 wanted.push(w);
             }
         }
-        locks.push(lock);
+        locks.push((image, text, lock));
     }
     let store = cli.open_store()?;
     let _guard = store.lock_shared()?;
@@ -96,12 +96,12 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
     let cache = super::registry::open_cache(cli, &args.cache, &args.registry)?;
     let report = download(cli, out, &store, &wanted, cache.as_ref())?;
     if let Some(cache) = &cache {
-        for (image, text, lock) in &lock_texts {
-            let archs = chosen_archs(lock, &args.arch);
+        for (image, text, lock) in &locks {
+            let archs: Vec<String> = lock.archs.keys().cloned().collect();
             restore_indexes(out, &store, cache, image, text, lock, &archs);
         }
     }
-    for lock in &locks {
+    for (_, _, lock) in &locks {
         build_sources(out, &store, lock)?;
     }
     let secs = started.elapsed().as_secs_f64();
