@@ -461,6 +461,47 @@ fn a_tls_registry_with_logins_takes_the_users_credentials_and_names_what_is_wron
     assert!(ok, "{stderr}");
 }
 
+#[test]
+#[ignore = "needs docker-registry and openssl (scripts/engines-up); run by scripts/test"]
+fn realize_push_logs_in_with_a_password_read_once_from_standard_input() {
+    let work = tempfile::tempdir().unwrap();
+    let secure = make_secure(work.path());
+    let registry = start_registry(Some(&secure));
+    let sb = common::Sandbox::new();
+    let target = format!("127.0.0.1:{}/private/test:v1", registry.port);
+    let mut c = sb.cmd(&[
+        "realize",
+        "test",
+        "--push",
+        &target,
+        "--ca-file",
+        secure.ca.to_str().unwrap(),
+        "--username",
+        USER,
+        "--password-stdin",
+    ]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let local = layout_digest(&sb.path("oci-out/test"), "latest");
+    assert!(text.contains(&format!("{target}@{local}")), "{text}");
+    assert!(!text.contains(PASSWORD), "{text}");
+}
+
 /// A TCP relay to a registry that holds back the second chunk of an upload: requests pass
 /// until a second `PATCH` starts, whose bytes are kept (the registry then holds exactly the
 /// first chunk) until `release`, after which held connections are closed and new ones

@@ -119,9 +119,11 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .code(exit::USAGE),
         );
     }
-    if let Some(reference) = &args.push {
-        super::registry::check_push_target(reference, &args.registry)?;
-    }
+    let push_to = args
+        .push
+        .as_deref()
+        .map(|r| super::registry::PushTarget::connect_checked(r, &args.registry))
+        .transpose()?;
     let store = cli.open_store()?;
     let _guard = store.lock_shared()?;
     let fetcher = Fetcher::new(cli.offline);
@@ -175,13 +177,12 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         let build = |sink: Option<&dyn realize::LayerSink>| {
             realize::realize(&plan, &lock, &lock_text, &store, &opts, &files_dir, sink)
         };
-        let realized = match &args.push {
+        let realized = match &push_to {
             None => build(None)?,
-            Some(reference) => super::registry::build_and_push(
+            Some(to) => super::registry::build_and_push(
                 cli,
                 &store,
-                reference,
-                &args.registry,
+                to,
                 out,
                 no_outputs.then_some(compression),
                 lock.source_date_epoch,

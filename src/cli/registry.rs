@@ -223,38 +223,62 @@ fn source_layout(cli: &Cli, source: &str, out: &Path) -> Result<PathBuf, CliErro
     Ok(layout)
 }
 
+/// Where a push goes, connected once (a password read from standard input can be read
+/// only once).
+pub struct PushTarget {
+    target: ImageRef,
+    registry: Registry,
+}
+
+impl PushTarget {
+    pub fn connect(reference: &str, registry_args: &RegistryArgs) -> Result<Self, CliError> {
+        let target = parse_ref(reference)?;
+        let registry = registry_args.connect(&target)?;
+        Ok(PushTarget { target, registry })
+    }
+
+    /// Connects and checks the login for pushing, before a long build.
+    pub fn connect_checked(
+        reference: &str,
+        registry_args: &RegistryArgs,
+    ) -> Result<Self, CliError> {
+        let to = Self::connect(reference, registry_args)?;
+        check_access(&to.registry, &to.target.repository)?;
+        Ok(to)
+    }
+}
+
 pub fn push(cli: &Cli, args: &PushArgs, out: &Output) -> Result<(), CliError> {
     parse_ref(&args.reference)?;
     let layout = source_layout(cli, &args.source, &args.out)?;
-    push_layout(cli, &layout, &args.reference, &args.registry, out).map(|_| ())
+    let image = carbon_store::registry::push::read_layout(&layout, None)?;
+    let to = PushTarget::connect(&args.reference, &args.registry)?;
+    push_layout(cli, &image, &to, out).map(|_| ())
 }
 
-/// Pushes a layout and prints `REF@DIGEST`; shared with `realize --push`.
-pub fn push_layout(
+/// Pushes a layout's image and prints `REF@DIGEST`; shared with `realize --push`.
+fn push_layout(
     cli: &Cli,
-    layout: &Path,
-    reference: &str,
-    registry_args: &RegistryArgs,
+    image: &carbon_store::registry::push::LayoutImage,
+    to: &PushTarget,
     out: &Output,
 ) -> Result<PushReport, CliError> {
-    let target = parse_ref(reference)?;
-    let image = carbon_store::registry::push::read_layout(layout, None)?;
-    let registry = registry_args.connect(&target)?;
+    let (target, registry) = (&to.target, &to.registry);
     let store = cli.open_store()?;
     let sessions = Sessions::new(&store);
     let started = Instant::now();
     let bar = Bar::new(out, &format!("pushing to {target}"));
     let report = carbon_store::registry::push::push(
-        &image,
-        &target,
-        &registry,
+        image,
+        target,
+        registry,
         &sessions,
         cli.upload_jobs(),
         &bar,
     );
     bar.finish();
     let report = report?;
-    print_pushed(out, &target, started, &report);
+    print_pushed(out, target, started, &report);
     Ok(report)
 }
 
@@ -300,35 +324,24 @@ impl LayerSink for UploadingSink<'_, '_> {
     }
 }
 
-/// Connects to a push target and checks the login, before a long build.
-pub fn check_push_target(reference: &str, registry_args: &RegistryArgs) -> Result<(), CliError> {
-    let target = parse_ref(reference)?;
-    let registry = registry_args.connect(&target)?;
-    check_access(&registry, &target.repository)?;
-    Ok(())
-}
-
 /// `realize --push`: runs `build` with a sink that uploads every layer while the next ones
 /// are built, then pushes the configs, manifests and the index. A realize that found its
 /// outputs intact built nothing: its layout is pushed instead.
-#[allow(clippy::too_many_arguments)]
 pub fn build_and_push(
     cli: &Cli,
     store: &Store,
-    reference: &str,
-    registry_args: &RegistryArgs,
+    to: &PushTarget,
     out: &Output,
     forget: Option<Compression>,
     created: u64,
     build: impl FnOnce(&dyn LayerSink) -> Result<Realized, RealizeError>,
 ) -> Result<Realized, CliError> {
-    let target = parse_ref(reference)?;
-    let registry = registry_args.connect(&target)?;
+    let (target, registry) = (&to.target, &to.registry);
     let sessions = Sessions::new(store);
     let started = Instant::now();
     let bar = Bar::new(out, &format!("pushing to {target}"));
     let (built, layers) = stream(
-        &registry,
+        registry,
         &target.repository,
         &sessions,
         cli.upload_jobs(),
@@ -347,21 +360,22 @@ pub fn build_and_push(
     if realized.images.is_empty() {
         bar.finish();
         if let Some(layout) = &realized.oci_layout {
-            push_layout(cli, layout, reference, registry_args, out)?;
+            let image = carbon_store::registry::push::read_layout(layout, None)?;
+            push_layout(cli, &image, to, out)?;
         }
         return Ok(realized);
     }
     let report = finish_images(
         &realized.images,
         created,
-        &target,
-        &registry,
+        target,
+        registry,
         &sessions,
         &bar,
         layers,
     );
     bar.finish();
-    print_pushed(out, &target, started, &report?);
+    print_pushed(out, target, started, &report?);
     Ok(realized)
 }
 
