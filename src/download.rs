@@ -2,6 +2,7 @@
 //! wheels by their index pages, a registry cache asked first), in parallel with bounded
 //! concurrency, skipping what the store already has.
 
+use crate::digest::Digest;
 use crate::config::mirrors::{MirrorError, MirrorSettings};
 use crate::fetch::{FetchError, Fetcher};
 use crate::lockfile::Lockfile;
@@ -42,7 +43,7 @@ pub struct Wanted {
     pub path: String,
     /// Mirror name(s), comma-separated for Python indexes tried in order.
     pub mirror: String,
-    pub sha256: String,
+    pub digest: Digest,
     pub size: u64,
     /// For wheels: the project whose index page lists the file.
     pub project: Option<String>,
@@ -100,7 +101,7 @@ pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
                     name: d.file_name().to_string(),
                     path: d.path.clone(),
                     mirror: mirror.to_string(),
-                    sha256: d.sha256.clone(),
+                    digest: Digest::Sha256(d.sha256.clone()),
                     size: d.size,
                     project: None,
                 });
@@ -129,7 +130,7 @@ pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
                         name: file.to_string(),
                         path: String::new(),
                         mirror: lock.python_indexes.join(","),
-                        sha256: sha256.to_string(),
+                        digest: Digest::Sha256(sha256.to_string()),
                         size,
                         project: Some(project),
                     });
@@ -154,7 +155,7 @@ pub fn fetch_all(
 ) -> Result<FetchReport, FetchLockError> {
     let mut missing: Vec<&Wanted> = items
         .iter()
-        .filter(|w| !store.contains(&w.sha256, &w.name, Some(w.size)))
+        .filter(|w| !store.holds(&w.digest, &w.name, Some(w.size)))
         .collect();
     let mut report = FetchReport {
         artifacts: items.len(),
@@ -208,7 +209,7 @@ pub fn fetch_all(
     if fetcher.is_offline() {
         let list: Vec<String> = missing
             .iter()
-            .map(|w| format!("  {} (sha256 {})", w.name, w.sha256))
+            .map(|w| format!("  {} ({})", w.name, w.digest))
             .collect();
         return Err(FetchLockError::OfflineMissing {
             count: missing.len(),
@@ -261,7 +262,7 @@ pub fn fetch_all(
             .par_iter()
             .map(|w| {
                 let expected = Expected {
-                    sha256: w.sha256.clone(),
+                    digest: w.digest.clone(),
                     size: Some(w.size),
                 };
                 let (sources, path) = match &w.project {

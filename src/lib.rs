@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod deb822;
+pub mod digest;
 pub mod download;
 pub mod fetch;
 pub mod fixup;
@@ -11,6 +12,7 @@ pub mod layer;
 pub mod lock;
 pub mod lockfile;
 pub mod name;
+pub mod npm;
 pub mod oci;
 pub mod realize;
 pub mod recipe;

@@ -6,6 +6,7 @@
 //! a version bump is a one-line diff. Written by hand (not by a TOML serializer) so the
 //! layout is fixed; read back through the `toml` parser with strict checks.
 
+use crate::digest::Digest;
 use crate::recipe::SUPPORTED_ARCHS;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -69,6 +70,71 @@ impl PythonArtifact {
     }
 }
 
+/// One npm package (or the Node.js runtime) pinned for one arch, at its place.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "NpmLine")]
+pub struct NpmArtifact {
+    /// The registry package (an `npm:` alias is installed under another directory name).
+    pub name: String,
+    pub version: String,
+    pub component: String,
+    /// Where it goes under the Node prefix's `lib`: `node_modules/a/node_modules/b`; `.`
+    /// for the runtime, whose build is the prefix itself.
+    pub at: String,
+    /// Its sha512, from the registry's `integrity`.
+    pub integrity: Digest,
+    /// The tarball's path under the registry.
+    pub path: String,
+    pub size: u64,
+}
+
+/// An npm line as written, checked into an [`NpmArtifact`].
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpmLine {
+    name: String,
+    version: String,
+    component: String,
+    at: String,
+    integrity: String,
+    path: String,
+    size: u64,
+}
+
+impl TryFrom<NpmLine> for NpmArtifact {
+    type Error = String;
+
+    fn try_from(l: NpmLine) -> Result<Self, String> {
+        let ctx = format!("npm {}@{}", l.name, l.version);
+        crate::npm::spec::check_name(&l.name).map_err(|e| format!("{ctx}: {e}"))?;
+        let integrity = Digest::from_sri(&l.integrity).map_err(|e| format!("{ctx}: {e}"))?;
+        crate::name::relative_path("path", &l.path).map_err(|e| format!("{ctx}: {e}"))?;
+        if l.at != "." {
+            let mut rest = l.at.as_str();
+            while !rest.is_empty() {
+                let tail = rest
+                    .strip_prefix("node_modules/")
+                    .ok_or_else(|| format!("{ctx}: `at` {:?} is not a node_modules path", l.at))?;
+                let (name, after) = match tail.find("/node_modules/") {
+                    Some(i) => (&tail[..i], &tail[i + 1..]),
+                    None => (tail, ""),
+                };
+                crate::npm::spec::check_name(name).map_err(|e| format!("{ctx}: `at`: {e}"))?;
+                rest = after;
+            }
+        }
+        Ok(NpmArtifact {
+            name: l.name,
+            version: l.version,
+            component: l.component,
+            at: l.at,
+            integrity,
+            path: l.path,
+            size: l.size,
+        })
+    }
+}
+
 /// An sdist and the pinned wheels of its build backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceBuild {
@@ -124,6 +190,8 @@ fn pin_from(v: &toml::Value, ctx: &str) -> Result<IndexPin, String> {
 pub struct ArchLock {
     pub debian: Vec<DebianArtifact>,
     pub python: Vec<PythonArtifact>,
+    /// Sorted by `at`: the order npm lays them out.
+    pub npm: Vec<NpmArtifact>,
 }
 
 /// A whole lockfile.
@@ -231,6 +299,25 @@ impl Lockfile {
                 }
                 out.push_str("]\n");
             }
+            if !lock.npm.is_empty() {
+                out.push_str("npm = [\n");
+                let mut packages = lock.npm.clone();
+                packages.sort_by(|a, b| a.at.cmp(&b.at));
+                for p in &packages {
+                    let _ = writeln!(
+                        out,
+                        "  {{ name = {}, version = {}, component = {}, at = {}, integrity = {}, path = {}, size = {} }},",
+                        quote(&p.name),
+                        quote(&p.version),
+                        quote(&p.component),
+                        quote(&p.at),
+                        quote(&p.integrity.sri()),
+                        quote(&p.path),
+                        p.size
+                    );
+                }
+                out.push_str("]\n");
+            }
         }
         out
     }
@@ -330,7 +417,18 @@ impl Lockfile {
                     let t = value
                         .as_table()
                         .ok_or_else(|| field(format!("[{arch}] must be a table")))?;
-                    check_keys(t, &["debian", "python"], &format!("[{arch}]"))?;
+                    check_keys(t, &["debian", "python", "npm"], &format!("[{arch}]"))?;
+                    let mut npm: Vec<NpmArtifact> = Vec::new();
+                    if let Some(list) = t.get("npm") {
+                        let list = list
+                            .as_array()
+                            .ok_or_else(|| field(format!("{arch}.npm must be an array")))?;
+                        for (n, item) in list.iter().enumerate() {
+                            npm.push(item.clone().try_into().map_err(|e: toml::de::Error| {
+                                field(format!("{arch}.npm #{}: {}", n + 1, e.message()))
+                            })?);
+                        }
+                    }
                     if let Some(list) = t.get("python") {
                         let list = list
                             .as_array()
@@ -446,6 +544,7 @@ impl Lockfile {
                         }
                     }
                     lock.python = std::mem::take(&mut python);
+                    lock.npm = npm;
                     archs.insert(arch.to_string(), lock);
                 }
                 other => return Err(field(format!("unknown key `{other}`"))),

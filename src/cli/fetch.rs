@@ -83,7 +83,7 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
         for w in fetch_lock::wanted(&lock)? {
             if !wanted
                 .iter()
-                .any(|x| x.sha256 == w.sha256 && x.name == w.name)
+                .any(|x| x.digest == w.digest && x.name == w.name)
             {
                 wanted.push(w);
             }

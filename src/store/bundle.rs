@@ -441,10 +441,7 @@ pub fn import(store: &Store, path: &Path) -> Result<ImportReport, BundleError> {
             }
             pending.write_all(&buf[..n])?;
         }
-        let expected = Expected {
-            sha256: object.sha256.clone(),
-            size: Some(object.size),
-        };
+        let expected = Expected::sha256(&object.sha256, Some(object.size));
         verified.push(
             pending
                 .verify(&expected)

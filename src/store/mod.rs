@@ -10,7 +10,8 @@ pub mod bundle;
 pub mod gc;
 pub mod path;
 
-use sha2::{Digest, Sha256};
+use crate::digest::{Digest, Hasher};
+use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,9 +26,10 @@ pub enum StoreError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("{name}: sha256 mismatch: expected {expected}, got {actual}")]
+    #[error("{name}: {algorithm} mismatch: expected {expected}, got {actual}")]
     HashMismatch {
         name: String,
+        algorithm: &'static str,
         expected: String,
         actual: String,
     },
@@ -61,8 +63,18 @@ impl StoreError {
 /// What an object must hash to before it may enter the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expected {
-    pub sha256: String,
+    pub digest: Digest,
     pub size: Option<u64>,
+}
+
+impl Expected {
+    /// An object of this sha256 (hex), of `size` bytes when known.
+    pub fn sha256(hex: &str, size: Option<u64>) -> Expected {
+        Expected {
+            digest: Digest::Sha256(hex.to_string()),
+            size,
+        }
+    }
 }
 
 /// The directories of a store besides its objects. Each is named here only; the module in
@@ -238,11 +250,21 @@ impl Store {
         self.root.join(path::fixed_output_name(sha256, name))
     }
 
+    /// Where an object pinned by `digest` (of any algorithm) lives.
+    pub fn object_path(&self, digest: &Digest, name: &str) -> PathBuf {
+        self.root.join(path::fixed_output_name_of(digest, name))
+    }
+
     /// Whether the store holds the object (by name; its size is checked when known).
     /// The name embeds the hash and only verified objects get a final name, so this is a
     /// cheap check; [`Store::read_verified`] re-hashes before use.
     pub fn contains(&self, sha256: &str, name: &str, size: Option<u64>) -> bool {
-        match fs::metadata(self.source_path(sha256, name)) {
+        self.holds(&Digest::Sha256(sha256.to_string()), name, size)
+    }
+
+    /// [`Store::contains`] for a digest of any algorithm.
+    pub fn holds(&self, digest: &Digest, name: &str, size: Option<u64>) -> bool {
+        match fs::metadata(self.object_path(digest, name)) {
             Ok(meta) => size.is_none_or(|s| meta.len() == s),
             Err(_) => false,
         }
@@ -250,6 +272,15 @@ impl Store {
 
     /// Starts writing an object; nothing is visible under its final name until `commit`.
     pub fn begin(&self, name: &str) -> Result<PendingObject, StoreError> {
+        self.begin_hashing(name, Hasher::default())
+    }
+
+    /// [`Store::begin`] for an object that will be checked against `expected`'s algorithm.
+    pub fn begin_for(&self, name: &str, expected: &Digest) -> Result<PendingObject, StoreError> {
+        self.begin_hashing(name, expected.hasher())
+    }
+
+    fn begin_hashing(&self, name: &str, hasher: Hasher) -> Result<PendingObject, StoreError> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = self.area(Area::Tmp).join(format!(
             "{}-{}-{}",
@@ -263,7 +294,7 @@ impl Store {
             name: name.to_string(),
             tmp,
             writer: Some(BufWriter::with_capacity(256 * 1024, file)),
-            hasher: Sha256::new(),
+            hasher,
             size: 0,
         })
     }
@@ -273,21 +304,18 @@ impl Store {
         let sha256 = hex::encode(Sha256::digest(bytes));
         let mut pending = self.begin(name)?;
         pending.write_all(bytes)?;
-        let path = pending.commit(&Expected {
-            sha256: sha256.clone(),
-            size: Some(bytes.len() as u64),
-        })?;
+        let path = pending.commit(&Expected::sha256(&sha256, Some(bytes.len() as u64)))?;
         Ok((sha256, path))
     }
 
     /// Opens an object of the store; a missing one is [`StoreError::Missing`].
-    fn open_object(&self, sha256: &str, name: &str) -> Result<(File, PathBuf), StoreError> {
-        let path = self.source_path(sha256, name);
+    fn open_object(&self, digest: &Digest, name: &str) -> Result<(File, PathBuf), StoreError> {
+        let path = self.object_path(digest, name);
         match File::open(&path) {
             Ok(f) => Ok((f, path)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing {
                 name: name.to_string(),
-                sha256: sha256.to_string(),
+                sha256: digest.to_string(),
             }),
             Err(e) => Err(StoreError::io("opening", &path, e)),
         }
@@ -297,23 +325,29 @@ impl Store {
     /// for objects too large to hold in memory. Objects are never rewritten in place, so
     /// the open file keeps the bytes that were checked.
     pub fn open_verified(&self, sha256: &str, name: &str) -> Result<File, StoreError> {
-        let (mut file, path) = self.open_object(sha256, name)?;
-        let mut hasher = Sha256::new();
+        self.open_verified_digest(&Digest::Sha256(sha256.to_string()), name)
+    }
+
+    /// [`Store::open_verified`] for a digest of any algorithm.
+    pub fn open_verified_digest(&self, digest: &Digest, name: &str) -> Result<File, StoreError> {
+        let (mut file, path) = self.open_object(digest, name)?;
+        let mut hasher = digest.hasher();
         io::copy(&mut file, &mut hasher).map_err(|e| StoreError::io("reading", &path, e))?;
-        check_hash(&path, sha256, hasher)?;
+        check_hash(&path, digest, hasher)?;
         io::Seek::rewind(&mut file).map_err(|e| StoreError::io("reading", &path, e))?;
         Ok(file)
     }
 
     /// Reads a whole object and checks its hash.
     pub fn read_verified(&self, sha256: &str, name: &str) -> Result<Vec<u8>, StoreError> {
-        let (mut file, path) = self.open_object(sha256, name)?;
+        let digest = Digest::Sha256(sha256.to_string());
+        let (mut file, path) = self.open_object(&digest, name)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| StoreError::io("reading", &path, e))?;
-        let mut hasher = Sha256::new();
+        let mut hasher = digest.hasher();
         hasher.update(&bytes);
-        check_hash(&path, sha256, hasher)?;
+        check_hash(&path, &digest, hasher)?;
         Ok(bytes)
     }
 
@@ -367,16 +401,17 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Whether what `hasher` saw is the object `sha256`.
-fn check_hash(path: &Path, sha256: &str, hasher: Sha256) -> Result<(), StoreError> {
-    let actual = hex::encode(hasher.finalize());
-    if actual == sha256 {
+/// Whether what `hasher` saw is the object `expected`.
+fn check_hash(path: &Path, expected: &Digest, hasher: Hasher) -> Result<(), StoreError> {
+    let actual = hasher.finalize();
+    if &actual == expected {
         return Ok(());
     }
     Err(StoreError::HashMismatch {
         name: path.display().to_string(),
-        expected: sha256.to_string(),
-        actual,
+        algorithm: expected.algorithm(),
+        expected: expected.hex().to_string(),
+        actual: actual.hex().to_string(),
     })
 }
 
@@ -409,7 +444,7 @@ pub struct PendingObject {
     name: String,
     tmp: PathBuf,
     writer: Option<BufWriter<File>>,
-    hasher: Sha256,
+    hasher: Hasher,
     size: u64,
 }
 
@@ -445,12 +480,13 @@ impl PendingObject {
                 actual: self.size,
             });
         }
-        let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
-        if actual != expected.sha256 {
+        let actual = std::mem::take(&mut self.hasher).finalize();
+        if actual != expected.digest {
             return Err(StoreError::HashMismatch {
                 name: self.name.clone(),
-                expected: expected.sha256.clone(),
-                actual,
+                algorithm: expected.digest.algorithm(),
+                expected: expected.digest.hex().to_string(),
+                actual: actual.hex().to_string(),
             });
         }
         let writer = self.writer.take().expect("writer present until verify");
@@ -459,7 +495,7 @@ impl PendingObject {
             .map_err(|e| StoreError::io("writing", &self.tmp, e.into_error()))?;
         file.sync_all()
             .map_err(|e| StoreError::io("syncing", &self.tmp, e))?;
-        let final_path = self.store.source_path(&expected.sha256, &self.name);
+        let final_path = self.store.object_path(&expected.digest, &self.name);
         let tmp = std::mem::take(&mut self.tmp);
         Ok(VerifiedObject {
             root: self.store.root.clone(),

@@ -72,8 +72,14 @@ fn store_path_hash(path_type: &str, inner_sha256_hex: &str, name: &str) -> Strin
 /// The store path name of a flat file with this sha256 (lowercase hex) and name:
 /// what `nix-store --add-fixed sha256 FILE` prints, without the `/nix/store/` prefix.
 pub fn fixed_output_name(sha256_hex: &str, name: &str) -> String {
+    fixed_output_name_of(&crate::digest::Digest::Sha256(sha256_hex.to_string()), name)
+}
+
+/// [`fixed_output_name`] for a digest of any algorithm: Nix's `--add-fixed sha512 FILE`
+/// for an npm tarball pinned by its integrity.
+pub fn fixed_output_name_of(digest: &crate::digest::Digest, name: &str) -> String {
     let name = sanitize_name(name);
-    let inner = format!("fixed:out:sha256:{sha256_hex}:");
+    let inner = format!("fixed:out:{}:{}:", digest.algorithm(), digest.hex());
     let inner_hex = hex::encode(Sha256::digest(inner.as_bytes()));
     format!(
         "{}-{}",

@@ -299,10 +299,7 @@ fn load_packages(
             format!("dists/{}/{xz_path}", r.suite)
         };
         let xz_name = format!("{name}.xz");
-        let expected = Expected {
-            sha256: xz.sha256.clone(),
-            size: Some(xz.size),
-        };
+        let expected = Expected::sha256(&xz.sha256, Some(xz.size));
         let xz_file = fetcher.fetch_into_store(
             &r.mirror_urls,
             &url_path,
@@ -334,10 +331,7 @@ fn load_packages(
             || -> Result<(), DebianIndexError> {
                 let mut pending = store.begin(&name)?;
                 pending.write_all(&plain_bytes)?;
-                pending.commit(&Expected {
-                    sha256: plain.sha256.clone(),
-                    size: Some(plain.size),
-                })?;
+                pending.commit(&Expected::sha256(&plain.sha256, Some(plain.size)))?;
                 Ok(())
             },
             || parse(&plain_bytes, r, &plain_path, suite_index),

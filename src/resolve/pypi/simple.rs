@@ -128,10 +128,7 @@ pub fn fetch_file(
         "",
         store,
         &file.filename,
-        &crate::store::Expected {
-            sha256: file.sha256.clone(),
-            size: file.size,
-        },
+        &crate::store::Expected::sha256(&file.sha256, file.size),
         &|_| {},
     )
 }

@@ -1,0 +1,205 @@
+//! The npm ecosystem: packages from the npm registry (and Node.js itself, from the
+//! registry's official builds), resolved as npm would place them for a global install,
+//! pinned by their sha512 integrity, and installed into a layer without npm and without
+//! running any package's scripts.
+//!
+//! - `spec.rs`: package names and specs (`name@range`, `npm:` aliases), checked before
+//!   any becomes a path;
+//! - `registry.rs`: the registry's abbreviated metadata (packuments), fetched once per run;
+//! - `resolve.rs`: npm's choice of versions and its placement of packages (`node_modules`
+//!   nesting), for one arch;
+//! - `install.rs`: tarballs into a layer tree, with `bin` links and declared scripts.
+
+pub mod install;
+pub mod registry;
+pub mod resolve;
+pub mod spec;
+
+/// npm's name for an image arch (`process.arch`).
+pub fn cpu_of(arch: &str) -> Option<&'static str> {
+    match arch {
+        "amd64" => Some("x64"),
+        "arm64" => Some("arm64"),
+        _ => None,
+    }
+}
+
+/// The registry package holding Node.js's official build for an arch.
+pub fn runtime_package(arch: &str) -> Option<String> {
+    cpu_of(arch).map(|cpu| format!("node-linux-{cpu}"))
+}
+
+use crate::lockfile::NpmArtifact;
+use crate::recipe::model::DeclaredScripts;
+use crate::recipe::PlannedComponent;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The Node prefix in every image (no leading `/`), first on `PATH`.
+pub const PREFIX: &str = "opt/carbon/node";
+
+/// The mirror name of the npm registry (its URL comes from configuration or the host's npm).
+pub const MIRROR: &str = "npm";
+
+/// What an image's components ask of npm.
+#[derive(Clone, Debug, Default)]
+pub struct NpmPlan {
+    pub requests: Vec<resolve::Request>,
+    /// (component, major) of the Node.js runtime.
+    pub node: Option<(String, String)>,
+    /// Declared install scripts by package name, with the component declaring them.
+    pub scripts: BTreeMap<String, (String, DeclaredScripts)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NpmError {
+    #[error(transparent)]
+    Resolve(#[from] resolve::ResolveError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error("components {first} and {second} both set the Node.js runtime ([npm] node)")]
+    TwoRuntimes { first: String, second: String },
+    #[error("components have [npm] packages but none sets the Node.js runtime (`node = \"24\"` under [npm])")]
+    NoRuntime,
+    #[error("npm packages are not built for arch {0}")]
+    Arch(String),
+    #[error("{url}: {error}")]
+    Size {
+        url: String,
+        error: crate::fetch::FetchError,
+    },
+}
+
+impl NpmPlan {
+    /// The npm side of an image (`None` when no component has an `[npm]` table).
+    pub fn of(components: &[PlannedComponent]) -> Result<Option<NpmPlan>, NpmError> {
+        let mut plan = NpmPlan::default();
+        let mut any = false;
+        for c in components {
+            let Some(npm) = &c.recipe.npm else { continue };
+            any = true;
+            if let Some(major) = &npm.node {
+                if let Some((first, _)) = &plan.node {
+                    return Err(NpmError::TwoRuntimes {
+                        first: first.clone(),
+                        second: c.name.clone(),
+                    });
+                }
+                plan.node = Some((c.name.clone(), major.clone()));
+            }
+            if !npm.packages.is_empty() {
+                plan.requests.push(resolve::Request {
+                    component: c.name.clone(),
+                    packages: npm.packages.clone(),
+                });
+            }
+            for (name, declared) in &npm.scripts {
+                plan.scripts
+                    .entry(name.clone())
+                    .or_insert_with(|| (c.name.clone(), declared.clone()));
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        if plan.node.is_none() {
+            return Err(NpmError::NoRuntime);
+        }
+        Ok(Some(plan))
+    }
+
+    /// Packages the recipes leave out.
+    pub fn omitted(&self) -> BTreeSet<String> {
+        self.scripts
+            .iter()
+            .filter(|(_, (_, d))| d.omit)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+/// Pins the runtime and the packages of `plan` for one arch. `sizes` holds tarball sizes
+/// already known (by integrity): only the others are asked of the registry.
+pub fn lock_arch(
+    registry: &registry::Registry,
+    fetcher: &crate::fetch::Fetcher,
+    plan: &NpmPlan,
+    arch: &str,
+    sizes: &BTreeMap<String, u64>,
+) -> Result<Vec<NpmArtifact>, NpmError> {
+    let cpu = cpu_of(arch).ok_or_else(|| NpmError::Arch(arch.to_string()))?;
+    let (node_component, major) = plan.node.clone().ok_or(NpmError::NoRuntime)?;
+    let runtime_name = runtime_package(arch).expect("known arch");
+    let runtime_packument = registry.packument(&runtime_name)?;
+    let runtime = resolve::runtime(&runtime_packument, &major)?;
+    let target = resolve::Target {
+        os: "linux",
+        cpu,
+        libc: "glibc",
+        node: nodejs_semver::Version::parse(&runtime.version).map_err(|e| {
+            resolve::ResolveError::Runtime {
+                wanted: major.clone(),
+                reason: format!("{}: {e}", runtime.version),
+            }
+        })?,
+    };
+    let placed = resolve::resolve(registry, &target, &plan.requests, &plan.omitted())?;
+    for p in &placed {
+        if p.manifest.has_install_script && !plan.scripts.contains_key(&p.package) {
+            return Err(resolve::ResolveError::UndeclaredScripts {
+                name: p.package.clone(),
+                version: p.version.clone(),
+                component: p.component.clone(),
+            }
+            .into());
+        }
+    }
+    let runtime_integrity = runtime
+        .dist
+        .integrity
+        .as_deref()
+        .and_then(|s| crate::digest::Digest::from_sri(s).ok())
+        .ok_or_else(|| resolve::ResolveError::NoIntegrity {
+            name: runtime.name.clone(),
+            version: runtime.version.clone(),
+        })?;
+    let mut pinned: Vec<(String, String, String, String, crate::digest::Digest, String)> = vec![(
+        runtime.name.clone(),
+        runtime.version.clone(),
+        node_component,
+        install::RUNTIME_AT.to_string(),
+        runtime_integrity,
+        runtime.dist.tarball.clone(),
+    )];
+    pinned.extend(placed.into_iter().map(|p| {
+        (
+            p.package,
+            p.version,
+            p.component,
+            p.location,
+            p.integrity,
+            p.tarball,
+        )
+    }));
+    pinned
+        .into_par_iter()
+        .map(|(name, version, component, at, integrity, url)| {
+            let path = registry.tarball_path(&name, &url)?;
+            let size = match sizes.get(&integrity.sri()) {
+                Some(&s) => s,
+                None => fetcher
+                    .content_length(&url)
+                    .map_err(|error| NpmError::Size { url: url.clone(), error })?,
+            };
+            Ok(NpmArtifact {
+                name,
+                version,
+                component,
+                at,
+                integrity,
+                path,
+                size,
+            })
+        })
+        .collect()
+}

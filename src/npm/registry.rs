@@ -1,0 +1,219 @@
+//! The npm registry's abbreviated metadata ("corgi" packuments): every version of a
+//! package with what installing it needs — dependencies, platform fields, `bin`, whether
+//! it has install scripts, and where its tarball is with its integrity. Fetched once per
+//! package per run and shared by the archs.
+
+use super::spec::check_name;
+use crate::fetch::{FetchError, Fetcher};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("fetching the registry's metadata of {name}: {error}")]
+    Fetch { name: String, error: FetchError },
+    #[error("the registry's metadata of {name} is not valid: {reason}")]
+    Bad { name: String, reason: String },
+}
+
+/// All versions of one package.
+#[derive(Debug, Deserialize)]
+pub struct Packument {
+    pub name: String,
+    #[serde(rename = "dist-tags", default)]
+    pub dist_tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub versions: BTreeMap<String, Manifest>,
+}
+
+/// One version of a package, as the registry describes it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, String>,
+    #[serde(default)]
+    pub optional_dependencies: BTreeMap<String, String>,
+    #[serde(default)]
+    pub peer_dependencies: BTreeMap<String, String>,
+    #[serde(default)]
+    pub peer_dependencies_meta: BTreeMap<String, PeerMeta>,
+    /// `true` (all dependencies) or a list of names; the tarball carries them.
+    #[serde(default, alias = "bundledDependencies")]
+    pub bundle_dependencies: serde_json::Value,
+    #[serde(default)]
+    pub bin: serde_json::Value,
+    #[serde(default)]
+    pub os: serde_json::Value,
+    #[serde(default)]
+    pub cpu: serde_json::Value,
+    #[serde(default)]
+    pub libc: serde_json::Value,
+    #[serde(default)]
+    pub engines: serde_json::Value,
+    #[serde(default)]
+    pub has_install_script: bool,
+    #[serde(default)]
+    pub deprecated: serde_json::Value,
+    pub dist: Dist,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PeerMeta {
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dist {
+    #[serde(default)]
+    pub integrity: Option<String>,
+    pub tarball: String,
+    #[serde(default)]
+    pub unpacked_size: Option<u64>,
+}
+
+/// A field that is a string or a list of strings (`os`, `cpu`, `libc`).
+pub fn string_list(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Manifest {
+    /// The commands it installs: `bin` name → path in the package. A string `bin` is
+    /// named after the package (without its scope).
+    pub fn bins(&self) -> BTreeMap<String, String> {
+        match &self.bin {
+            serde_json::Value::String(path) => {
+                let name = self.name.rsplit('/').next().unwrap_or(&self.name);
+                [(name.to_string(), path.clone())].into()
+            }
+            serde_json::Value::Object(map) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|p| (k.clone(), p.to_string())))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// Names of dependencies shipped inside the tarball.
+    pub fn bundled(&self) -> Vec<String> {
+        match &self.bundle_dependencies {
+            serde_json::Value::Bool(true) => self.dependencies.keys().cloned().collect(),
+            other => string_list(other),
+        }
+    }
+
+    pub fn is_deprecated(&self) -> bool {
+        match &self.deprecated {
+            serde_json::Value::String(s) => !s.is_empty(),
+            serde_json::Value::Bool(b) => *b,
+            _ => false,
+        }
+    }
+
+    /// `engines.node`, when it is a range.
+    pub fn node_engine(&self) -> Option<&str> {
+        self.engines.get("node").and_then(|v| v.as_str())
+    }
+}
+
+/// `@scope/name` → `@scope%2fname`, as npm asks for it.
+fn escaped(name: &str) -> String {
+    name.replacen('/', "%2f", 1)
+}
+
+/// Packuments fetched this run, by package name.
+pub struct Registry<'a> {
+    fetcher: &'a Fetcher,
+    /// The registry's base URLs, first tried first.
+    pub urls: Vec<String>,
+    cache: Mutex<HashMap<String, Arc<Packument>>>,
+}
+
+impl<'a> Registry<'a> {
+    pub fn new(fetcher: &'a Fetcher, urls: Vec<String>) -> Registry<'a> {
+        Registry {
+            fetcher,
+            urls,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The packument of `name` (fetched once).
+    pub fn packument(&self, name: &str) -> Result<Arc<Packument>, RegistryError> {
+        if let Some(p) = self.cache.lock().expect("cache lock").get(name) {
+            return Ok(p.clone());
+        }
+        check_name(name).map_err(|e| RegistryError::Bad {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut last = None;
+        for base in &self.urls {
+            let url = format!("{}/{}", base.trim_end_matches('/'), escaped(name));
+            match self.fetcher.get_url(
+                &url,
+                Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
+                None,
+            ) {
+                Ok(bytes) => {
+                    let packument = parse(name, &bytes)?;
+                    let packument = Arc::new(packument);
+                    self.cache
+                        .lock()
+                        .expect("cache lock")
+                        .insert(name.to_string(), packument.clone());
+                    return Ok(packument);
+                }
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(RegistryError::Fetch {
+            name: name.to_string(),
+            error: last.unwrap_or(FetchError::Offline {
+                what: format!("{name} (no npm registry configured)"),
+            }),
+        })
+    }
+
+    /// Where a tarball URL lies under the registry: the path after the base URL. A
+    /// tarball elsewhere is refused (the lock names paths, never hosts).
+    pub fn tarball_path(&self, name: &str, url: &str) -> Result<String, RegistryError> {
+        self.urls
+            .iter()
+            .find_map(|base| {
+                url.strip_prefix(base.trim_end_matches('/'))
+                    .and_then(|rest| rest.strip_prefix('/'))
+            })
+            .filter(|path| crate::name::relative_path("tarball", path).is_ok())
+            .map(str::to_string)
+            .ok_or_else(|| RegistryError::Bad {
+                name: name.to_string(),
+                reason: format!("its tarball {url} is not under the configured registry"),
+            })
+    }
+}
+
+/// Parses a packument and checks that it is the package asked for.
+pub fn parse(name: &str, bytes: &[u8]) -> Result<Packument, RegistryError> {
+    let bad = |reason: String| RegistryError::Bad {
+        name: name.to_string(),
+        reason,
+    };
+    let packument: Packument = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if packument.name != name {
+        return Err(bad(format!("it describes {:?}", packument.name)));
+    }
+    Ok(packument)
+}

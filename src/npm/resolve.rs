@@ -1,0 +1,589 @@
+//! npm's answer for a global install, by construction: which version of each package
+//! (npm-pick-manifest's rule) and where it goes in `node_modules` (arborist's placement
+//! with the `shallow` strategy that `npm install --global` uses: each top-level package
+//! keeps its dependencies under its own `node_modules`, hoisted as high as that allows).
+//!
+//! The walk follows arborist's: a queue of placed packages ordered by depth then path;
+//! each package's unresolved dependencies, in name order, are given the version npm
+//! would pick and placed as high as possible without breaking what is already there.
+//! Optional packages whose `os`, `cpu` or `libc` do not fit the arch, and optional packages
+//! the recipes leave out, are dropped afterwards with what only they pulled in — as npm
+//! records them in its lock and then skips them when installing.
+
+use super::registry::{Manifest, Packument, Registry, RegistryError, string_list};
+use super::spec::{Spec, SpecError, Wanted, parse_dependency, parse_request};
+use crate::digest::Digest;
+use nodejs_semver::{Range, Version};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("no version of {package} matches {spec:?} (needed by {by})")]
+    NoVersion {
+        package: String,
+        spec: String,
+        by: String,
+    },
+    #[error("{name}@{version} (needed by {by}) is not for {target}: its {field} is {allowed:?}")]
+    Platform {
+        name: String,
+        version: String,
+        by: String,
+        target: String,
+        field: &'static str,
+        allowed: Vec<String>,
+    },
+    #[error("{name}@{version} needs Node.js {range}, and the image's Node.js is {node}")]
+    Engine {
+        name: String,
+        version: String,
+        range: String,
+        node: String,
+    },
+    #[error(
+        "{name}@{version} runs install scripts; declare what they do under [npm.scripts.\"{name}\"] in component {component} (they are never run)"
+    )]
+    UndeclaredScripts {
+        name: String,
+        version: String,
+        component: String,
+    },
+    #[error("{name} is left out by the recipes (omit), but {by} needs it and not optionally")]
+    OmittedRequired { name: String, by: String },
+    #[error("cannot place {name}@{version} for {by}: {location} already holds {existing}")]
+    Conflict {
+        name: String,
+        version: String,
+        by: String,
+        location: String,
+        existing: String,
+    },
+    #[error("{name}@{version} has no sha512 integrity in the registry (sha1 alone is refused)")]
+    NoIntegrity { name: String, version: String },
+    #[error("Node.js {wanted:?}: {reason}")]
+    Runtime { wanted: String, reason: String },
+}
+
+/// The arch a tree is resolved for, in npm's terms.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub os: &'static str,
+    pub cpu: &'static str,
+    pub libc: &'static str,
+    pub node: Version,
+}
+
+/// One component's packages.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub component: String,
+    pub packages: Vec<String>,
+}
+
+/// A package in its place.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    /// Where it goes under the global `lib` directory: `node_modules/a/node_modules/b`.
+    pub location: String,
+    /// The registry package (differs from the directory name for `npm:` aliases).
+    pub package: String,
+    pub version: String,
+    pub integrity: Digest,
+    pub tarball: String,
+    pub component: String,
+    pub manifest: Arc<Manifest>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Prod,
+    Optional,
+    Peer,
+}
+
+#[derive(Clone, Debug)]
+struct Edge {
+    spec: Spec,
+    kind: Kind,
+}
+
+struct Node {
+    location: String,
+    parent: Option<usize>,
+    children: BTreeMap<String, usize>,
+    /// `None` for the root (the global `lib` directory).
+    manifest: Option<Arc<Manifest>>,
+    component: String,
+    edges: Vec<Edge>,
+    /// The component each root edge came from (root only).
+    edge_components: BTreeMap<String, String>,
+}
+
+const ROOT: usize = 0;
+
+/// Picks a version as npm-pick-manifest does: the `latest` tag when it satisfies the range
+/// (and is neither deprecated nor refused by its engines), otherwise the highest version
+/// in the range, preferring versions that are not deprecated and whose engines accept
+/// `node`.
+pub fn pick<'p>(packument: &'p Packument, wanted: &Wanted, node: &Version) -> Option<&'p Manifest> {
+    let engine_ok = |m: &Manifest| {
+        m.node_engine()
+            .and_then(|r| Range::parse(r).ok())
+            .is_none_or(|r| r.satisfies(node))
+    };
+    let range = match wanted {
+        Wanted::Tag(tag) => {
+            return packument
+                .dist_tags
+                .get(tag)
+                .and_then(|v| packument.versions.get(v));
+        }
+        Wanted::Range(range) => range,
+    };
+    if let Some(latest) = packument
+        .dist_tags
+        .get("latest")
+        .and_then(|v| packument.versions.get(v))
+        && Version::parse(&latest.version).is_ok_and(|v| range.satisfies(&v))
+        && engine_ok(latest)
+        && !latest.is_deprecated()
+    {
+        return Some(latest);
+    }
+    packument
+        .versions
+        .values()
+        .filter_map(|m| Version::parse(&m.version).ok().map(|v| (v, m)))
+        .filter(|(v, _)| range.satisfies(v))
+        .max_by(|(va, a), (vb, b)| {
+            let key = |m: &Manifest| {
+                let (engine, fresh) = (engine_ok(m), !m.is_deprecated());
+                (engine && fresh, engine, fresh)
+            };
+            key(a).cmp(&key(b)).then(va.cmp(vb))
+        })
+        .map(|(_, m)| m)
+}
+
+/// Whether `value` passes an `os`/`cpu`/`libc` list (`!x` excludes x; an empty list
+/// allows everything), as npm-install-checks decides.
+fn allowed(value: &str, list: &[String]) -> bool {
+    if list.is_empty() {
+        return true;
+    }
+    if list.iter().any(|e| e.strip_prefix('!') == Some(value)) {
+        return false;
+    }
+    let positives: Vec<&String> = list.iter().filter(|e| !e.starts_with('!')).collect();
+    positives.is_empty() || positives.iter().any(|e| *e == value)
+}
+
+/// The first platform field of `m` that rules out `target`, with its list.
+fn platform_misfit(m: &Manifest, target: &Target) -> Option<(&'static str, Vec<String>)> {
+    let os = string_list(&m.os);
+    let cpu = string_list(&m.cpu);
+    let libc = string_list(&m.libc);
+    if !allowed(target.os, &os) {
+        return Some(("os", os));
+    }
+    if !allowed(target.cpu, &cpu) {
+        return Some(("cpu", cpu));
+    }
+    if !allowed(target.libc, &libc) {
+        return Some(("libc", libc));
+    }
+    None
+}
+
+fn satisfies(m: &Manifest, spec: &Spec, packument_tags: Option<&BTreeMap<String, String>>) -> bool {
+    if m.name != spec.package {
+        return false;
+    }
+    match &spec.wanted {
+        Wanted::Range(r) => Version::parse(&m.version).is_ok_and(|v| r.satisfies(&v)),
+        Wanted::Tag(t) => packument_tags.and_then(|tags| tags.get(t)) == Some(&m.version),
+    }
+}
+
+struct Tree<'r, 'f> {
+    registry: &'r Registry<'f>,
+    target: &'r Target,
+    nodes: Vec<Node>,
+}
+
+impl Tree<'_, '_> {
+    fn depth(&self, i: usize) -> usize {
+        self.nodes[i].location.matches("node_modules").count()
+    }
+
+    /// The node an edge named `name` from `from` reaches (Node's module resolution).
+    fn resolve(&self, from: usize, name: &str) -> Option<usize> {
+        let mut at = Some(from);
+        while let Some(i) = at {
+            if let Some(&c) = self.nodes[i].children.get(name) {
+                return Some(c);
+            }
+            at = self.nodes[i].parent;
+        }
+        None
+    }
+
+    fn node_satisfies(&self, node: usize, spec: &Spec) -> bool {
+        let Some(m) = &self.nodes[node].manifest else {
+            return false;
+        };
+        let tags = match &spec.wanted {
+            Wanted::Tag(_) => self
+                .registry
+                .packument(&spec.package)
+                .ok()
+                .map(|p| p.dist_tags.clone()),
+            Wanted::Range(_) => None,
+        };
+        satisfies(m, spec, tags.as_ref())
+    }
+
+    fn is_descendant(&self, node: usize, of: usize) -> bool {
+        let mut at = Some(node);
+        while let Some(i) = at {
+            if i == of {
+                return true;
+            }
+            at = self.nodes[i].parent;
+        }
+        false
+    }
+
+    /// Whether putting `new` at `target` (which holds no `name`) would take the place of
+    /// what some package below `target` (or `target` itself) relies on.
+    fn shadows(&self, target: usize, from: usize, name: &str, new: &Manifest) -> bool {
+        if target == from {
+            return false;
+        }
+        let ok = |spec: &Spec| satisfies(new, spec, None) || matches!(spec.wanted, Wanted::Tag(_));
+        if let Some(e) = self.nodes[target].edges.iter().find(|e| e.spec.name == name)
+            && !ok(&e.spec)
+        {
+            return true;
+        }
+        let Some(current) = self.nodes[target].parent.and_then(|p| self.resolve(p, name)) else {
+            return false;
+        };
+        (0..self.nodes.len())
+            .filter(|&d| d != target && self.is_descendant(d, target))
+            .flat_map(|d| self.nodes[d].edges.iter().map(move |e| (d, e)))
+            .filter(|(d, e)| e.spec.name == name && self.resolve(*d, name) == Some(current))
+            .any(|(_, e)| self.node_satisfies(current, &e.spec) && !ok(&e.spec))
+    }
+
+    fn label(&self, i: usize) -> String {
+        match &self.nodes[i].manifest {
+            Some(m) => format!("{}@{}", m.name, m.version),
+            None => format!("component {}", self.nodes[i].component),
+        }
+    }
+
+    /// Places `manifest` for `edge` of `from`; the node now satisfying the edge.
+    fn place(
+        &mut self,
+        from: usize,
+        edge: &Edge,
+        manifest: &Manifest,
+        component: &str,
+    ) -> Result<usize, ResolveError> {
+        let name = &edge.spec.name;
+        let start = match edge.kind {
+            Kind::Peer => self.nodes[from].parent.unwrap_or(from),
+            _ => from,
+        };
+        let mut chosen: Option<Result<usize, usize>> = None; // Ok(existing) | Err(target)
+        let mut conflict = None;
+        let mut t = start;
+        loop {
+            match self.nodes[t].children.get(name) {
+                Some(&existing) => {
+                    if self.nodes[existing]
+                        .manifest
+                        .as_ref()
+                        .is_some_and(|m| m.version == manifest.version && m.name == manifest.name)
+                    {
+                        chosen = Some(Ok(existing));
+                    } else {
+                        conflict = Some(existing);
+                    }
+                    break;
+                }
+                None => {
+                    if self.shadows(t, from, name, manifest) {
+                        break;
+                    }
+                    chosen = Some(Err(t));
+                }
+            }
+            // `shallow`: nothing but the requested packages goes to the top.
+            if t == ROOT || self.nodes[t].parent == Some(ROOT) {
+                break;
+            }
+            t = self.nodes[t].parent.expect("only the root has no parent");
+        }
+        match chosen {
+            Some(Ok(existing)) => Ok(existing),
+            Some(Err(target)) => Ok(self.add(target, manifest, component, name)),
+            None => {
+                let existing = conflict.map(|c| self.label(c)).unwrap_or_default();
+                Err(ResolveError::Conflict {
+                    name: name.clone(),
+                    version: manifest.version.clone(),
+                    by: self.label(from),
+                    location: self.nodes[start].location.clone(),
+                    existing,
+                })
+            }
+        }
+    }
+
+    fn add(&mut self, parent: usize, manifest: &Manifest, component: &str, name: &str) -> usize {
+        let location = if parent == ROOT {
+            format!("node_modules/{name}")
+        } else {
+            format!("{}/node_modules/{name}", self.nodes[parent].location)
+        };
+        let bundled: BTreeSet<String> = manifest.bundled().into_iter().collect();
+        let mut edges: BTreeMap<String, Edge> = BTreeMap::new();
+        let mut add_edges = |deps: &BTreeMap<String, String>, kind: Kind| {
+            for (dep, spec) in deps {
+                if bundled.contains(dep) {
+                    continue;
+                }
+                if kind == Kind::Peer
+                    && manifest.peer_dependencies_meta.get(dep).is_some_and(|m| m.optional)
+                {
+                    continue;
+                }
+                // A spec npm cannot take from the registry makes the package unusable;
+                // it is reported when the edge is followed.
+                let spec = parse_dependency(dep, spec).unwrap_or_else(|_| Spec {
+                    name: dep.clone(),
+                    package: dep.clone(),
+                    wanted: Wanted::Tag(format!("unsupported spec {spec:?}")),
+                    raw: spec.clone(),
+                });
+                edges.insert(dep.clone(), Edge { spec, kind });
+            }
+        };
+        add_edges(&manifest.peer_dependencies, Kind::Peer);
+        add_edges(&manifest.dependencies, Kind::Prod);
+        add_edges(&manifest.optional_dependencies, Kind::Optional);
+        let i = self.nodes.len();
+        self.nodes.push(Node {
+            location,
+            parent: Some(parent),
+            children: BTreeMap::new(),
+            manifest: Some(Arc::new(manifest.clone())),
+            component: component.to_string(),
+            edges: edges.into_values().collect(),
+            edge_components: BTreeMap::new(),
+        });
+        self.nodes[parent].children.insert(name.to_string(), i);
+        i
+    }
+
+    /// Fetches the packuments of `specs` in parallel (errors surface when used).
+    fn prefetch<'s>(&self, specs: impl Iterator<Item = &'s Spec>) {
+        let names: BTreeSet<&str> = specs.map(|s| s.package.as_str()).collect();
+        names.into_par_iter().for_each(|n| {
+            let _ = self.registry.packument(n);
+        });
+    }
+}
+
+/// Resolves the requests of an image's components for one target. `omit`: packages the
+/// recipes leave out (they must only be wanted optionally).
+pub fn resolve(
+    registry: &Registry,
+    target: &Target,
+    requests: &[Request],
+    omit: &BTreeSet<String>,
+) -> Result<Vec<Placed>, ResolveError> {
+    let mut root = Node {
+        location: String::new(),
+        parent: None,
+        children: BTreeMap::new(),
+        manifest: None,
+        component: String::new(),
+        edges: Vec::new(),
+        edge_components: BTreeMap::new(),
+    };
+    let mut by_name: BTreeMap<String, Edge> = BTreeMap::new();
+    for request in requests {
+        for p in &request.packages {
+            let spec = parse_request(p)?;
+            if by_name.contains_key(&spec.name) {
+                continue;
+            }
+            root.edge_components
+                .insert(spec.name.clone(), request.component.clone());
+            by_name.insert(spec.name.clone(), Edge { spec, kind: Kind::Prod });
+        }
+    }
+    root.edges = by_name.into_values().collect();
+    let mut tree = Tree {
+        registry,
+        target,
+        nodes: vec![root],
+    };
+    let mut queue = vec![ROOT];
+    while !queue.is_empty() {
+        queue.sort_by(|&a, &b| {
+            (tree.depth(a), &tree.nodes[a].location).cmp(&(tree.depth(b), &tree.nodes[b].location))
+        });
+        let from = queue.remove(0);
+        let edges = tree.nodes[from].edges.clone();
+        tree.prefetch(edges.iter().map(|e| &e.spec));
+        for edge in &edges {
+            if tree
+                .resolve(from, &edge.spec.name)
+                .is_some_and(|n| tree.node_satisfies(n, &edge.spec))
+            {
+                continue;
+            }
+            if omit.contains(&edge.spec.name) {
+                continue;
+            }
+            let by = tree.label(from);
+            let packument = match registry.packument(&edge.spec.package) {
+                Ok(p) => p,
+                Err(_) if edge.kind == Kind::Optional => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let Some(manifest) = pick(&packument, &edge.spec.wanted, &target.node) else {
+                if edge.kind == Kind::Optional {
+                    continue;
+                }
+                return Err(ResolveError::NoVersion {
+                    package: edge.spec.package.clone(),
+                    spec: edge.spec.raw.clone(),
+                    by,
+                });
+            };
+            let manifest = manifest.clone();
+            let component = match from {
+                ROOT => tree.nodes[ROOT].edge_components[&edge.spec.name].clone(),
+                _ => tree.nodes[from].component.clone(),
+            };
+            let before = tree.nodes.len();
+            let placed = tree.place(from, edge, &manifest, &component)?;
+            if placed >= before {
+                queue.push(placed);
+            }
+        }
+    }
+    prune(&tree, omit)
+}
+
+/// The installed set: every package reachable from the requests through edges that are
+/// not dropped (an optional package that does not fit the target or is omitted), with
+/// engines, scripts and integrity checked.
+fn prune(tree: &Tree, omit: &BTreeSet<String>) -> Result<Vec<Placed>, ResolveError> {
+    let target = tree.target;
+    let mut keep = vec![false; tree.nodes.len()];
+    let mut stack = vec![ROOT];
+    keep[ROOT] = true;
+    while let Some(i) = stack.pop() {
+        for edge in &tree.nodes[i].edges {
+            let Some(n) = tree.resolve(i, &edge.spec.name) else {
+                continue;
+            };
+            let m = tree.nodes[n].manifest.as_ref().expect("not the root");
+            let dropped = if omit.contains(&edge.spec.name) {
+                Some(None)
+            } else {
+                platform_misfit(m, target).map(Some)
+            };
+            match (dropped, edge.kind) {
+                (None, _) => {}
+                (Some(_), Kind::Optional) => continue,
+                (Some(None), _) => {
+                    return Err(ResolveError::OmittedRequired {
+                        name: edge.spec.name.clone(),
+                        by: tree.label(i),
+                    });
+                }
+                (Some(Some((field, allowed))), _) => {
+                    return Err(ResolveError::Platform {
+                        name: m.name.clone(),
+                        version: m.version.clone(),
+                        by: tree.label(i),
+                        target: format!("{}-{} ({})", target.os, target.cpu, target.libc),
+                        field,
+                        allowed,
+                    });
+                }
+            }
+            if !keep[n] {
+                keep[n] = true;
+                stack.push(n);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (_, node) in tree.nodes.iter().enumerate().skip(1).filter(|(i, _)| keep[*i]) {
+        let m = node.manifest.clone().expect("not the root");
+        if let Some(range) = m.node_engine()
+            && Range::parse(range).is_ok_and(|r| !r.satisfies(&target.node))
+        {
+            return Err(ResolveError::Engine {
+                name: m.name.clone(),
+                version: m.version.clone(),
+                range: range.to_string(),
+                node: target.node.to_string(),
+            });
+        }
+        let integrity = m
+            .dist
+            .integrity
+            .as_deref()
+            .and_then(|s| Digest::from_sri(s).ok())
+            .ok_or_else(|| ResolveError::NoIntegrity {
+                name: m.name.clone(),
+                version: m.version.clone(),
+            })?;
+        out.push(Placed {
+            location: node.location.clone(),
+            package: m.name.clone(),
+            version: m.version.clone(),
+            integrity,
+            tarball: m.dist.tarball.clone(),
+            component: node.component.clone(),
+            manifest: m,
+        });
+    }
+    out.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(out)
+}
+
+/// The Node.js runtime for `wanted` (a major version): the newest build of that major in
+/// the registry's official builds for the arch.
+pub fn runtime<'p>(packument: &'p Packument, wanted: &str) -> Result<&'p Manifest, ResolveError> {
+    let bad = |reason: String| ResolveError::Runtime {
+        wanted: wanted.to_string(),
+        reason,
+    };
+    let major: u64 = wanted
+        .parse()
+        .map_err(|_| bad("expected a major version such as \"24\"".into()))?;
+    packument
+        .versions
+        .values()
+        .filter_map(|m| Version::parse(&m.version).ok().map(|v| (v, m)))
+        .filter(|(v, _)| v.major() == major && !v.is_prerelease())
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, m)| m)
+        .ok_or_else(|| bad(format!("{} has no {major}.x build", packument.name)))
+}
