@@ -1,9 +1,9 @@
 //! Downloads everything a lockfile names into the store (Debian pool paths from the mirrors,
-//! wheels by their index pages, a registry cache asked first), in parallel with bounded
+//! wheels by their index pages, npm tarballs by their registry paths, a registry cache asked first), in parallel with bounded
 //! concurrency, skipping what the store already has.
 
-use crate::digest::Digest;
 use crate::config::mirrors::{MirrorError, MirrorSettings};
+use crate::digest::Digest;
 use crate::fetch::{FetchError, Fetcher};
 use crate::lockfile::Lockfile;
 use crate::store::{Expected, Store};
@@ -135,6 +135,20 @@ pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
                         project: Some(project),
                     });
             }
+        }
+    }
+    for arch in lock.archs.values() {
+        for p in &arch.npm {
+            let name = crate::npm::install::file_name(p).to_string();
+            out.entry((p.integrity.to_string(), name.clone()))
+                .or_insert_with(|| Wanted {
+                    name,
+                    path: p.path.clone(),
+                    mirror: crate::npm::MIRROR.to_string(),
+                    digest: p.integrity.clone(),
+                    size: p.size,
+                    project: None,
+                });
         }
     }
     let mut list: Vec<Wanted> = out.into_values().collect();

@@ -150,8 +150,7 @@ impl MirrorSettings {
         } else if name == "pypi" {
             host_pip_index().map(|url| (vec![url], "the host's pip configuration".to_string()))
         } else if name == "npm" {
-            host_npm_registry()
-                .map(|url| (vec![url], "the host's npm configuration".to_string()))
+            host_npm_registry().map(|url| (vec![url], "the host's npm configuration".to_string()))
         } else {
             self.apt
                 .get(name)

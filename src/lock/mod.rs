@@ -197,7 +197,14 @@ pub struct LockContext<'a> {
 pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
     let pages = pysolver::PageCache::default();
     let loaded = load_indexes(plan, ctx, &pages)?;
-    resolve_loaded(plan, loaded, ctx, &pages, &BTreeMap::new(), &BTreeMap::new())
+    resolve_loaded(
+        plan,
+        loaded,
+        ctx,
+        &pages,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    )
 }
 
 /// Loads the Debian indexes while the Python index pages the plan will likely need are
@@ -446,7 +453,14 @@ fn resolve_loaded(
                 }
                 _ => Vec::new(),
             };
-            Ok((arch.clone(), ArchLock { debian, python, npm }))
+            Ok((
+                arch.clone(),
+                ArchLock {
+                    debian,
+                    python,
+                    npm,
+                },
+            ))
         })
         // All results, then the first error in input order: the error reported must not
         // depend on thread timing.

@@ -72,7 +72,10 @@ fn add_parents(tree: &mut Tree, path: &str, package: &str) {
         end += i;
         let dir = &path[..end];
         if !tree.nodes.contains_key(dir) {
-            tree.put(dir, node(EntryKind::Dir, 0o755, Content::default(), package));
+            tree.put(
+                dir,
+                node(EntryKind::Dir, 0o755, Content::default(), package),
+            );
         }
         end += 1;
     }
@@ -259,8 +262,14 @@ pub fn apply_declared(
             .filter(|f| !f.is_empty())
             .ok_or_else(|| bad(format!("declared link {path}: bad file {:?}", target.file)))?;
         let to = format!("{prefix}/lib/{found}/{file}");
-        if !tree.nodes.get(&to).is_some_and(|n| n.kind == EntryKind::File) {
-            return Err(bad(format!("declared link {path}: {to} is not a file of {package}")));
+        if !tree
+            .nodes
+            .get(&to)
+            .is_some_and(|n| n.kind == EntryKind::File)
+        {
+            return Err(bad(format!(
+                "declared link {path}: {to} is not a file of {package}"
+            )));
         }
         let from = format!("{dir}/{path}");
         let from_dir = from.rsplit_once('/').map_or("", |(d, _)| d).to_string();
@@ -284,7 +293,10 @@ mod tests {
 
     #[test]
     fn member_paths_lose_their_top_directory_and_may_not_climb() {
-        assert_eq!(member_path("package/bin/x.js").unwrap().as_deref(), Some("bin/x.js"));
+        assert_eq!(
+            member_path("package/bin/x.js").unwrap().as_deref(),
+            Some("bin/x.js")
+        );
         assert_eq!(member_path("package/").unwrap(), None);
         assert_eq!(member_path("other/./a//b").unwrap().as_deref(), Some("a/b"));
         assert!(member_path("package/../../etc/passwd").is_err());
@@ -293,7 +305,10 @@ mod tests {
 
     #[test]
     fn links_are_relative_and_found_as_node_finds_modules() {
-        assert_eq!(relative("opt/n/bin", "opt/n/lib/node_modules/a/b.js"), "../lib/node_modules/a/b.js");
+        assert_eq!(
+            relative("opt/n/bin", "opt/n/lib/node_modules/a/b.js"),
+            "../lib/node_modules/a/b.js"
+        );
         let locations: BTreeSet<String> = [
             "node_modules/a",
             "node_modules/a/node_modules/b",
@@ -305,7 +320,10 @@ mod tests {
         .collect();
         let from_c = find_from(&locations, "node_modules/a/node_modules/c", "b");
         assert_eq!(from_c.as_deref(), Some("node_modules/a/node_modules/b"));
-        assert_eq!(find_from(&locations, "node_modules/a", "d").as_deref(), Some("node_modules/d"));
+        assert_eq!(
+            find_from(&locations, "node_modules/a", "d").as_deref(),
+            Some("node_modules/d")
+        );
         assert_eq!(find_from(&locations, "node_modules/d", "b"), None);
         assert_eq!(normalize("./bin/../x"), Some("x".into()));
         assert_eq!(normalize("../x"), None);

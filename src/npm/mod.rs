@@ -30,8 +30,8 @@ pub fn runtime_package(arch: &str) -> Option<String> {
 }
 
 use crate::lockfile::NpmArtifact;
-use crate::recipe::model::DeclaredScripts;
 use crate::recipe::PlannedComponent;
+use crate::recipe::model::DeclaredScripts;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,7 +59,9 @@ pub enum NpmError {
     Registry(#[from] registry::RegistryError),
     #[error("components {first} and {second} both set the Node.js runtime ([npm] node)")]
     TwoRuntimes { first: String, second: String },
-    #[error("components have [npm] packages but none sets the Node.js runtime (`node = \"24\"` under [npm])")]
+    #[error(
+        "components have [npm] packages but none sets the Node.js runtime (`node = \"24\"` under [npm])"
+    )]
     NoRuntime,
     #[error("npm packages are not built for arch {0}")]
     Arch(String),
@@ -163,7 +165,14 @@ pub fn lock_arch(
             name: runtime.name.clone(),
             version: runtime.version.clone(),
         })?;
-    let mut pinned: Vec<(String, String, String, String, crate::digest::Digest, String)> = vec![(
+    let mut pinned: Vec<(
+        String,
+        String,
+        String,
+        String,
+        crate::digest::Digest,
+        String,
+    )> = vec![(
         runtime.name.clone(),
         runtime.version.clone(),
         node_component,
@@ -189,7 +198,10 @@ pub fn lock_arch(
                 Some(&s) => s,
                 None => fetcher
                     .content_length(&url)
-                    .map_err(|error| NpmError::Size { url: url.clone(), error })?,
+                    .map_err(|error| NpmError::Size {
+                        url: url.clone(),
+                        error,
+                    })?,
             };
             Ok(NpmArtifact {
                 name,

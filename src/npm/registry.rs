@@ -89,21 +89,26 @@ pub fn string_list(v: &serde_json::Value) -> Vec<String> {
     }
 }
 
-impl Manifest {
-    /// The commands it installs: `bin` name → path in the package. A string `bin` is
-    /// named after the package (without its scope).
-    pub fn bins(&self) -> BTreeMap<String, String> {
-        match &self.bin {
-            serde_json::Value::String(path) => {
-                let name = self.name.rsplit('/').next().unwrap_or(&self.name);
-                [(name.to_string(), path.clone())].into()
-            }
-            serde_json::Value::Object(map) => map
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|p| (k.clone(), p.to_string())))
-                .collect(),
-            _ => BTreeMap::new(),
+/// The commands of package `name` from its `bin` field: name → path in the package. A
+/// string `bin` is named after the package (without its scope).
+pub fn bins(name: &str, bin: &serde_json::Value) -> BTreeMap<String, String> {
+    match bin {
+        serde_json::Value::String(path) => {
+            let name = name.rsplit('/').next().unwrap_or(name);
+            [(name.to_string(), path.clone())].into()
         }
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|p| (k.clone(), p.to_string())))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+impl Manifest {
+    /// The commands it installs (see [`bins`]).
+    pub fn bins(&self) -> BTreeMap<String, String> {
+        bins(&self.name, &self.bin)
     }
 
     /// Names of dependencies shipped inside the tarball.

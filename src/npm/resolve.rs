@@ -267,12 +267,18 @@ impl Tree<'_, '_> {
             return false;
         }
         let ok = |spec: &Spec| satisfies(new, spec, None) || matches!(spec.wanted, Wanted::Tag(_));
-        if let Some(e) = self.nodes[target].edges.iter().find(|e| e.spec.name == name)
+        if let Some(e) = self.nodes[target]
+            .edges
+            .iter()
+            .find(|e| e.spec.name == name)
             && !ok(&e.spec)
         {
             return true;
         }
-        let Some(current) = self.nodes[target].parent.and_then(|p| self.resolve(p, name)) else {
+        let Some(current) = self.nodes[target]
+            .parent
+            .and_then(|p| self.resolve(p, name))
+        else {
             return false;
         };
         (0..self.nodes.len())
@@ -362,7 +368,10 @@ impl Tree<'_, '_> {
                     continue;
                 }
                 if kind == Kind::Peer
-                    && manifest.peer_dependencies_meta.get(dep).is_some_and(|m| m.optional)
+                    && manifest
+                        .peer_dependencies_meta
+                        .get(dep)
+                        .is_some_and(|m| m.optional)
                 {
                     continue;
                 }
@@ -429,7 +438,13 @@ pub fn resolve(
             }
             root.edge_components
                 .insert(spec.name.clone(), request.component.clone());
-            by_name.insert(spec.name.clone(), Edge { spec, kind: Kind::Prod });
+            by_name.insert(
+                spec.name.clone(),
+                Edge {
+                    spec,
+                    kind: Kind::Prod,
+                },
+            );
         }
     }
     root.edges = by_name.into_values().collect();
@@ -533,7 +548,13 @@ fn prune(tree: &Tree, omit: &BTreeSet<String>) -> Result<Vec<Placed>, ResolveErr
         }
     }
     let mut out = Vec::new();
-    for (_, node) in tree.nodes.iter().enumerate().skip(1).filter(|(i, _)| keep[*i]) {
+    for (_, node) in tree
+        .nodes
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| keep[*i])
+    {
         let m = node.manifest.clone().expect("not the root");
         if let Some(range) = m.node_engine()
             && Range::parse(range).is_ok_and(|r| !r.satisfies(&target.node))

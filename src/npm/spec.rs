@@ -123,15 +123,20 @@ mod tests {
         assert!(matches!(s.wanted, Wanted::Tag(ref t) if t == "latest"));
         let s = parse_request("npm@^11.4").unwrap();
         assert!(matches!(s.wanted, Wanted::Range(_)));
-        let s = parse_dependency("@openai/codex-linux-x64", "npm:@openai/codex@0.1.0-linux-x64")
-            .unwrap();
+        let s = parse_dependency(
+            "@openai/codex-linux-x64",
+            "npm:@openai/codex@0.1.0-linux-x64",
+        )
+        .unwrap();
         assert_eq!(s.package, "@openai/codex");
         assert!(matches!(s.wanted, Wanted::Range(_)));
     }
 
     #[test]
     fn names_that_could_leave_node_modules_are_refused() {
-        for bad in ["../x", "@a/../b", "a/b", "@a", ".bin", "_x", "a b", "@scope/", ""] {
+        for bad in [
+            "../x", "@a/../b", "a/b", "@a", ".bin", "_x", "a b", "@scope/", "",
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         for good in ["a", "@scope/name", "lodash.merge", "Upper-Old_name~"] {

@@ -9,6 +9,7 @@ pub mod derived_layer;
 mod image_tools;
 pub mod input_cache;
 pub mod layers;
+pub mod npm_layers;
 pub mod packages;
 pub mod python;
 pub mod python_layers;
@@ -55,6 +56,11 @@ pub enum RealizeError {
         arch: String,
         #[source]
         error: python::WheelError,
+    },
+    #[error("{arch}: npm: {error}")]
+    Npm {
+        arch: String,
+        error: crate::npm::install::InstallError,
     },
     #[error("{arch}: fixups: {error}")]
     Fixup {
@@ -335,6 +341,68 @@ fn new_spill(store: &Store) -> Spill {
     Spill::new(store.area(crate::store::Area::Tmp))
 }
 
+/// The layers above the Debian side, each reused by its input key when built before
+/// (and its lower directories are unchanged) or else built, then reconciled with the
+/// layers below and written.
+struct Stacked<'s, 'b> {
+    build: &'s Build<'b>,
+    arch: &'s str,
+    reconciler: &'s mut layers::Reconciler,
+    replaces: &'s packages::ReplacesTable,
+    paths: &'s mut BTreeSet<String>,
+    finish: &'s dyn Fn(&Tree, Option<&str>, &str) -> Result<BuiltLayer, RealizeError>,
+}
+
+impl Stacked<'_, '_> {
+    fn layer(
+        &mut self,
+        key: &str,
+        comment: &str,
+        make: impl Fn() -> Result<Tree, RealizeError>,
+    ) -> Result<BuiltLayer, RealizeError> {
+        let (store, opts) = (self.build.store, self.build.opts);
+        let tree_error = |error| RealizeError::Tree {
+            arch: self.arch.into(),
+            error,
+        };
+        let mut hit = None;
+        let mut tree = match input_cache::lookup(store, key, |diff_id| {
+            layers::cached(store, diff_id, opts.compression).is_some()
+        }) {
+            Some((skeleton, prebuilt)) if !opts.check => {
+                hit = Some(prebuilt);
+                skeleton
+            }
+            _ => make()?,
+        };
+        let mut as_built = hit.is_none().then(|| tree.without_contents());
+        self.reconciler
+            .apply(&mut tree, self.replaces)
+            .map_err(tree_error)?;
+        // A reused layer whose directories below changed since it was built is built again.
+        if let Some(prebuilt) = &hit
+            && input_cache::skeleton_digest(&tree) != prebuilt.reconciled
+        {
+            hit = None;
+            tree = make()?;
+            as_built = Some(tree.without_contents());
+            self.reconciler
+                .apply(&mut tree, self.replaces)
+                .map_err(tree_error)?;
+        }
+        self.paths.extend(tree.nodes.keys().cloned());
+        let reconciled = input_cache::skeleton_digest(&tree);
+        let layer = (self.finish)(&tree, hit.as_ref().map(|h| h.diff_id.as_str()), comment)?;
+        drop(tree);
+        if let Some(skeleton) = as_built
+            && !opts.check
+        {
+            input_cache::save(store, key, &skeleton, &reconciled, &layer.diff_id)?;
+        }
+        Ok(layer)
+    }
+}
+
 /// Builds one arch's image from the lock.
 fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
     let (plan, lock, store, opts, files_dir) = (
@@ -508,41 +576,29 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             error,
         })
     };
+    let mut stacked = Stacked {
+        build,
+        arch,
+        reconciler: &mut reconciler,
+        replaces: &replaces,
+        paths: &mut paths,
+        finish: &finish,
+    };
     for (i, group) in python.groups.iter().enumerate() {
-        let mut hit = None;
-        let mut tree = match input_cache::lookup(store, &group.key, |diff_id| {
-            layers::cached(store, diff_id, opts.compression).is_some()
-        }) {
-            Some((skeleton, prebuilt)) if !opts.check => {
-                hit = Some(prebuilt);
-                skeleton
-            }
-            _ => build_python(i)?,
-        };
-        let mut as_built = hit.is_none().then(|| tree.without_contents());
-        reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
-        // A reused layer whose directories below changed since it was built is built again.
-        if let Some(prebuilt) = &hit
-            && input_cache::skeleton_digest(&tree) != prebuilt.reconciled
-        {
-            hit = None;
-            tree = build_python(i)?;
-            as_built = Some(tree.without_contents());
-            reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
-        }
-        paths.extend(tree.nodes.keys().cloned());
-        let reconciled = input_cache::skeleton_digest(&tree);
-        let layer = finish(
-            &tree,
-            hit.as_ref().map(|h| h.diff_id.as_str()),
-            &group.comment,
-        )?;
-        drop(tree);
-        if let Some(skeleton) = as_built
-            && !opts.check
-        {
-            input_cache::save(store, &group.key, &skeleton, &reconciled, &layer.diff_id)?;
-        }
+        built.push(stacked.layer(&group.key, &group.comment, || build_python(i))?);
+    }
+
+    // npm: one layer per component with npm packages, built the same way.
+    let npm = npm_layers::plan(plan, lock, arch);
+    for group in &npm.groups {
+        let layer = stacked.layer(&group.key, &group.comment, || {
+            npm_layers::build(store, &npm, group, &new_spill(store)).map_err(|error| {
+                RealizeError::Npm {
+                    arch: arch.into(),
+                    error,
+                }
+            })
+        })?;
         built.push(layer);
     }
 
