@@ -651,6 +651,15 @@ mod tests {
                         }),
                     },
                 ],
+                npm: vec![NpmArtifact {
+                    name: "@openai/codex".into(),
+                    version: "0.1.0-linux-x64".into(),
+                    component: "ai".into(),
+                    at: "node_modules/@openai/codex/node_modules/@openai/codex-linux-x64".into(),
+                    integrity: Digest::Sha512("ab".repeat(64)),
+                    path: "@openai/codex/-/codex-0.1.0-linux-x64.tgz".into(),
+                    size: 70,
+                }],
             },
         );
         Lockfile {
@@ -718,5 +727,33 @@ mod tests {
                 .contains("upgrade")
         );
         assert!(Lockfile::parse("not toml [").is_err());
+        for (from, to, why) in [
+            (
+                "at = \"node_modules/@openai/codex/",
+                "at = \"node_modules/../../",
+                "not a valid npm package name",
+            ),
+            (
+                "at = \"node_modules/@openai/codex/",
+                "at = \"lib/",
+                "not a node_modules path",
+            ),
+            (
+                "integrity = \"sha512-",
+                "integrity = \"sha1-",
+                "not a sha512 integrity",
+            ),
+            (
+                "path = \"@openai/codex/-/",
+                "path = \"../",
+                "is not allowed",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let err = Lockfile::parse(&text.replace(from, to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{to}: {err}");
+        }
     }
 }

@@ -30,14 +30,13 @@ pub enum ResolveError {
         spec: String,
         by: String,
     },
-    #[error("{name}@{version} (needed by {by}) is not for {target}: its {field} is {allowed:?}")]
+    #[error("{package} (needed by {by}) is not for {target}: its {field} is {allowed}")]
     Platform {
-        name: String,
-        version: String,
+        package: String,
         by: String,
         target: String,
         field: &'static str,
-        allowed: Vec<String>,
+        allowed: String,
     },
     #[error("{name}@{version} needs Node.js {range}, and the image's Node.js is {node}")]
     Engine {
@@ -513,6 +512,13 @@ fn prune(tree: &Tree, omit: &BTreeSet<String>) -> Result<Vec<Placed>, ResolveErr
     while let Some(i) = stack.pop() {
         for edge in &tree.nodes[i].edges {
             let Some(n) = tree.resolve(i, &edge.spec.name) else {
+                // Unplaced: left out by the recipes, or optional and unavailable.
+                if edge.kind != Kind::Optional && omit.contains(&edge.spec.name) {
+                    return Err(ResolveError::OmittedRequired {
+                        name: edge.spec.name.clone(),
+                        by: tree.label(i),
+                    });
+                }
                 continue;
             };
             let m = tree.nodes[n].manifest.as_ref().expect("not the root");
@@ -532,12 +538,11 @@ fn prune(tree: &Tree, omit: &BTreeSet<String>) -> Result<Vec<Placed>, ResolveErr
                 }
                 (Some(Some((field, allowed))), _) => {
                     return Err(ResolveError::Platform {
-                        name: m.name.clone(),
-                        version: m.version.clone(),
+                        package: format!("{}@{}", m.name, m.version),
                         by: tree.label(i),
                         target: format!("{}-{} ({})", target.os, target.cpu, target.libc),
                         field,
-                        allowed,
+                        allowed: format!("{allowed:?}"),
                     });
                 }
             }
@@ -607,4 +612,252 @@ pub fn runtime<'p>(packument: &'p Packument, wanted: &str) -> Result<&'p Manifes
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, m)| m)
         .ok_or_else(|| bad(format!("{} has no {major}.x build", packument.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::Fetcher;
+    use serde_json::{Value, json};
+
+    /// A registry in a directory: one packument file per package.
+    struct Fixture(tempfile::TempDir);
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture(tempfile::tempdir().unwrap())
+        }
+
+        fn url(&self) -> String {
+            format!("file://{}", self.0.path().display())
+        }
+
+        /// `versions`: (version, extra manifest fields); `latest` is the highest listed.
+        fn publish(&self, name: &str, versions: &[(&str, Value)]) {
+            let mut map = serde_json::Map::new();
+            for (v, extra) in versions {
+                let mut m = json!({
+                    "name": name,
+                    "version": v,
+                    "dist": {
+                        "tarball": format!("{}/{name}/-/x-{v}.tgz", self.url()),
+                        "integrity": format!("sha512-{}", "A".repeat(86) + "=="),
+                    }
+                });
+                for (k, val) in extra.as_object().unwrap() {
+                    m[k] = val.clone();
+                }
+                map.insert(v.to_string(), m);
+            }
+            let latest = versions.last().unwrap().0;
+            let doc = json!({"name": name, "dist-tags": {"latest": latest}, "versions": map});
+            let file = self.0.path().join(name.replacen('/', "%2f", 1));
+            std::fs::write(file, doc.to_string()).unwrap();
+        }
+
+        fn resolve(
+            &self,
+            packages: &[&str],
+            cpu: &'static str,
+        ) -> Result<Vec<(String, String)>, ResolveError> {
+            let fetcher = Fetcher::new(false);
+            let registry = Registry::new(&fetcher, vec![self.url()]);
+            let target = Target {
+                os: "linux",
+                cpu,
+                libc: "glibc",
+                node: Version::parse("24.1.0").unwrap(),
+            };
+            let request = Request {
+                component: "c".into(),
+                packages: packages.iter().map(|s| s.to_string()).collect(),
+            };
+            let omit = ["left-out".to_string()].into();
+            Ok(resolve(&registry, &target, &[request], &omit)?
+                .into_iter()
+                .map(|p| (p.location, p.version))
+                .collect())
+        }
+    }
+
+    fn placed(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_stay_under_their_top_level_package_hoisted_as_high_as_they_fit() {
+        let f = Fixture::new();
+        f.publish(
+            "a",
+            &[("1.0.0", json!({"dependencies": {"b": "^1", "c": "^1"}}))],
+        );
+        f.publish(
+            "b",
+            &[
+                ("1.0.0", json!({})),
+                ("1.2.0", json!({})),
+                ("2.0.0", json!({})),
+            ],
+        );
+        f.publish("c", &[("1.0.0", json!({"dependencies": {"b": "^2"}}))]);
+        f.publish("d", &[("1.0.0", json!({"dependencies": {"b": "^1"}}))]);
+        let got = f.resolve(&["a", "d"], "x64").unwrap();
+        assert_eq!(
+            got,
+            placed(&[
+                ("node_modules/a", "1.0.0"),
+                ("node_modules/a/node_modules/b", "1.2.0"),
+                ("node_modules/a/node_modules/c", "1.0.0"),
+                ("node_modules/a/node_modules/c/node_modules/b", "2.0.0"),
+                ("node_modules/d", "1.0.0"),
+                ("node_modules/d/node_modules/b", "1.2.0"),
+            ])
+        );
+    }
+
+    #[test]
+    fn optional_packages_for_other_platforms_are_dropped_and_required_ones_refused() {
+        let f = Fixture::new();
+        f.publish(
+            "tool",
+            &[(
+                "1.0.0",
+                json!({"optionalDependencies": {
+                    "tool-linux-x64": "1.0.0", "tool-linux-arm64": "1.0.0",
+                    "tool-linux-x64-musl": "1.0.0", "tool-win32-x64": "1.0.0",
+                    "left-out": "1.0.0", "missing-everywhere": "1.0.0"}}),
+            )],
+        );
+        f.publish(
+            "tool-linux-x64",
+            &[(
+                "1.0.0",
+                json!({"os": ["linux"], "cpu": ["x64"], "libc": ["glibc"]}),
+            )],
+        );
+        f.publish(
+            "tool-linux-arm64",
+            &[("1.0.0", json!({"os": "linux", "cpu": "arm64"}))],
+        );
+        f.publish(
+            "tool-linux-x64-musl",
+            &[(
+                "1.0.0",
+                json!({"os": ["linux"], "cpu": ["x64"], "libc": ["musl"]}),
+            )],
+        );
+        f.publish(
+            "tool-win32-x64",
+            &[("1.0.0", json!({"os": ["win32"], "cpu": ["x64"]}))],
+        );
+        f.publish("left-out", &[("1.0.0", json!({"hasInstallScript": true}))]);
+        let got = f.resolve(&["tool"], "arm64").unwrap();
+        assert_eq!(
+            got,
+            placed(&[
+                ("node_modules/tool", "1.0.0"),
+                ("node_modules/tool/node_modules/tool-linux-arm64", "1.0.0"),
+            ])
+        );
+        f.publish(
+            "needs-win",
+            &[("1.0.0", json!({"dependencies": {"tool-win32-x64": "1"}}))],
+        );
+        let err = f.resolve(&["needs-win"], "x64").unwrap_err().to_string();
+        assert!(
+            err.contains("is not for linux-x64 (glibc): its os is [\"win32\"]"),
+            "{err}"
+        );
+        f.publish(
+            "needs-left-out",
+            &[("1.0.0", json!({"dependencies": {"left-out": "1"}}))],
+        );
+        let err = f
+            .resolve(&["needs-left-out"], "x64")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("left out by the recipes"), "{err}");
+    }
+
+    #[test]
+    fn versions_are_picked_as_npm_picks_them() {
+        let f = Fixture::new();
+        // `latest` (1.0.0, listed last) wins when the range allows it, even over higher
+        // versions; otherwise the highest version that is neither deprecated nor refusing
+        // this Node, and never a prerelease the range does not name.
+        f.publish(
+            "p",
+            &[
+                ("1.1.0", json!({})),
+                ("1.2.0", json!({"engines": {"node": ">=26"}})),
+                ("1.3.0", json!({"deprecated": "broken"})),
+                ("2.0.0-rc.1", json!({})),
+                ("1.0.0", json!({})),
+            ],
+        );
+        assert_eq!(
+            f.resolve(&["p@^1"], "x64").unwrap(),
+            placed(&[("node_modules/p", "1.0.0")])
+        );
+        assert_eq!(
+            f.resolve(&["p@>=1.1"], "x64").unwrap(),
+            placed(&[("node_modules/p", "1.1.0")])
+        );
+        assert_eq!(
+            f.resolve(&["p@latest"], "x64").unwrap(),
+            placed(&[("node_modules/p", "1.0.0")])
+        );
+        // The only version in range refuses this Node: an error, not a silent install.
+        let err = f.resolve(&["p@~1.2"], "x64").unwrap_err().to_string();
+        assert!(err.contains("needs Node.js >=26"), "{err}");
+        assert!(f.resolve(&["p@^3"], "x64").is_err());
+        // An alias installs another package under its own name.
+        f.publish(
+            "q",
+            &[("1.0.0", json!({"dependencies": {"p-one": "npm:p@1.0.0"}}))],
+        );
+        assert_eq!(
+            f.resolve(&["q"], "x64").unwrap(),
+            placed(&[
+                ("node_modules/q", "1.0.0"),
+                ("node_modules/q/node_modules/p-one", "1.0.0")
+            ])
+        );
+    }
+
+    #[test]
+    fn peers_are_installed_beside_the_package_and_bundled_ones_not_at_all() {
+        let f = Fixture::new();
+        f.publish(
+            "app",
+            &[("1.0.0", json!({"dependencies": {"plugin": "1"}}))],
+        );
+        f.publish(
+            "plugin",
+            &[(
+                "1.0.0",
+                json!({"peerDependencies": {"host": "^2", "opt": "1"},
+                               "peerDependenciesMeta": {"opt": {"optional": true}}}),
+            )],
+        );
+        f.publish("host", &[("2.0.0", json!({}))]);
+        f.publish(
+            "bundler",
+            &[(
+                "1.0.0",
+                json!({"dependencies": {"inside": "1"}, "bundleDependencies": ["inside"]}),
+            )],
+        );
+        assert_eq!(
+            f.resolve(&["app", "bundler"], "x64").unwrap(),
+            placed(&[
+                ("node_modules/app", "1.0.0"),
+                ("node_modules/app/node_modules/host", "2.0.0"),
+                ("node_modules/app/node_modules/plugin", "1.0.0"),
+                ("node_modules/bundler", "1.0.0"),
+            ])
+        );
+    }
 }

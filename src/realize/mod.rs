@@ -350,8 +350,11 @@ struct Stacked<'s, 'b> {
     reconciler: &'s mut layers::Reconciler,
     replaces: &'s packages::ReplacesTable,
     paths: &'s mut BTreeSet<String>,
-    finish: &'s dyn Fn(&Tree, Option<&str>, &str) -> Result<BuiltLayer, RealizeError>,
+    finish: &'s FinishLayer<'s>,
 }
+
+/// Writes a layer's tree (or takes its prebuilt blob) and tells the sink.
+type FinishLayer<'f> = dyn Fn(&Tree, Option<&str>, &str) -> Result<BuiltLayer, RealizeError> + 'f;
 
 impl Stacked<'_, '_> {
     fn layer(

@@ -21,8 +21,26 @@ python3 -B -v -c 'import json' 2>&1 | grep -q 'json/__pycache__/__init__.cpython
 [ "$(python3 -c 'import json; print(open(json.__cached__, "rb").read(8)[4])')" = 3 ] ||
     { echo "FAIL: the standard library's byte-code is not checked-hash"; exit 1; }
 ok python
+# Node.js 24 from the npm registry, first on PATH, with npm, the AI CLIs and the JS tools.
 node -e 'console.log("node", process.version, [1, 2, 3].map(x => x * 2).join(","))'
-npm --version >/dev/null
+case "$(node --version)" in v24.*) ;; *) echo "FAIL: node is $(node --version), not 24.x"; exit 1 ;; esac
+[ "$(command -v node)" = /opt/carbon/node/bin/node ] || { echo "FAIL: node on PATH is $(command -v node)"; exit 1; }
+echo "npm $(npm --version)"
+first claude --version
+first codex --version
+echo "gemini $(gemini --version)"
+printf 'const greet = (who: string): string => "hello from " + who;\nconsole.log(greet("TypeScript"));\n' > hello.ts
+tsc --outDir ts-out hello.ts
+node ts-out/hello.js
+echo "pnpm $(pnpm --version)"
+echo "yarn $(yarn --version)"
+# npm install of a local package, as carbon.
+mkdir npm-dep npm-app
+printf '{"name":"npm-dep","version":"1.0.0","main":"index.js"}\n' > npm-dep/package.json
+printf 'module.exports = "hello from npm";\n' > npm-dep/index.js
+printf '{"name":"npm-app","version":"1.0.0"}\n' > npm-app/package.json
+chown -R carbon "$work"
+runuser -u carbon -- env HOME=/home/carbon sh -c "cd $work/npm-app && npm install --offline --no-audit --no-fund ../npm-dep >/dev/null && node -e 'console.log(require(\"npm-dep\"))'"
 ok node
 printf '#include <stdio.h>\nint main(void) { puts("hello from C"); return 0; }\n' > hello.c
 gcc -O2 -o hello-c hello.c
