@@ -9,6 +9,13 @@ if [ -d /opt/carbon/python/bin ]; then
     VIRTUAL_ENV=/opt/carbon/python
     export VIRTUAL_ENV
 fi
+# Node.js from the npm registry comes before everything (docs/npm.md).
+if [ -d /opt/carbon/node/bin ]; then
+    case ":$PATH:" in
+        *:/opt/carbon/node/bin:*) ;;
+        *) PATH="/opt/carbon/node/bin:$PATH" ;;
+    esac
+fi
 export PATH
 LANG="${LANG:-C.UTF-8}"
 export LANG

@@ -5,6 +5,7 @@
 //! when the whole bundle checked out: a tampered or truncated bundle leaves nothing behind.
 
 use super::{Expected, Store, StoreError, VerifiedObject};
+use crate::digest::Digest;
 use crate::layer::tar::{EntryKind, Header, TarWriter};
 use crate::lockfile::Lockfile;
 use crate::name::NameError;
@@ -15,13 +16,19 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "carbon-bundle.json";
-const FORMAT: u32 = 1;
+/// 2: objects may be pinned by sha512 (npm tarballs); format 1 bundles are still read.
+const FORMAT: u32 = 2;
 
 /// One object of a bundle: its file name (as the store names it after the hash), hash, size.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BundleObject {
     pub name: String,
+    /// Empty for an object pinned by `sha512`.
+    #[serde(default)]
     pub sha256: String,
+    /// An npm tarball's sha512 (hex), which the store names it by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha512: Option<String>,
     pub size: u64,
     /// `package`, `index` or `keyring`.
     pub kind: String,
@@ -38,6 +45,16 @@ pub struct BundleManifest {
     pub locks: BTreeMap<String, String>,
 }
 
+impl BundleObject {
+    /// What the object is pinned by (and the store names it by).
+    pub fn digest(&self) -> Digest {
+        match &self.sha512 {
+            Some(hex) => Digest::Sha512(hex.clone()),
+            None => Digest::Sha256(self.sha256.clone()),
+        }
+    }
+}
+
 impl BundleManifest {
     /// Checks every name the manifest carries before any of it is used: object names and
     /// hashes become store paths, ref names become files under `refs/`, and a ref must
@@ -46,7 +63,18 @@ impl BundleManifest {
         use crate::name::{file_name, image_name, ref_name, sha256_hex};
         for o in &self.objects {
             file_name("bundle object name", &o.name)?;
-            sha256_hex("bundle object sha256", &o.sha256)?;
+            match &o.sha512 {
+                Some(hex) => {
+                    Digest::sha512(hex).map_err(|_| NameError {
+                        what: "bundle object sha512",
+                        shown: format!("{hex:?}"),
+                        reason: crate::name::Reason::NotHex,
+                    })?;
+                }
+                None => {
+                    sha256_hex("bundle object sha256", &o.sha256)?;
+                }
+            }
             if !["package", "index", "keyring"].contains(&o.kind.as_str()) {
                 return Err(NameError {
                     what: "bundle object kind",
@@ -138,11 +166,25 @@ fn needed(
                         BundleObject {
                             name: file.clone(),
                             sha256: sha256.clone(),
+                            sha512: None,
                             size,
                             kind: "package".into(),
                         },
                     );
                 }
+            }
+            for p in &arch.npm {
+                let name = crate::npm::install::file_name(p).to_string();
+                packages.insert(
+                    (p.integrity.to_string(), name.clone()),
+                    BundleObject {
+                        name,
+                        sha256: String::new(),
+                        sha512: Some(p.integrity.hex().to_string()),
+                        size: p.size,
+                        kind: "package".into(),
+                    },
+                );
             }
             for d in &arch.debian {
                 packages.insert(
@@ -150,6 +192,7 @@ fn needed(
                     BundleObject {
                         name: d.file_name().into(),
                         sha256: d.sha256.clone(),
+                        sha512: None,
                         size: d.size,
                         kind: "package".into(),
                     },
@@ -164,6 +207,7 @@ fn needed(
                 BundleObject {
                     name,
                     sha256: inrelease.clone(),
+                    sha512: None,
                     size: 0,
                     kind: "index".into(),
                 },
@@ -184,6 +228,7 @@ fn needed(
                     BundleObject {
                         name,
                         sha256: sha,
+                        sha512: None,
                         size: 0,
                         kind: "index".into(),
                     },
@@ -224,8 +269,8 @@ pub fn export(
     let (packages, indexes, refs) = needed(locks);
     let missing: Vec<String> = packages
         .iter()
-        .filter(|o| !store.contains(&o.sha256, &o.name, Some(o.size)))
-        .map(|o| format!("  {} (sha256 {})", o.name, o.sha256))
+        .filter(|o| !store.holds(&o.digest(), &o.name, Some(o.size)))
+        .map(|o| format!("  {} ({})", o.name, o.digest()))
         .collect();
     if !missing.is_empty() {
         return Err(BundleError::Missing {
@@ -236,7 +281,7 @@ pub fn export(
     let mut objects = packages;
     let mut missing_indexes = Vec::new();
     for mut o in indexes {
-        match std::fs::metadata(store.source_path(&o.sha256, &o.name)) {
+        match std::fs::metadata(store.object_path(&o.digest(), &o.name)) {
             Ok(m) => {
                 o.size = m.len();
                 objects.push(o);
@@ -251,6 +296,7 @@ pub fn export(
             BundleObject {
                 name: name.rsplit('/').next().unwrap_or(name).to_string(),
                 sha256: sha,
+                sha512: None,
                 size: bytes.len() as u64,
                 kind: "keyring".into(),
             },
@@ -303,7 +349,7 @@ pub fn export(
         )?;
         let mut bytes = 0;
         for o in &objects {
-            let path = format!("objects/{}/{}", o.sha256, o.name);
+            let path = format!("objects/{}/{}", o.digest().hex(), o.name);
             if o.kind == "keyring" {
                 let data = keyring_objects
                     .iter()
@@ -314,7 +360,7 @@ pub fn export(
             } else {
                 w.append_reader(
                     &header(path, o.size),
-                    File::open(store.source_path(&o.sha256, &o.name))?,
+                    File::open(store.object_path(&o.digest(), &o.name))?,
                 )?;
             }
             bytes += o.size;
@@ -397,7 +443,7 @@ pub fn import(store: &Store, path: &Path) -> Result<ImportReport, BundleError> {
             path: path.into(),
             reason: format!("{MANIFEST}: {e}"),
         })?;
-    if manifest.format != FORMAT {
+    if !(1..=FORMAT).contains(&manifest.format) {
         return Err(BundleError::NotABundle {
             path: path.into(),
             reason: format!(
@@ -413,7 +459,7 @@ pub fn import(store: &Store, path: &Path) -> Result<ImportReport, BundleError> {
     let mut wanted: BTreeMap<String, &BundleObject> = manifest
         .objects
         .iter()
-        .map(|o| (format!("objects/{}/{}", o.sha256, o.name), o))
+        .map(|o| (format!("objects/{}/{}", o.digest().hex(), o.name), o))
         .collect();
     let mut verified: Vec<VerifiedObject> = Vec::new();
     let mut already = 0;
@@ -423,14 +469,14 @@ pub fn import(store: &Store, path: &Path) -> Result<ImportReport, BundleError> {
         let Some(object) = wanted.remove(&name) else {
             return Err(damaged(format!("{name:?} is not in the manifest")));
         };
-        if store.contains(&object.sha256, &object.name, Some(object.size))
+        if store.holds(&object.digest(), &object.name, Some(object.size))
             && object.kind != "keyring"
         {
             already += 1;
             std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| damaged(e.to_string()))?;
             continue;
         }
-        let mut pending = store.begin(&object.name)?;
+        let mut pending = store.begin_for(&object.name, &object.digest())?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = entry
@@ -441,7 +487,10 @@ pub fn import(store: &Store, path: &Path) -> Result<ImportReport, BundleError> {
             }
             pending.write_all(&buf[..n])?;
         }
-        let expected = Expected::sha256(&object.sha256, Some(object.size));
+        let expected = Expected {
+            digest: object.digest(),
+            size: Some(object.size),
+        };
         verified.push(
             pending
                 .verify(&expected)

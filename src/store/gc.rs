@@ -5,11 +5,10 @@
 //! process is reading or writing meanwhile. `verify` re-hashes every object.
 
 use super::{Area, Store, StoreError, path};
+use crate::digest::Digest;
 use crate::lockfile::Lockfile;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The entries of a directory that may not exist (then there are none).
@@ -50,6 +49,12 @@ impl Roots {
                     self.packages.insert(name);
                     self.python_hashes.insert(pin.sha256.clone());
                 }
+            }
+            for p in &arch.npm {
+                let name =
+                    path::fixed_output_name_of(&p.integrity, crate::npm::install::file_name(p));
+                self.objects.insert(name.clone());
+                self.packages.insert(name);
             }
             for d in &arch.debian {
                 let name = path::fixed_output_name(&d.sha256, d.file_name());
@@ -325,33 +330,36 @@ pub enum Problem {
     Missing(String),
 }
 
-fn sha256_file(p: &Path) -> std::io::Result<String> {
+/// The digest of a file's content, of the algorithm of `like`.
+fn file_digest(p: &Path, like: Digest) -> std::io::Result<Digest> {
     let mut f = fs::File::open(p)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    let mut h = like.hasher();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h.finalize())
 }
 
 /// How a file's hash must relate to its name.
 enum Named {
-    /// `<nix hash>-<name>`: the fixed-output name of its sha256.
+    /// `<nix hash>-<name>`: the fixed-output name of its sha256 (or, for an npm tarball,
+    /// of its sha512).
     Object(String),
     /// `blobs/sha256/<hex>`: the hex itself.
     Blob(String),
 }
 
 impl Named {
-    fn matches(&self, sha: &str) -> bool {
+    /// Whether the file's content is what its name says.
+    fn holds(&self, p: &Path) -> bool {
         match self {
-            Named::Object(name) => path::fixed_output_name(sha, &name[33..]) == *name,
-            Named::Blob(hex) => sha == hex,
+            Named::Object(name) => [Digest::Sha256(String::new()), Digest::Sha512(String::new())]
+                .into_iter()
+                .any(|like| {
+                    file_digest(p, like)
+                        .is_ok_and(|d| path::fixed_output_name_of(&d, &name[33..]) == *name)
+                }),
+            Named::Blob(hex) => {
+                file_digest(p, Digest::Sha256(String::new())).is_ok_and(|d| d.hex() == hex)
+            }
         }
     }
 }
@@ -383,10 +391,7 @@ pub fn verify(store: &Store, roots: &Roots) -> Result<(usize, Vec<Problem>), Sto
     use rayon::prelude::*;
     let mut problems: Vec<Problem> = files
         .par_iter()
-        .filter_map(|(p, ok)| match sha256_file(p) {
-            Ok(sha) if ok.matches(&sha) => None,
-            _ => Some(Problem::Corrupt(p.clone())),
-        })
+        .filter_map(|(p, named)| (!named.holds(p)).then(|| Problem::Corrupt(p.clone())))
         .collect();
     problems.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
     for name in &roots.packages {

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod deb;
 pub mod engine;
+pub mod npm;
 pub mod pypi;
 pub mod server;
 
@@ -336,7 +337,8 @@ mirror = "debian-security"
             .env(
                 "CARBON_MIRROR_PYPI",
                 format!("{}/pypi/simple", self.server.url),
-            );
+            )
+            .env("CARBON_MIRROR_NPM", format!("{}/npm", self.server.url));
         c
     }
 

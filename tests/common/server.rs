@@ -104,6 +104,13 @@ impl Server {
                     let _ = stream.write_all(&data[..n.min(data.len())]);
                     return;
                 }
+                (_, Ok(data)) if line.starts_with("HEAD ") => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                        data.len()
+                    );
+                }
                 (_, Ok(data)) => {
                     if let Some((start, end)) = range {
                         let end = end

@@ -141,6 +141,7 @@ pgrep -u carbon -f cinnamon-session >/dev/null
 ok Cinnamon session
 # Login shells get the image's environment.
 [ "$(su - carbon -c 'command -v python3')" = /opt/carbon/python/bin/python3 ]
+[ "$(su - carbon -c 'command -v node')" = /opt/carbon/node/bin/node ]
 ok login shell PATH
 
 # CLI tools.

@@ -1,0 +1,64 @@
+//! An npm registry in a directory (served by the test server): packuments in the
+//! abbreviated form npm asks for, and tarballs packed as `npm pack` packs them.
+
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// One file of a package: path under `package/`, bytes, mode.
+pub type File<'a> = (&'a str, &'a [u8], u32);
+
+/// A gzip tarball of `files` under `package/`, with `package.json` made from `manifest`.
+pub fn tarball(manifest: &Value, files: &[File]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let json = manifest.to_string();
+    let mut all: Vec<File> = vec![("package.json", json.as_bytes(), 0o644)];
+    all.extend_from_slice(files);
+    for (path, data, mode) in all {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(499_162_500);
+        h.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut h, format!("package/{path}"), data)
+            .unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+/// `sha512-<base64>` of `bytes`.
+pub fn integrity(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest;
+    format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(bytes))
+    )
+}
+
+/// Publishes `name@version` (its manifest: `fields` plus name and version) with `files`
+/// into the registry at `root`, served at `url`; the newest publish is `latest`.
+pub fn publish(root: &Path, url: &str, name: &str, version: &str, fields: Value, files: &[File]) {
+    let mut manifest = fields;
+    manifest["name"] = json!(name);
+    manifest["version"] = json!(version);
+    let tgz = tarball(&manifest, files);
+    let base = name.rsplit('/').next().unwrap();
+    // Tarballs under their own directory: a packument is a file where the registry has a
+    // directory of the same name.
+    let rel = format!("tarballs/{name}/-/{base}-{version}.tgz");
+    let path = root.join(&rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &tgz).unwrap();
+    manifest["dist"] = json!({"tarball": format!("{url}/{rel}"), "integrity": integrity(&tgz)});
+    let doc_path = root.join(name.replacen('/', "%2f", 1));
+    let mut doc: Value = std::fs::read(&doc_path)
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or_else(|_| json!({"name": name, "dist-tags": {}, "versions": {}}));
+    doc["versions"][version] = manifest;
+    doc["dist-tags"]["latest"] = json!(version);
+    std::fs::write(doc_path, doc.to_string()).unwrap();
+}

