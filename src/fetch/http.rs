@@ -234,6 +234,27 @@ impl Fetcher {
         accept: Option<&str>,
         range: Option<(u64, u64)>,
     ) -> Result<Vec<u8>, FetchError> {
+        self.get(url, accept, range, false)
+            .map(|got| got.expect("a missing file is an error"))
+    }
+
+    /// [`Fetcher::get_url`] of a whole file that may not exist: `None` when the server
+    /// answers 404 or 410 (as the npm registry does for a package never published).
+    pub fn get_url_if_present(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        self.get(url, accept, None, true)
+    }
+
+    fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<(u64, u64)>,
+        missing_ok: bool,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
         if self.offline {
             return Err(FetchError::Offline {
                 what: url.to_string(),
@@ -249,12 +270,14 @@ impl Fetcher {
             }
         };
         if let Some(path) = url.strip_prefix("file://") {
-            return std::fs::read(path)
-                .map(|b| slice(b, true))
-                .map_err(|e| FetchError::Failed {
+            return match std::fs::read(path) {
+                Ok(b) => Ok(Some(slice(b, true))),
+                Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(FetchError::Failed {
                     name: url.to_string(),
                     attempts: format!("  {e}"),
-                });
+                }),
+            };
         }
         let mut log = Vec::new();
         for attempt in 0..self.attempts_per_mirror {
@@ -272,9 +295,12 @@ impl Fetcher {
                 Ok(response) if response.status().is_success() => {
                     let whole = response.status().as_u16() == 200;
                     match response.bytes() {
-                        Ok(b) => return Ok(slice(b.to_vec(), whole)),
+                        Ok(b) => return Ok(Some(slice(b.to_vec(), whole))),
                         Err(e) => log.push(format!("  {url}: {}", error_chain(&e))),
                     }
+                }
+                Ok(response) if missing_ok && matches!(response.status().as_u16(), 404 | 410) => {
+                    return Ok(None);
                 }
                 Ok(response) => {
                     let status = response.status();

@@ -388,10 +388,13 @@ fn resolve_loaded(
     };
     let npm_plan = crate::npm::NpmPlan::of(&plan.components).map_err(|e| npm_error("all", e))?;
     let npm_registry = match &npm_plan {
-        Some(_) => Some(crate::npm::registry::Registry::new(
-            ctx.fetcher,
-            ctx.mirrors.mirror(crate::npm::MIRROR)?.urls,
-        )),
+        Some(_) => Some(
+            crate::npm::registry::Registry::new(
+                ctx.fetcher,
+                ctx.mirrors.mirror(crate::npm::MIRROR)?.urls,
+            )
+            .with_disk_cache(ctx.store.area(crate::store::Area::NpmMetadata)),
+        ),
         None => None,
     };
     let python_indexes = if python_requests.is_empty() {
@@ -448,7 +451,7 @@ fn resolve_loaded(
                 .collect();
             let npm = match (&npm_plan, &npm_registry) {
                 (Some(npm_plan), Some(registry)) => {
-                    crate::npm::lock_arch(registry, ctx.fetcher, npm_plan, arch, npm_sizes)
+                    crate::npm::lock_arch(registry, npm_plan, arch, npm_sizes)
                         .map_err(|e| npm_error(arch, e))?
                 }
                 _ => Vec::new(),

@@ -124,7 +124,6 @@ impl NpmPlan {
 /// already known (by integrity): only the others are asked of the registry.
 pub fn lock_arch(
     registry: &registry::Registry,
-    fetcher: &crate::fetch::Fetcher,
     plan: &NpmPlan,
     arch: &str,
     sizes: &BTreeMap<String, u64>,
@@ -196,12 +195,14 @@ pub fn lock_arch(
             let path = registry.tarball_path(&name, &url)?;
             let size = match sizes.get(&integrity.sri()) {
                 Some(&s) => s,
-                None => fetcher
-                    .content_length(&url)
-                    .map_err(|error| NpmError::Size {
-                        url: url.clone(),
-                        error,
-                    })?,
+                None => {
+                    registry
+                        .tarball_size(&url, &integrity)
+                        .map_err(|error| NpmError::Size {
+                            url: url.clone(),
+                            error,
+                        })?
+                }
             };
             Ok(NpmArtifact {
                 name,

@@ -17,14 +17,29 @@ pub enum RegistryError {
     Bad { name: String, reason: String },
 }
 
-/// All versions of one package.
+/// All versions of one package. Each version's manifest is parsed only when asked for:
+/// a packument lists hundreds (megabytes of JSON) and resolution looks at a few.
 #[derive(Debug, Deserialize)]
 pub struct Packument {
     pub name: String,
     #[serde(rename = "dist-tags", default)]
     pub dist_tags: BTreeMap<String, String>,
     #[serde(default)]
-    pub versions: BTreeMap<String, Manifest>,
+    versions: BTreeMap<String, Box<serde_json::value::RawValue>>,
+}
+
+impl Packument {
+    /// The versions it lists.
+    pub fn versions(&self) -> impl Iterator<Item = &str> {
+        self.versions.keys().map(String::as_str)
+    }
+
+    /// The manifest of `version`; `None` when it is not listed, does not parse, or names
+    /// another package or version than where it is listed.
+    pub fn manifest(&self, version: &str) -> Option<Manifest> {
+        let m: Manifest = serde_json::from_str(self.versions.get(version)?.get()).ok()?;
+        (m.name == self.name && m.version == version).then_some(m)
+    }
 }
 
 /// One version of a package, as the registry describes it.
@@ -133,17 +148,29 @@ impl Manifest {
     }
 }
 
+/// The cache file of a URL: its sha256, so that no name from outside becomes a path.
+fn cache_name(url: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(url.as_bytes()))
+}
+
 /// `@scope/name` → `@scope%2fname`, as npm asks for it.
 fn escaped(name: &str) -> String {
     name.replacen('/', "%2f", 1)
 }
 
-/// Packuments fetched this run, by package name.
+/// How long a packument on disk is used without asking the registry again: the
+/// `max-age` the npm registry gives packuments, which npm's own cache honours.
+pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Packuments fetched this run, by package name, and (with a disk cache) fetched lately.
 pub struct Registry<'a> {
     fetcher: &'a Fetcher,
     /// The registry's base URLs, first tried first.
     pub urls: Vec<String>,
     cache: Mutex<HashMap<String, Arc<Packument>>>,
+    /// Where packuments are kept between runs (the store's `npm-metadata`).
+    disk: Option<std::path::PathBuf>,
 }
 
 impl<'a> Registry<'a> {
@@ -152,6 +179,37 @@ impl<'a> Registry<'a> {
             fetcher,
             urls,
             cache: Mutex::default(),
+            disk: None,
+        }
+    }
+
+    /// Keeps packuments in `dir`: one fetched less than [`FRESH_FOR`] ago is used without
+    /// asking the registry, and offline any kept one is.
+    pub fn with_disk_cache(mut self, dir: std::path::PathBuf) -> Registry<'a> {
+        self.disk = Some(dir);
+        self
+    }
+
+    /// The kept copy of `url` if it may be used now.
+    fn kept(&self, url: &str) -> Option<Vec<u8>> {
+        let path = self.disk.as_ref()?.join(cache_name(url));
+        let age = std::fs::metadata(&path)
+            .ok()?
+            .modified()
+            .ok()?
+            .elapsed()
+            .ok()?;
+        (self.fetcher.is_offline() || age < FRESH_FOR)
+            .then(|| std::fs::read(&path).ok())
+            .flatten()
+    }
+
+    fn keep(&self, url: &str, bytes: &[u8]) {
+        if let Some(dir) = &self.disk
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            // A cache: a failed write only costs a fetch next time.
+            let _ = crate::store::write_atomic(&dir.join(cache_name(url)), bytes);
         }
     }
 
@@ -167,19 +225,34 @@ impl<'a> Registry<'a> {
         let mut last = None;
         for base in &self.urls {
             let url = format!("{}/{}", base.trim_end_matches('/'), escaped(name));
-            match self.fetcher.get_url(
-                &url,
-                Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
-                None,
-            ) {
-                Ok(bytes) => {
-                    let packument = parse(name, &bytes)?;
-                    let packument = Arc::new(packument);
+            // A kept copy is used while fresh; one that does not parse is fetched again.
+            let kept = self.kept(&url);
+            let got = match kept.as_deref() {
+                Some([]) => Ok(None),
+                Some(bytes) if parse(name, bytes).is_ok() => Ok(Some(bytes.to_vec())),
+                _ => self
+                    .fetcher
+                    .get_url_if_present(
+                        &url,
+                        Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
+                    )
+                    // An empty file keeps "the registry has no such package".
+                    .inspect(|got| self.keep(&url, got.as_deref().unwrap_or_default())),
+            };
+            match got {
+                Ok(Some(bytes)) => {
+                    let packument = Arc::new(parse(name, &bytes)?);
                     self.cache
                         .lock()
                         .expect("cache lock")
                         .insert(name.to_string(), packument.clone());
                     return Ok(packument);
+                }
+                Ok(None) => {
+                    last = Some(FetchError::Failed {
+                        name: url.clone(),
+                        attempts: "  the registry has no such package".into(),
+                    })
                 }
                 Err(error) => last = Some(error),
             }
@@ -190,6 +263,33 @@ impl<'a> Registry<'a> {
                 what: format!("{name} (no npm registry configured)"),
             }),
         })
+    }
+
+    /// The size of the tarball at `url` whose sha512 is `integrity` (a HEAD request, kept
+    /// on disk: the bytes an integrity names never change).
+    pub fn tarball_size(
+        &self,
+        url: &str,
+        integrity: &crate::digest::Digest,
+    ) -> Result<u64, FetchError> {
+        let kept = self
+            .disk
+            .as_ref()
+            .map(|d| d.join(format!("size-{}", cache_name(&integrity.to_string()))));
+        if let Some(size) = kept
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Ok(size);
+        }
+        let size = self.fetcher.content_length(url)?;
+        if let (Some(path), Some(dir)) = (&kept, &self.disk)
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let _ = crate::store::write_atomic(path, size.to_string().as_bytes());
+        }
+        Ok(size)
     }
 
     /// Where a tarball URL lies under the registry: the path after the base URL. A

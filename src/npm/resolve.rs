@@ -130,7 +130,7 @@ const ROOT: usize = 0;
 /// (and is neither deprecated nor refused by its engines), otherwise the highest version
 /// in the range, preferring versions that are not deprecated and whose engines accept
 /// `node`.
-pub fn pick<'p>(packument: &'p Packument, wanted: &Wanted, node: &Version) -> Option<&'p Manifest> {
+pub fn pick(packument: &Packument, wanted: &Wanted, node: &Version) -> Option<Manifest> {
     let engine_ok = |m: &Manifest| {
         m.node_engine()
             .and_then(|r| Range::parse(r).ok())
@@ -141,25 +141,25 @@ pub fn pick<'p>(packument: &'p Packument, wanted: &Wanted, node: &Version) -> Op
             return packument
                 .dist_tags
                 .get(tag)
-                .and_then(|v| packument.versions.get(v));
+                .and_then(|v| packument.manifest(v));
         }
         Wanted::Range(range) => range,
     };
     if let Some(latest) = packument
         .dist_tags
         .get("latest")
-        .and_then(|v| packument.versions.get(v))
-        && Version::parse(&latest.version).is_ok_and(|v| range.satisfies(&v))
-        && engine_ok(latest)
+        .filter(|v| Version::parse(v).is_ok_and(|v| range.satisfies(&v)))
+        .and_then(|v| packument.manifest(v))
+        && engine_ok(&latest)
         && !latest.is_deprecated()
     {
         return Some(latest);
     }
     packument
-        .versions
-        .values()
-        .filter_map(|m| Version::parse(&m.version).ok().map(|v| (v, m)))
+        .versions()
+        .filter_map(|s| Version::parse(s).ok().map(|v| (v, s)))
         .filter(|(v, _)| range.satisfies(v))
+        .filter_map(|(v, s)| packument.manifest(s).map(|m| (v, m)))
         .max_by(|(va, a), (vb, b)| {
             let key = |m: &Manifest| {
                 let (engine, fresh) = (engine_ok(m), !m.is_deprecated());
@@ -486,7 +486,6 @@ pub fn resolve(
                     by,
                 });
             };
-            let manifest = manifest.clone();
             let component = match from {
                 ROOT => tree.nodes[ROOT].edge_components[&edge.spec.name].clone(),
                 _ => tree.nodes[from].component.clone(),
@@ -596,7 +595,7 @@ fn prune(tree: &Tree, omit: &BTreeSet<String>) -> Result<Vec<Placed>, ResolveErr
 
 /// The Node.js runtime for `wanted` (a major version): the newest build of that major in
 /// the registry's official builds for the arch.
-pub fn runtime<'p>(packument: &'p Packument, wanted: &str) -> Result<&'p Manifest, ResolveError> {
+pub fn runtime(packument: &Packument, wanted: &str) -> Result<Manifest, ResolveError> {
     let bad = |reason: String| ResolveError::Runtime {
         wanted: wanted.to_string(),
         reason,
@@ -605,12 +604,11 @@ pub fn runtime<'p>(packument: &'p Packument, wanted: &str) -> Result<&'p Manifes
         .parse()
         .map_err(|_| bad("expected a major version such as \"24\"".into()))?;
     packument
-        .versions
-        .values()
-        .filter_map(|m| Version::parse(&m.version).ok().map(|v| (v, m)))
+        .versions()
+        .filter_map(|s| Version::parse(s).ok().map(|v| (v, s)))
         .filter(|(v, _)| v.major() == major && !v.is_prerelease())
         .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, m)| m)
+        .and_then(|(_, s)| packument.manifest(s))
         .ok_or_else(|| bad(format!("{} has no {major}.x build", packument.name)))
 }
 

@@ -206,7 +206,9 @@ fn dead_in(store: &Store, area: Area, roots: &Roots, report: &mut GcReport) -> V
     match area {
         // Nothing in them is live once gc holds the exclusive lock, or it is a pure cache
         // whose every entry can be made again with identical bytes.
-        Area::Tmp | Area::PycCache | Area::Uploads => entries(&dir).map(|e| e.path()).collect(),
+        Area::Tmp | Area::PycCache | Area::NpmMetadata | Area::Uploads => {
+            entries(&dir).map(|e| e.path()).collect()
+        }
         // Pointers (their targets are kept above) and the user's own roots.
         Area::Refs | Area::GcRoots => Vec::new(),
         Area::Blobs => entries(&dir.join("sha256"))

@@ -103,13 +103,16 @@ pub enum Area {
     PypiMetadata,
     /// Which wheel an sdist build made (`sdist`): live while that wheel is kept.
     PypiBuilds,
+    /// npm packuments by URL, with when they were fetched (`npm`): an accelerator that
+    /// lets a re-lock within minutes, or an offline one, skip the registry; emptied by gc.
+    NpmMetadata,
     /// Unfinished registry uploads and the repositories pushed to (`registry`): only an
     /// accelerator, emptied by gc.
     Uploads,
 }
 
 impl Area {
-    pub const ALL: [Area; 10] = [
+    pub const ALL: [Area; 11] = [
         Area::Tmp,
         Area::Refs,
         Area::Blobs,
@@ -119,6 +122,7 @@ impl Area {
         Area::PycCache,
         Area::PypiMetadata,
         Area::PypiBuilds,
+        Area::NpmMetadata,
         Area::Uploads,
     ];
 
@@ -132,6 +136,7 @@ impl Area {
             Area::Realized => "realized",
             Area::GcRoots => "gcroots",
             Area::PycCache => "pyc-cache",
+            Area::NpmMetadata => "npm-metadata",
             Area::PypiMetadata => "pypi-metadata",
             Area::PypiBuilds => "pypi-builds",
             Area::Uploads => "uploads",
