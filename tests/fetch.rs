@@ -218,7 +218,7 @@ fn offline_fetch_makes_no_connection_and_lists_what_is_missing() {
         err.contains("offline mode: 17 artifact(s) are not in the store"),
         "{err}"
     );
-    assert!(err.contains("hello_2.10-5_amd64.deb (sha256 "), "{err}");
+    assert!(err.contains("hello_2.10-5_amd64.deb (sha256:"), "{err}");
     assert_eq!(sb.server.requests().len(), before);
     sb.ok(&["fetch"]);
     sb.ok(&["--offline", "fetch", "test"]);

@@ -600,9 +600,9 @@ mod tests {
     fn missing_mirror_says_what_to_set() {
         let dir = apt_dir("", "");
         let s = MirrorSettings::load(&[], BTreeMap::new(), None, dir.path()).unwrap();
-        let err = s.mirror("npm").unwrap_err().to_string();
+        let err = s.mirror("elsewhere").unwrap_err().to_string();
         assert!(
-            err.contains("CARBON_MIRROR_NPM") && err.contains("--mirror npm=URL"),
+            err.contains("CARBON_MIRROR_ELSEWHERE") && err.contains("--mirror elsewhere=URL"),
             "{err}"
         );
         assert!(
