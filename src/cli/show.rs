@@ -71,16 +71,19 @@ fn describe(cli: &Cli, args: &ShowArgs, out: &mut String) -> Result<(), CliError
             for (arch, a) in &lock.archs {
                 let debs: Vec<_> = a.debian.iter().filter(|d| d.component == c.name).collect();
                 let wheels: Vec<_> = a.python.iter().filter(|w| w.component == c.name).collect();
+                let npm: Vec<_> = a.npm.iter().filter(|p| p.component == c.name).collect();
                 let bytes: u64 = debs.iter().map(|d| d.size).sum::<u64>()
-                    + wheels.iter().map(|w| w.size).sum::<u64>();
-                let wheel_count = if wheels.is_empty() {
-                    String::new()
-                } else {
-                    format!(" + {} wheels", wheels.len())
+                    + wheels.iter().map(|w| w.size).sum::<u64>()
+                    + npm.iter().map(|p| p.size).sum::<u64>();
+                let more = |n: usize, what: &str| match n {
+                    0 => String::new(),
+                    n => format!(" + {n} {what}"),
                 };
                 counts.push(format!(
-                    "{arch}: {} packages{wheel_count}, {}",
+                    "{arch}: {} packages{}{}, {}",
                     debs.len(),
+                    more(wheels.len(), "wheels"),
+                    more(npm.len(), "npm packages"),
                     human(bytes)
                 ));
             }
