@@ -279,11 +279,7 @@ impl Fetcher {
                 }),
             };
         }
-        let mut log = Vec::new();
-        for attempt in 0..self.attempts_per_mirror {
-            if attempt > 0 {
-                std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
-            }
+        let request = || {
             let mut request = self.client.get(url);
             if let Some(a) = accept {
                 request = request.header("Accept", a);
@@ -291,14 +287,37 @@ impl Fetcher {
             if let Some((start, end)) = range {
                 request = request.header("Range", format!("bytes={start}-{end}"));
             }
-            match request.send() {
-                Ok(response) if response.status().is_success() => {
-                    let whole = response.status().as_u16() == 200;
-                    match response.bytes() {
-                        Ok(b) => return Ok(Some(slice(b.to_vec(), whole))),
-                        Err(e) => log.push(format!("  {url}: {}", error_chain(&e))),
-                    }
-                }
+            request
+        };
+        self.with_retries(url, request, missing_ok, |response| {
+            let whole = response.status().as_u16() == 200;
+            response
+                .bytes()
+                .map(|b| slice(b.to_vec(), whole))
+                .map_err(|e| error_chain(&e))
+        })
+    }
+
+    /// Sends a request (made afresh for each attempt) and reads its successful response,
+    /// retrying transport errors, failed reads, server errors and 429 with backoff; a 404
+    /// or 410 is `Ok(None)` when `missing_ok`, another status fails at once.
+    fn with_retries<T>(
+        &self,
+        url: &str,
+        request: impl Fn() -> reqwest::blocking::RequestBuilder,
+        missing_ok: bool,
+        read: impl Fn(reqwest::blocking::Response) -> Result<T, String>,
+    ) -> Result<Option<T>, FetchError> {
+        let mut log = Vec::new();
+        for attempt in 0..self.attempts_per_mirror {
+            if attempt > 0 {
+                std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
+            }
+            match request().send() {
+                Ok(response) if response.status().is_success() => match read(response) {
+                    Ok(got) => return Ok(Some(got)),
+                    Err(why) => log.push(format!("  {url}: {why}")),
+                },
                 Ok(response) if missing_ok && matches!(response.status().as_u16(), 404 | 410) => {
                     return Ok(None);
                 }
@@ -334,37 +353,16 @@ impl Fetcher {
                 .map(|m| m.len())
                 .map_err(|e| failed(format!("  {e}")));
         }
-        let mut log = Vec::new();
-        for attempt in 0..self.attempts_per_mirror {
-            if attempt > 0 {
-                std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
-            }
-            match self.client.head(url).send() {
-                Ok(response) if response.status().is_success() => {
-                    match response
-                        .headers()
-                        .get(reqwest::header::CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                    {
-                        Some(len) => return Ok(len),
-                        None => {
-                            log.push(format!("  {url}: no Content-Length"));
-                            break;
-                        }
-                    }
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    log.push(format!("  {url}: HTTP {status}"));
-                    if !(status.is_server_error() || status.as_u16() == 429) {
-                        break;
-                    }
-                }
-                Err(e) => log.push(format!("  {url}: {}", error_chain(&e))),
-            }
-        }
-        Err(failed(log.join("\n")))
+        let length = |response: reqwest::blocking::Response| {
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| "no Content-Length".to_string())
+        };
+        self.with_retries(url, || self.client.head(url), false, length)
+            .map(|got| got.expect("a missing file is an error"))
     }
 
     fn open(&self, url: &str) -> Result<Box<dyn Read>, Attempt> {
