@@ -70,7 +70,7 @@ npm_run() { echo "cd '$out/project' && '$node' '$npm_cli' --registry '$registry'
 bench "npm, cold" --runs 3 --prepare "rm -rf '$out/npm-cache' '$out/project/package-lock.json'" "$(npm_run install --package-lock-only)"
 bench "npm, warm" --warmup 1 --runs 10 --prepare "rm -f '$out/project/package-lock.json'" "$(npm_run install --package-lock-only)"
 
-echo "== install the npm set (amd64): layers from the store vs npm ci from its warm cache"
+echo "== install the npm set (amd64): layers from the store vs npm from its lock and warm cache"
 npm_run install --package-lock-only | bash
 # `npm ci` refuses this set: pnpm names optional packages the registry does not have, so
 # npm calls its own lock out of sync. `npm install` with that lock present installs from it.

@@ -139,7 +139,7 @@ pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
     }
     for arch in lock.archs.values() {
         for p in &arch.npm {
-            let name = crate::npm::install::file_name(p).to_string();
+            let name = p.file_name().to_string();
             out.entry((p.integrity.to_string(), name.clone()))
                 .or_insert_with(|| Wanted {
                     name,

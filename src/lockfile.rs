@@ -88,6 +88,13 @@ pub struct NpmArtifact {
     pub size: u64,
 }
 
+impl NpmArtifact {
+    /// The store name of its tarball: the last component of its registry path.
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
 /// An npm line as written, checked into an [`NpmArtifact`].
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +113,7 @@ impl TryFrom<NpmLine> for NpmArtifact {
 
     fn try_from(l: NpmLine) -> Result<Self, String> {
         let ctx = format!("npm {}@{}", l.name, l.version);
-        crate::npm::spec::check_name(&l.name).map_err(|e| format!("{ctx}: {e}"))?;
+        crate::name::npm_package("npm package name", &l.name).map_err(|e| format!("{ctx}: {e}"))?;
         let integrity = Digest::from_sri(&l.integrity).map_err(|e| format!("{ctx}: {e}"))?;
         crate::name::relative_path("path", &l.path).map_err(|e| format!("{ctx}: {e}"))?;
         if l.at != "." {
@@ -119,7 +126,8 @@ impl TryFrom<NpmLine> for NpmArtifact {
                     Some(i) => (&tail[..i], &tail[i + 1..]),
                     None => (tail, ""),
                 };
-                crate::npm::spec::check_name(name).map_err(|e| format!("{ctx}: `at`: {e}"))?;
+                crate::name::npm_package("npm package name in `at`", name)
+                    .map_err(|e| format!("{ctx}: {e}"))?;
                 rest = after;
             }
         }

@@ -87,6 +87,37 @@ pub fn file_name<'a>(what: &'static str, name: &'a str) -> Result<&'a str, NameE
     Ok(name)
 }
 
+/// An npm package name: `name` or `@scope/name`, each part letters, digits, `-`, `.`,
+/// `_` or `~`, not starting with `.` or `_`, at most 214 bytes in all (npm's own rules, of
+/// which the ones that matter here: a name is a directory, or two, under `node_modules`).
+pub fn npm_package<'a>(what: &'static str, name: &'a str) -> Result<&'a str, NameError> {
+    if name.len() > 214 {
+        return Err(refuse(what, name, Reason::TooLong(214)));
+    }
+    let parts: Vec<&str> = match name.strip_prefix('@') {
+        Some(scoped) => match scoped.split_once('/') {
+            Some((scope, rest)) => vec![scope, rest],
+            None => return Err(refuse(what, name, Reason::Character('@'))),
+        },
+        None => vec![name],
+    };
+    for part in parts {
+        if part.is_empty() {
+            return Err(refuse(what, name, Reason::Empty));
+        }
+        if part.starts_with('.') || part.starts_with('_') {
+            return Err(refuse(what, name, Reason::DotComponent));
+        }
+        if let Some(c) = part
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+        {
+            return Err(refuse(what, name, Reason::Character(c)));
+        }
+    }
+    Ok(name)
+}
+
 /// A relative path of file names joined by `/` (a mirror's pool path): no leading `/`, no
 /// empty, `.` or `..` component.
 pub fn relative_path<'a>(what: &'static str, path: &'a str) -> Result<&'a str, NameError> {

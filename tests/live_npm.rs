@@ -22,7 +22,7 @@ fn repo() -> &'static Path {
 
 /// Brings a locked tarball into the store and unpacks its `package/` into `dir`.
 fn unpack(fetcher: &Fetcher, store: &Store, urls: &[String], a: &NpmArtifact, dir: &Path) {
-    let name = npm::install::file_name(a);
+    let name = a.file_name();
     let path = fetcher
         .fetch_into_store(
             urls,

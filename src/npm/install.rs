@@ -32,11 +32,6 @@ pub enum InstallError {
     SpillFile(#[from] std::io::Error),
 }
 
-/// The store name of a tarball: the last component of its registry path.
-pub fn file_name(artifact: &NpmArtifact) -> &str {
-    artifact.path.rsplit('/').next().unwrap_or(&artifact.path)
-}
-
 fn node(kind: EntryKind, mode: u32, content: Content, package: &str) -> Node {
     Node {
         kind,
@@ -102,7 +97,7 @@ pub fn unpack(
         package: format!("{}@{}", artifact.name, artifact.version),
         reason,
     };
-    let file = store.open_verified_digest(&artifact.integrity, file_name(artifact))?;
+    let file = store.open_verified_digest(&artifact.integrity, artifact.file_name())?;
     let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
     let dir = package_dir(prefix, artifact);

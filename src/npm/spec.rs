@@ -32,28 +32,11 @@ pub struct Spec {
     pub raw: String,
 }
 
-/// Checks an npm package name: `name` or `@scope/name`, each part made of lowercase or
-/// uppercase letters, digits, `-`, `.`, `_` and `~`, not starting with `.` or `_`.
+/// Checks an npm package name (see [`crate::name::npm_package`]).
 pub fn check_name(name: &str) -> Result<(), SpecError> {
-    let bad = || SpecError::Name(name.to_string());
-    let parts: Vec<&str> = match name.strip_prefix('@') {
-        Some(scoped) => {
-            let (scope, rest) = scoped.split_once('/').ok_or_else(bad)?;
-            vec![scope, rest]
-        }
-        None => vec![name],
-    };
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && !p.starts_with('.')
-            && !p.starts_with('_')
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-    };
-    if name.len() > 214 || !parts.iter().all(|p| part_ok(p)) {
-        return Err(bad());
-    }
-    Ok(())
+    crate::name::npm_package("npm package name", name)
+        .map(|_| ())
+        .map_err(|_| SpecError::Name(name.to_string()))
 }
 
 /// What a version spec (`^1.2`, `latest`, `npm:other@^2`) allows, for a dependency `name`.

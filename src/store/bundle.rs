@@ -174,7 +174,7 @@ fn needed(
                 }
             }
             for p in &arch.npm {
-                let name = crate::npm::install::file_name(p).to_string();
+                let name = p.file_name().to_string();
                 packages.insert(
                     (p.integrity.to_string(), name.clone()),
                     BundleObject {

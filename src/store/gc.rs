@@ -51,8 +51,7 @@ impl Roots {
                 }
             }
             for p in &arch.npm {
-                let name =
-                    path::fixed_output_name_of(&p.integrity, crate::npm::install::file_name(p));
+                let name = path::fixed_output_name_of(&p.integrity, p.file_name());
                 self.objects.insert(name.clone());
                 self.packages.insert(name);
             }
