@@ -739,7 +739,7 @@ mod tests {
             (
                 "at = \"node_modules/@openai/codex/",
                 "at = \"node_modules/../../",
-                "not a valid npm package name",
+                "\"../..\" is not allowed",
             ),
             (
                 "at = \"node_modules/@openai/codex/",
