@@ -14,7 +14,8 @@ use std::fmt::Write as _;
 pub const LOCK_VERSION: i64 = 1;
 
 /// One signed index the lock was resolved against.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockedIndex {
     pub ecosystem: String,
     pub suite: String,
@@ -27,7 +28,8 @@ pub struct LockedIndex {
 }
 
 /// One Debian package pinned for one arch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "DebianLine")]
 pub struct DebianArtifact {
     pub name: String,
     pub version: String,
@@ -46,7 +48,8 @@ impl DebianArtifact {
 }
 
 /// One wheel pinned for one arch, named by its file name (never a URL).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "PythonLine")]
 pub struct PythonArtifact {
     pub name: String,
     pub version: String,
@@ -151,7 +154,8 @@ pub struct SourceBuild {
 }
 
 /// A file of a package index, pinned by name and hash.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "PinLine")]
 pub struct IndexPin {
     /// The project whose index page lists the file.
     pub project: String,
@@ -170,34 +174,15 @@ fn pin_toml(p: &IndexPin) -> String {
     )
 }
 
-fn pin_from(v: &toml::Value, ctx: &str) -> Result<IndexPin, String> {
-    let t = v.as_table().ok_or(format!("{ctx}: not a table"))?;
-    let get = |k: &str| {
-        t.get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .ok_or(format!("{ctx}: missing string `{k}`"))
-    };
-    let pin = IndexPin {
-        project: get("project")?,
-        file: get("file")?,
-        sha256: get("sha256")?,
-        size: t
-            .get("size")
-            .and_then(|v| v.as_integer())
-            .filter(|v| *v >= 0)
-            .ok_or(format!("{ctx}: missing non-negative integer `size`"))? as u64,
-    };
-    crate::name::sha256_hex("sha256", &pin.sha256).map_err(|e| format!("{ctx}: {e}"))?;
-    crate::name::file_name("file", &pin.file).map_err(|e| format!("{ctx}: {e}"))?;
-    Ok(pin)
-}
-
 /// Everything pinned for one arch.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ArchLock {
+    #[serde(default)]
     pub debian: Vec<DebianArtifact>,
+    #[serde(default)]
     pub python: Vec<PythonArtifact>,
+    #[serde(default)]
     /// Sorted by `at`: the order npm lays them out.
     pub npm: Vec<NpmArtifact>,
 }
@@ -330,240 +315,35 @@ impl Lockfile {
         out
     }
 
-    /// Parses a lockfile, refusing unknown keys and wrong types.
+    /// Parses a lockfile, refusing unknown keys, wrong types and names or digests that
+    /// fail their checks (the wire types below, each turned into its model by `TryFrom`).
     pub fn parse(text: &str) -> Result<Lockfile, LockParseError> {
         let table: toml::Table = toml::from_str(text)
             .map_err(|e| LockParseError::Toml(e.to_string().trim_end().to_string()))?;
-        let field = |m: String| LockParseError::Field(m);
+        // The version first: another format's fields would only confuse the error.
         let version = table
             .get("version")
             .and_then(|v| v.as_integer())
-            .ok_or_else(|| field("missing integer `version`".into()))?;
+            .ok_or_else(|| LockParseError::Field("missing integer `version`".into()))?;
         if version != LOCK_VERSION {
             return Err(LockParseError::Version(version));
         }
-        let string = |t: &toml::Table, key: &str, ctx: &str| -> Result<String, LockParseError> {
-            t.get(key)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| LockParseError::Field(format!("{ctx}: missing string `{key}`")))
-        };
-        let image = string(&table, "image", "top level")?;
-        let recipes = string(&table, "recipes", "top level")?;
-        let source_date_epoch = table
-            .get("source-date-epoch")
-            .and_then(|v| v.as_integer())
-            .filter(|v| *v >= 0)
-            .ok_or_else(|| field("missing non-negative integer `source-date-epoch`".into()))?
-            as u64;
-        let mut index = Vec::new();
-        let mut python_indexes = Vec::new();
-        let mut python: Vec<PythonArtifact> = Vec::new();
+        let wire: LockWire = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| LockParseError::Field(e.message().to_string()))?;
         let mut archs = BTreeMap::new();
-        for (key, value) in &table {
-            match key.as_str() {
-                "version" | "image" | "recipes" | "source-date-epoch" => {}
-                "python-indexes" => {
-                    let list = value.as_array().ok_or_else(|| {
-                        field("`python-indexes` must be an array of strings".into())
-                    })?;
-                    for v in list {
-                        python_indexes.push(
-                            v.as_str()
-                                .ok_or_else(|| {
-                                    field("`python-indexes` must be an array of strings".into())
-                                })?
-                                .to_string(),
-                        );
-                    }
-                }
-                "index" => {
-                    let items = value
-                        .as_array()
-                        .ok_or_else(|| field("`index` must be an array of tables".into()))?;
-                    for (n, item) in items.iter().enumerate() {
-                        let t = item
-                            .as_table()
-                            .ok_or_else(|| field(format!("index #{}: not a table", n + 1)))?;
-                        let ctx = format!("index #{}", n + 1);
-                        check_keys(
-                            t,
-                            &[
-                                "ecosystem",
-                                "suite",
-                                "mirror",
-                                "arch",
-                                "date",
-                                "inrelease",
-                                "packages",
-                            ],
-                            &ctx,
-                        )?;
-                        let packages =
-                            t.get("packages")
-                                .and_then(|p| p.as_table())
-                                .ok_or_else(|| field(format!("{ctx}: missing table `packages`")))?
-                                .iter()
-                                .map(|(k, v)| {
-                                    v.as_str().map(|s| (k.clone(), s.to_string())).ok_or_else(
-                                        || field(format!("{ctx}: packages.{k} must be a string")),
-                                    )
-                                })
-                                .collect::<Result<_, _>>()?;
-                        index.push(LockedIndex {
-                            ecosystem: string(t, "ecosystem", &ctx)?,
-                            suite: string(t, "suite", &ctx)?,
-                            mirror: string(t, "mirror", &ctx)?,
-                            arch: string(t, "arch", &ctx)?,
-                            date: string(t, "date", &ctx)?,
-                            inrelease: string(t, "inrelease", &ctx)?,
-                            packages,
-                        });
-                    }
-                }
-                arch if SUPPORTED_ARCHS.contains(&arch) => {
-                    let t = value
-                        .as_table()
-                        .ok_or_else(|| field(format!("[{arch}] must be a table")))?;
-                    check_keys(t, &["debian", "python", "npm"], &format!("[{arch}]"))?;
-                    let mut npm: Vec<NpmArtifact> = Vec::new();
-                    if let Some(list) = t.get("npm") {
-                        let list = list
-                            .as_array()
-                            .ok_or_else(|| field(format!("{arch}.npm must be an array")))?;
-                        for (n, item) in list.iter().enumerate() {
-                            npm.push(item.clone().try_into().map_err(|e: toml::de::Error| {
-                                field(format!("{arch}.npm #{}: {}", n + 1, e.message()))
-                            })?);
-                        }
-                    }
-                    if let Some(list) = t.get("python") {
-                        let list = list
-                            .as_array()
-                            .ok_or_else(|| field(format!("{arch}.python must be an array")))?;
-                        for (n, item) in list.iter().enumerate() {
-                            let ctx = format!("{arch}.python #{}", n + 1);
-                            let t = item
-                                .as_table()
-                                .ok_or_else(|| field(format!("{ctx}: not a table")))?;
-                            check_keys(
-                                t,
-                                &[
-                                    "name",
-                                    "version",
-                                    "component",
-                                    "file",
-                                    "sha256",
-                                    "size",
-                                    "sdist",
-                                    "build-requires",
-                                ],
-                                &ctx,
-                            )?;
-                            let sha256 = string(t, "sha256", &ctx)?;
-                            let file = string(t, "file", &ctx)?;
-                            crate::name::sha256_hex("sha256", &sha256)
-                                .and_then(|_| crate::name::file_name("file", &file))
-                                .map_err(|e| field(format!("{ctx}: {e}")))?;
-                            python.push(PythonArtifact {
-                                name: string(t, "name", &ctx)?,
-                                version: string(t, "version", &ctx)?,
-                                component: string(t, "component", &ctx)?,
-                                file,
-                                sha256,
-                                size: t
-                                    .get("size")
-                                    .and_then(|v| v.as_integer())
-                                    .filter(|v| *v >= 0)
-                                    .ok_or_else(|| {
-                                        field(format!("{ctx}: missing non-negative integer `size`"))
-                                    })? as u64,
-                                built_from: match t.get("sdist") {
-                                    None => None,
-                                    Some(sdist) => Some(SourceBuild {
-                                        sdist: pin_from(sdist, &format!("{ctx}: sdist"))
-                                            .map_err(field)?,
-                                        requires: t
-                                            .get("build-requires")
-                                            .and_then(|v| v.as_array())
-                                            .ok_or_else(|| {
-                                                field(format!(
-                                                    "{ctx}: an sdist needs a `build-requires` array"
-                                                ))
-                                            })?
-                                            .iter()
-                                            .enumerate()
-                                            .map(|(i, v)| {
-                                                pin_from(
-                                                    v,
-                                                    &format!("{ctx}: build-requires #{}", i + 1),
-                                                )
-                                            })
-                                            .collect::<Result<_, _>>()
-                                            .map_err(field)?,
-                                    }),
-                                },
-                            });
-                        }
-                    }
-                    let mut lock = ArchLock::default();
-                    if let Some(list) = t.get("debian") {
-                        let list = list
-                            .as_array()
-                            .ok_or_else(|| field(format!("{arch}.debian must be an array")))?;
-                        for (n, item) in list.iter().enumerate() {
-                            let ctx = format!("{arch}.debian #{}", n + 1);
-                            let t = item
-                                .as_table()
-                                .ok_or_else(|| field(format!("{ctx}: not a table")))?;
-                            check_keys(
-                                t,
-                                &[
-                                    "name",
-                                    "version",
-                                    "component",
-                                    "suite",
-                                    "path",
-                                    "sha256",
-                                    "size",
-                                ],
-                                &ctx,
-                            )?;
-                            let sha256 = string(t, "sha256", &ctx)?;
-                            let path = string(t, "path", &ctx)?;
-                            crate::name::sha256_hex("sha256", &sha256)
-                                .and_then(|_| crate::name::relative_path("path", &path))
-                                .map_err(|e| field(format!("{ctx}: {e}")))?;
-                            lock.debian.push(DebianArtifact {
-                                name: string(t, "name", &ctx)?,
-                                version: string(t, "version", &ctx)?,
-                                component: string(t, "component", &ctx)?,
-                                suite: string(t, "suite", &ctx)?,
-                                path,
-                                sha256,
-                                size: t
-                                    .get("size")
-                                    .and_then(|v| v.as_integer())
-                                    .filter(|v| *v >= 0)
-                                    .ok_or_else(|| {
-                                        field(format!("{ctx}: missing non-negative integer `size`"))
-                                    })? as u64,
-                            });
-                        }
-                    }
-                    lock.python = std::mem::take(&mut python);
-                    lock.npm = npm;
-                    archs.insert(arch.to_string(), lock);
-                }
-                other => return Err(field(format!("unknown key `{other}`"))),
+        for (arch, lock) in wire.archs {
+            if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
+                return Err(LockParseError::Field(format!("unknown key `{arch}`")));
             }
+            archs.insert(arch, lock);
         }
         Ok(Lockfile {
-            image,
-            recipes,
-            source_date_epoch,
-            index,
-            python_indexes,
+            image: wire.image,
+            recipes: wire.recipes,
+            source_date_epoch: wire.source_date_epoch,
+            index: wire.index,
+            python_indexes: wire.python_indexes,
             archs,
         })
     }
@@ -588,13 +368,123 @@ fn quote_key(k: &str) -> String {
     }
 }
 
-fn check_keys(t: &toml::Table, allowed: &[&str], ctx: &str) -> Result<(), LockParseError> {
-    for key in t.keys() {
-        if !allowed.contains(&key.as_str()) {
-            return Err(LockParseError::Field(format!("{ctx}: unknown key `{key}`")));
-        }
+/// A lockfile as written: the top level. Arch tables are the remaining keys (checked
+/// against the supported archs), so unknown top-level keys are refused there.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LockWire {
+    #[allow(dead_code)]
+    version: i64,
+    image: String,
+    recipes: String,
+    source_date_epoch: u64,
+    #[serde(default)]
+    python_indexes: Vec<String>,
+    #[serde(default)]
+    index: Vec<LockedIndex>,
+    #[serde(flatten)]
+    archs: BTreeMap<String, ArchLock>,
+}
+
+/// A Debian line as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DebianLine {
+    name: String,
+    version: String,
+    component: String,
+    suite: String,
+    path: String,
+    sha256: String,
+    size: u64,
+}
+
+impl TryFrom<DebianLine> for DebianArtifact {
+    type Error = String;
+
+    fn try_from(l: DebianLine) -> Result<Self, String> {
+        let ctx = format!("debian {} {}", l.name, l.version);
+        crate::name::sha256_hex("sha256", &l.sha256)
+            .and_then(|_| crate::name::relative_path("path", &l.path))
+            .map_err(|e| format!("{ctx}: {e}"))?;
+        Ok(DebianArtifact {
+            name: l.name,
+            version: l.version,
+            component: l.component,
+            suite: l.suite,
+            path: l.path,
+            sha256: l.sha256,
+            size: l.size,
+        })
     }
-    Ok(())
+}
+
+/// A wheel line as written (with what it is built from, for a wheel built here).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PythonLine {
+    name: String,
+    version: String,
+    component: String,
+    file: String,
+    sha256: String,
+    size: u64,
+    sdist: Option<IndexPin>,
+    build_requires: Option<Vec<IndexPin>>,
+}
+
+impl TryFrom<PythonLine> for PythonArtifact {
+    type Error = String;
+
+    fn try_from(l: PythonLine) -> Result<Self, String> {
+        let ctx = format!("python {} {}", l.name, l.version);
+        crate::name::sha256_hex("sha256", &l.sha256)
+            .and_then(|_| crate::name::file_name("file", &l.file))
+            .map_err(|e| format!("{ctx}: {e}"))?;
+        let built_from = match (l.sdist, l.build_requires) {
+            (None, None) => None,
+            (Some(sdist), Some(requires)) => Some(SourceBuild { sdist, requires }),
+            (Some(_), None) => {
+                return Err(format!("{ctx}: an sdist needs a `build-requires` array"));
+            }
+            (None, Some(_)) => return Err(format!("{ctx}: `build-requires` without an `sdist`")),
+        };
+        Ok(PythonArtifact {
+            name: l.name,
+            version: l.version,
+            component: l.component,
+            file: l.file,
+            sha256: l.sha256,
+            size: l.size,
+            built_from,
+        })
+    }
+}
+
+/// An index pin as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinLine {
+    project: String,
+    file: String,
+    sha256: String,
+    size: u64,
+}
+
+impl TryFrom<PinLine> for IndexPin {
+    type Error = String;
+
+    fn try_from(l: PinLine) -> Result<Self, String> {
+        crate::name::sha256_hex("sha256", &l.sha256)
+            .and_then(|_| crate::name::file_name("file", &l.file))
+            .map_err(|e| format!("{} {}: {e}", l.project, l.file))?;
+        Ok(IndexPin {
+            project: l.project,
+            file: l.file,
+            sha256: l.sha256,
+            size: l.size,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -712,9 +602,30 @@ mod tests {
     }
 
     #[test]
+    fn every_committed_lock_reads_back_to_its_own_bytes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lockfiles");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let lock = Lockfile::parse(&text).unwrap();
+            assert_eq!(lock.to_toml(), text, "{}", lock.image);
+            seen += 1;
+        }
+        assert!(seen >= 5);
+    }
+
+    #[test]
     fn refuses_unknown_keys_bad_hashes_and_escaping_paths() {
         let text = sample().to_toml();
-        assert!(Lockfile::parse(&text.replace("image =", "imgae =")).is_err());
+        let err = Lockfile::parse(&text.replace("image =", "imgae ="))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("image"), "{err}");
+        let err =
+            Lockfile::parse(&text.replace("suite = \"trixie\", path", "suit = \"trixie\", path"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("suit"), "{err}");
         assert!(
             Lockfile::parse(&text.replace(&"a".repeat(64), "xyz"))
                 .unwrap_err()
