@@ -245,15 +245,14 @@ pub fn fetch_all(
         .iter()
         .filter_map(|w| w.project.as_deref().map(|p| (p, w.mirror.as_str())))
         .collect();
-    let pages: Vec<Result<(String, Vec<crate::resolve::pypi::simple::IndexFile>), String>> =
-        projects
-            .par_iter()
-            .map(|(project, mirror)| {
-                crate::resolve::pypi::simple::project_files(fetcher, &bases[mirror], project)
-                    .map(|files| (project.to_string(), files))
-                    .map_err(|e| format!("{project}: {e}"))
-            })
-            .collect();
+    let pages: Vec<Result<(String, Vec<crate::python::simple::IndexFile>), String>> = projects
+        .par_iter()
+        .map(|(project, mirror)| {
+            crate::python::simple::project_files(fetcher, &bases[mirror], project)
+                .map(|files| (project.to_string(), files))
+                .map_err(|e| format!("{project}: {e}"))
+        })
+        .collect();
     let mut urls: BTreeMap<String, String> = BTreeMap::new();
     let mut page_errors = Vec::new();
     for page in pages {

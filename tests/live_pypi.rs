@@ -3,8 +3,8 @@
 
 use carbon_store::config::mirrors::MirrorSettings;
 use carbon_store::fetch::Fetcher;
-use carbon_store::resolve::pypi::solver::{self, PyRequest, PyTarget};
-use carbon_store::resolve::pypi::tags::Target;
+use carbon_store::python::solver::{self, PyRequest, PyTarget};
+use carbon_store::python::tags::Target;
 use carbon_store::store::Store;
 
 fn target(arch: &str) -> PyTarget {
@@ -42,7 +42,7 @@ fn resolves_the_data_science_set_for_both_archs() {
             &target(arch),
             std::slice::from_ref(&request),
             &pages,
-            &carbon_store::sdist::HostBuilder { store: &store },
+            &carbon_store::python::sdist::HostBuilder { store: &store },
         )
         .unwrap();
         println!(

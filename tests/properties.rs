@@ -6,8 +6,8 @@
 mod common;
 
 use carbon_store::deb822 as control;
+use carbon_store::python::simple;
 use carbon_store::resolve::debian::{relation, release, signature, version};
-use carbon_store::resolve::pypi::simple;
 use common::deb::{DebSpec, Entry};
 use common::pypi::WheelSpec;
 use proptest::prelude::*;
@@ -251,7 +251,7 @@ proptest! {
 
     #[test]
     fn wheels_installed_into_a_tree(bytes in input(sample_wheel())) {
-        use carbon_store::realize::python::{self, InstallOptions, Venv};
+        use carbon_store::python::install::{self as python, InstallOptions, Venv};
         let dir = tempfile::tempdir().unwrap();
         let store = carbon_store::store::Store::open(dir.path()).unwrap();
         let (sha256, _) = store.insert_bytes("sample-1.0-py3-none-any.whl", &bytes).unwrap();

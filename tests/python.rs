@@ -313,7 +313,7 @@ fn a_wheel_whose_publisher_got_record_wrong_installs_when_the_recipe_says_so() {
         line,
         format!(
             "bad/__init__.py,{},{}",
-            carbon_store::realize::python::record_hash(&init),
+            carbon_store::python::install::record_hash(&init),
             init.len()
         )
     );

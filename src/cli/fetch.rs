@@ -7,7 +7,7 @@ use carbon_store::download::{self as fetch_lock, FetchReport, Wanted};
 use carbon_store::fetch::Fetcher;
 use carbon_store::lock;
 use carbon_store::lockfile::Lockfile;
-use carbon_store::sdist;
+use carbon_store::python::sdist;
 use carbon_store::store::Store;
 use std::time::Instant;
 
@@ -30,8 +30,8 @@ pub fn select_archs(lock: &Lockfile, archs: &[String]) -> Lockfile {
     let mut selected = lock.clone();
     selected.archs.retain(|a, _| archs.contains(a));
     if selected.archs.values().any(|a| !a.python.is_empty()) {
-        let minor = carbon_store::realize::python::python_minor(lock);
-        let extra = carbon_store::realize::python::Compiler::packages(lock, &minor);
+        let minor = carbon_store::python::install::python_minor(lock);
+        let extra = carbon_store::python::install::Compiler::packages(lock, &minor);
         if let Some(section) = selected.archs.values_mut().next() {
             for p in extra {
                 if !section.debian.contains(&p) {

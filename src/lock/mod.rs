@@ -10,11 +10,11 @@ use crate::lockfile::{ArchLock, DebianArtifact, LockedIndex, Lockfile, PythonArt
 
 use crate::config::mirrors::MirrorSettings;
 use crate::fetch::Fetcher;
+use crate::python::solver::{self as pysolver, PyRequest, PyTarget};
+use crate::python::tags::Target;
 use crate::recipe::{ImagePlan, RecipeError, Recipes};
 use crate::resolve::debian::index::{self, DebianIndexError};
 use crate::resolve::debian::solver::{self, Request, ResolveError};
-use crate::resolve::pypi::solver::{self as pysolver, PyRequest, PyTarget};
-use crate::resolve::pypi::tags::Target;
 use crate::store::{Store, StoreError};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ pub enum LockError {
     #[error("image {image}: {what}")]
     Unsupported { image: String, what: String },
     #[error(transparent)]
-    Python(Box<crate::resolve::pypi::solver::PyResolveError>),
+    Python(Box<crate::python::solver::PyResolveError>),
     #[error("image {image}, {arch}: {error}")]
     Npm {
         image: String,
@@ -221,7 +221,7 @@ fn load_indexes(
                 .iter()
                 .flat_map(|r| r.requirements.iter())
                 .filter_map(|r| <pep508_rs::Requirement as std::str::FromStr>::from_str(r).ok())
-                .map(|r| crate::resolve::pypi::simple::normalize(r.name.as_ref()))
+                .map(|r| crate::python::simple::normalize(r.name.as_ref()))
                 .collect();
             if let (false, Ok(indexes)) = (roots.is_empty(), python_indexes(plan, ctx)) {
                 pysolver::warm_pages(ctx.fetcher, ctx.store, &indexes, pages, roots);
@@ -545,7 +545,7 @@ fn resolve_python(
     let glibc = (g.next().unwrap_or(2), g.next().unwrap_or(0));
     let target = PyTarget::cpython_linux(arch, &python, Target::machine_of(arch), glibc)
         .map_err(|e| unsupported(format!("{arch}: {e}")))?;
-    let builder = crate::sdist::HostBuilder { store: ctx.store };
+    let builder = crate::python::sdist::HostBuilder { store: ctx.store };
     let resolved = pysolver::resolve(
         ctx.fetcher,
         ctx.store,

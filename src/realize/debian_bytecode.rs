@@ -11,11 +11,11 @@
 
 use super::derived_layer::Plan;
 use super::input_cache::InputKey;
-use super::python::{self, Compiler, Invalidation, WheelError};
 use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
 use crate::lockfile::Lockfile;
+use crate::python::install::{self as python, Compiler, Invalidation, WheelError};
 use crate::store::Store;
 
 pub const COMMENT: &str = "byte-code of Debian's Python modules (checked-hash)";

@@ -16,12 +16,12 @@
 //! ([`Beneath`]), and the programs run in the [`Sandbox`]: no network, no view of the host,
 //! only the stage writable.
 
-use super::sandbox::{Sandbox, SandboxError};
 use crate::deb822 as control;
 use crate::fixup::InstalledPackage;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
 use crate::resolve::debian::relation;
+use crate::sandbox::{Sandbox, SandboxError};
 use crate::store::{ScratchDir, Store};
 use crate::unpack::beneath::{Beneath, BeneathError};
 use std::collections::{BTreeMap, BTreeSet};

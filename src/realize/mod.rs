@@ -11,9 +11,7 @@ pub mod input_cache;
 pub mod layers;
 pub mod npm_layers;
 pub mod packages;
-pub mod python;
 pub mod python_layers;
-pub mod sandbox;
 pub mod trigger_caches;
 
 use crate::fixup::{self, FixupError, FixupInput};
@@ -55,7 +53,7 @@ pub enum RealizeError {
     Wheel {
         arch: String,
         #[source]
-        error: python::WheelError,
+        error: crate::python::install::WheelError,
     },
     #[error("{arch}: npm: {error}")]
     Npm {

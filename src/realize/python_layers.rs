@@ -3,11 +3,11 @@
 //! key for [`super::input_cache`], and building one layer's tree.
 
 use super::layers::OWN_LAYER_BYTES;
-use super::python::{self, Compiler, Venv, WheelError};
 use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::lockfile::{Lockfile, PythonArtifact};
+use crate::python::install::{self as python, Compiler, Venv, WheelError};
 use crate::recipe::ImagePlan;
 use crate::store::Store;
 use rayon::prelude::*;

@@ -369,7 +369,7 @@ fn run(
             layer
                 .nodes
                 .entry(up.to_string())
-                .or_insert_with(super::python::wheel_dir);
+                .or_insert_with(crate::python::install::wheel_dir);
             parent = up;
         }
     }

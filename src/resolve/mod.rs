@@ -1,4 +1,3 @@
 //! Turning what recipes ask for into exact artifacts, per ecosystem.
 
 pub mod debian;
-pub mod pypi;

@@ -114,7 +114,7 @@ impl WheelSpec {
         for (p, d) in &members {
             record.push_str(&format!(
                 "{p},{},{}\n",
-                carbon_store::realize::python::record_hash(d),
+                carbon_store::python::install::record_hash(d),
                 d.len()
             ));
         }

@@ -5,11 +5,11 @@
 //! scripts are generated from `entry_points.txt`, and `RECORD`, `INSTALLER` and
 //! `REQUESTED` are rewritten as an installer must.
 
-use super::sandbox::Sandbox;
 use crate::layer::content::{Content, Spill};
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
 use crate::lockfile::PythonArtifact;
+use crate::sandbox::Sandbox;
 use crate::store::{ScratchDir, Store, StoreError};
 use crate::unpack::beneath::Beneath;
 use rayon::prelude::*;
@@ -24,7 +24,7 @@ pub enum WheelError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("byte-code: {0}")]
-    Sandbox(#[from] super::sandbox::SandboxError),
+    Sandbox(#[from] crate::sandbox::SandboxError),
     #[error("{wheel}: {reason}")]
     Bad { wheel: String, reason: String },
     /// A spill file could not be made (the store's temp area is full or read-only).
@@ -569,7 +569,7 @@ pub fn install(
 
 /// Byte-code compilation with the image's own interpreter, run on this host through the
 /// image's dynamic loader (so the host's Python and libc play no part), confined to a
-/// sandbox ([`super::sandbox`]): `.pyc` files with in-image paths, identical for every
+/// sandbox ([`crate::sandbox`]): `.pyc` files with in-image paths, identical for every
 /// build. The files do not depend on the arch, so the interpreter of the host's arch
 /// compiles for every image arch.
 pub struct Compiler {

@@ -7,11 +7,11 @@
 //! goes into the store; builds are cached by their inputs, and a rebuild (on a machine
 //! whose store lacks the wheel) must give the hash the lock records.
 
+use super::build::{BuildError, BuiltWheel, SourceBuilder};
+use super::install::{self as python, Venv};
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
 use crate::lockfile::{IndexPin, Lockfile, PythonArtifact};
-use crate::realize::python::{self, Venv};
-use crate::resolve::pypi::build::{BuildError, BuiltWheel, SourceBuilder};
 use crate::store::{Store, StoreError, write_atomic};
 use crate::unpack::beneath::{Beneath, BeneathError};
 use sha2::{Digest, Sha256};
@@ -62,7 +62,7 @@ pub struct Built {
     pub size: u64,
 }
 
-/// Source builds on this host, for the resolver (`resolve::pypi::build`).
+/// Source builds on this host, for the resolver (`python::build`).
 pub struct HostBuilder<'a> {
     pub store: &'a Store,
 }
