@@ -4,7 +4,7 @@
 //! Packages file, e.g. from the store after `carbon-store lock`). Prints the median and
 //! the peak resident memory of the process.
 
-use carbon_store::resolve::debian::packages::{PackageIndex, parse_packages};
+use carbon_store::debian::packages::{PackageIndex, parse_packages};
 use std::time::Instant;
 
 fn peak_rss_mb() -> f64 {

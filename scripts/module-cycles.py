@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cycles among the library's modules (src/*, with resolve/debian apart), from
+"""Cycles among the library's modules (src/*), from
 their `crate::` paths. Prints "none" or each cycle with the files behind its edges;
 exits 1 on a cycle. Run from the repository root: scripts/module-cycles.py"""
 import collections

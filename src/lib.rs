@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod deb822;
+pub mod debian;
 pub mod digest;
 pub mod download;
 pub mod fetch;
@@ -18,7 +19,6 @@ pub mod python;
 pub mod realize;
 pub mod recipe;
 pub mod registry;
-pub mod resolve;
 pub mod sandbox;
 pub mod store;
 pub mod unpack;

@@ -6,8 +6,8 @@
 mod common;
 
 use carbon_store::deb822 as control;
+use carbon_store::debian::{relation, release, signature, version};
 use carbon_store::python::simple;
-use carbon_store::resolve::debian::{relation, release, signature, version};
 use common::deb::{DebSpec, Entry};
 use common::pypi::WheelSpec;
 use proptest::prelude::*;

@@ -1,7 +1,7 @@
 //! Debian version ordering checked against dpkg itself on ~3,000 real version strings
 //! sampled from trixie's Packages files (tests/fixtures/debian-versions.txt).
 
-use carbon_store::resolve::debian::version::Version;
+use carbon_store::debian::version::Version;
 use std::cmp::Ordering;
 use std::process::Command;
 

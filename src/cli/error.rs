@@ -2,11 +2,11 @@
 
 use super::exit;
 use carbon_store::config::mirrors::MirrorError;
+use carbon_store::debian::index::DebianIndexError;
+use carbon_store::debian::signature::SignatureError;
 use carbon_store::download::FetchLockError;
 use carbon_store::lock::LockError;
 use carbon_store::recipe::RecipeError;
-use carbon_store::resolve::debian::index::DebianIndexError;
-use carbon_store::resolve::debian::signature::SignatureError;
 use carbon_store::store::StoreError;
 
 pub struct CliError {

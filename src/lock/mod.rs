@@ -9,12 +9,12 @@ pub mod diff;
 use crate::lockfile::{ArchLock, DebianArtifact, LockedIndex, Lockfile, PythonArtifact};
 
 use crate::config::mirrors::MirrorSettings;
+use crate::debian::index::{self, DebianIndexError};
+use crate::debian::solver::{self, Request, ResolveError};
 use crate::fetch::Fetcher;
 use crate::python::solver::{self as pysolver, PyRequest, PyTarget};
 use crate::python::tags::Target;
 use crate::recipe::{ImagePlan, RecipeError, Recipes};
-use crate::resolve::debian::index::{self, DebianIndexError};
-use crate::resolve::debian::solver::{self, Request, ResolveError};
 use crate::store::{Store, StoreError};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -297,7 +297,7 @@ fn resolve_with_pins(
         // (name, version, suite) → the stanza the old lock took it from.
         let mut old_stanzas: std::collections::HashMap<
             (String, String, String),
-            crate::resolve::debian::packages::BinaryPackage,
+            crate::debian::packages::BinaryPackage,
         > = Default::default();
         for record in old.index.iter().filter(|r| &r.arch == arch) {
             let Some(suite_index) = suites.iter().position(|s| *s == record.suite) else {
@@ -311,7 +311,7 @@ fn resolve_with_pins(
                 };
                 let text = String::from_utf8_lossy(&bytes);
                 if let Ok(parsed) =
-                    crate::resolve::debian::packages::parse_packages(&text, &name, suite_index)
+                    crate::debian::packages::parse_packages(&text, &name, suite_index)
                 {
                     for p in parsed {
                         let key = (p.name.clone(), p.version.to_string(), record.suite.clone());

@@ -17,10 +17,10 @@
 //! only the stage writable.
 
 use crate::deb822 as control;
+use crate::debian::relation;
 use crate::fixup::InstalledPackage;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
-use crate::resolve::debian::relation;
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::store::{ScratchDir, Store};
 use crate::unpack::beneath::{Beneath, BeneathError};

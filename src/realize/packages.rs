@@ -3,14 +3,14 @@
 //! conffile checksums, the few files whose content they copy).
 
 use crate::deb822::Paragraphs;
+use crate::debian::relation::{self, Relation};
+use crate::debian::version::Version;
 use crate::fixup::{InstalledPackage, RETAINED_PREFIXES};
 use crate::layer::content::Spill;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Entry;
 use crate::layer::tree::merged_usr;
 use crate::lockfile::DebianArtifact;
-use crate::resolve::debian::relation::{self, Relation};
-use crate::resolve::debian::version::Version;
 use crate::store::{Store, StoreError};
 use crate::unpack::deb::{Sink, UnpackError, read_deb};
 use md5::{Digest, Md5};

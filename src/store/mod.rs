@@ -84,7 +84,7 @@ pub enum Area {
     /// Temp files of inserts and scratch directories (this module, `realize`, `sdist`):
     /// nothing in it is live once no process holds the store.
     Tmp,
-    /// Small mutable pointers such as the newest InRelease of a suite (`resolve/debian`).
+    /// Small mutable pointers such as the newest InRelease of a suite (`debian`).
     Refs,
     /// Layer and image blobs by sha256 (`realize`): live while an output or a cached
     /// layer needs them.
@@ -98,7 +98,7 @@ pub enum Area {
     /// Compiled byte-code by interpreter, path and source (`realize/python`): a pure
     /// accelerator, emptied by gc.
     PycCache,
-    /// Wheel core metadata by wheel sha256 (`resolve/pypi`): live while a root lock pins
+    /// Wheel core metadata by wheel sha256 (`python`): live while a root lock pins
     /// that wheel.
     PypiMetadata,
     /// Which wheel an sdist build made (`sdist`): live while that wheel is kept.

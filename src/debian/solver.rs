@@ -549,7 +549,7 @@ impl<'i> Solver<'i> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::debian::packages::{PackageIndex, parse_packages};
+    use crate::debian::packages::{PackageIndex, parse_packages};
 
     /// Builds an index from short stanzas: `name version [Field: value]...` separated by `;`.
     fn index(spec: &str) -> PackageIndex {
