@@ -5,7 +5,8 @@
 //!
 //! - `spec.rs`: package names and specs (`name@range`, `npm:` aliases), checked before
 //!   any becomes a path;
-//! - `registry.rs`: the registry's abbreviated metadata (packuments), fetched once per run;
+//! - `registry.rs`: the registry's abbreviated metadata (packuments), fetched once per run
+//!   and kept in the store for the registry's five minutes;
 //! - `resolve.rs`: npm's choice of versions and its placement of packages (`node_modules`
 //!   nesting), for one arch;
 //! - `install.rs`: tarballs into a layer tree, with `bin` links and declared scripts.
@@ -14,6 +15,12 @@ pub mod install;
 pub mod registry;
 pub mod resolve;
 pub mod spec;
+
+use crate::lockfile::NpmArtifact;
+use crate::recipe::PlannedComponent;
+use crate::recipe::model::DeclaredScripts;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// npm's name for an image arch (`process.arch`).
 pub fn cpu_of(arch: &str) -> Option<&'static str> {
@@ -28,12 +35,6 @@ pub fn cpu_of(arch: &str) -> Option<&'static str> {
 pub fn runtime_package(arch: &str) -> Option<String> {
     cpu_of(arch).map(|cpu| format!("node-linux-{cpu}"))
 }
-
-use crate::lockfile::NpmArtifact;
-use crate::recipe::PlannedComponent;
-use crate::recipe::model::DeclaredScripts;
-use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// The Node prefix in every image (no leading `/`), first on `PATH`.
 pub const PREFIX: &str = "opt/carbon/node";
@@ -155,61 +156,36 @@ pub fn lock_arch(
             .into());
         }
     }
-    let runtime_integrity = runtime
-        .dist
-        .integrity
-        .as_deref()
-        .and_then(|s| crate::digest::Digest::from_sri(s).ok())
-        .ok_or_else(|| resolve::ResolveError::NoIntegrity {
-            name: runtime.name.clone(),
-            version: runtime.version.clone(),
-        })?;
-    let mut pinned: Vec<(
-        String,
-        String,
-        String,
-        String,
-        crate::digest::Digest,
-        String,
-    )> = vec![(
-        runtime.name.clone(),
-        runtime.version.clone(),
-        node_component,
-        install::RUNTIME_AT.to_string(),
-        runtime_integrity,
-        runtime.dist.tarball.clone(),
-    )];
-    pinned.extend(placed.into_iter().map(|p| {
-        (
-            p.package,
-            p.version,
-            p.component,
-            p.location,
-            p.integrity,
-            p.tarball,
-        )
-    }));
-    pinned
+    let runtime = resolve::Placed {
+        location: install::RUNTIME_AT.to_string(),
+        package: runtime.name.clone(),
+        version: runtime.version.clone(),
+        integrity: resolve::integrity_of(&runtime)?,
+        tarball: runtime.dist.tarball.clone(),
+        component: node_component,
+        manifest: std::sync::Arc::new(runtime),
+    };
+    std::iter::once(runtime)
+        .chain(placed)
+        .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|(name, version, component, at, integrity, url)| {
-            let path = registry.tarball_path(&name, &url)?;
-            let size = match sizes.get(&integrity.sri()) {
+        .map(|p| {
+            let path = registry.tarball_path(&p.package, &p.tarball)?;
+            let size = match sizes.get(&p.integrity.sri()) {
                 Some(&s) => s,
-                None => {
-                    registry
-                        .tarball_size(&url, &integrity)
-                        .map_err(|error| NpmError::Size {
-                            url: url.clone(),
-                            error,
-                        })?
-                }
+                None => registry
+                    .tarball_size(&p.tarball, &p.integrity)
+                    .map_err(|error| NpmError::Size {
+                        url: p.tarball.clone(),
+                        error,
+                    })?,
             };
             Ok(NpmArtifact {
-                name,
-                version,
-                component,
-                at,
-                integrity,
+                name: p.package,
+                version: p.version,
+                component: p.component,
+                at: p.location,
+                integrity: p.integrity,
                 path,
                 size,
             })

@@ -570,15 +570,7 @@ fn prune(tree: &Tree, omit: &BTreeSet<String>) -> Result<Vec<Placed>, ResolveErr
                 node: target.node.to_string(),
             });
         }
-        let integrity = m
-            .dist
-            .integrity
-            .as_deref()
-            .and_then(|s| Digest::from_sri(s).ok())
-            .ok_or_else(|| ResolveError::NoIntegrity {
-                name: m.name.clone(),
-                version: m.version.clone(),
-            })?;
+        let integrity = integrity_of(&m)?;
         out.push(Placed {
             location: node.location.clone(),
             package: m.name.clone(),
@@ -591,6 +583,18 @@ fn prune(tree: &Tree, omit: &BTreeSet<String>) -> Result<Vec<Placed>, ResolveErr
     }
     out.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(out)
+}
+
+/// A package's sha512, from its `integrity` (a package offering only sha1 is refused).
+pub fn integrity_of(m: &Manifest) -> Result<Digest, ResolveError> {
+    m.dist
+        .integrity
+        .as_deref()
+        .and_then(|s| Digest::from_sri(s).ok())
+        .ok_or_else(|| ResolveError::NoIntegrity {
+            name: m.name.clone(),
+            version: m.version.clone(),
+        })
 }
 
 /// The Node.js runtime for `wanted` (a major version): the newest build of that major in
