@@ -163,6 +163,20 @@ fn relative(from_dir: &str, to: &str) -> String {
     parts.join("/")
 }
 
+/// A relative symbolic link at `link` to the file `to` (both paths of the image).
+fn put_link(tree: &mut Tree, link: &str, to: &str, package: &str) {
+    let link_dir = link.rsplit_once('/').map_or("", |(d, _)| d);
+    let target = relative(link_dir, to);
+    add_parents(tree, link, package);
+    let symlink = node(
+        EntryKind::Symlink(target),
+        0o777,
+        Content::default(),
+        package,
+    );
+    tree.put(link, symlink);
+}
+
 /// The commands of a package: a link per `bin` entry, from `prefix/bin` for a top-level
 /// package and from the parent's `node_modules/.bin` otherwise. The linked file becomes
 /// executable, as npm makes it.
@@ -196,17 +210,7 @@ pub fn link_bins(
         {
             n.mode = 0o755;
         }
-        let link = format!("{bin_dir}/{name}");
-        add_parents(tree, &link, &artifact.name);
-        tree.put(
-            &link,
-            node(
-                EntryKind::Symlink(relative(&bin_dir, &file)),
-                0o777,
-                Content::default(),
-                &artifact.name,
-            ),
-        );
+        put_link(tree, &format!("{bin_dir}/{name}"), &file, &artifact.name);
     }
     Ok(())
 }
@@ -266,18 +270,7 @@ pub fn apply_declared(
                 "declared link {path}: {to} is not a file of {package}"
             )));
         }
-        let from = format!("{dir}/{path}");
-        let from_dir = from.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-        add_parents(tree, &from, &artifact.name);
-        tree.put(
-            &from,
-            node(
-                EntryKind::Symlink(relative(&from_dir, &to)),
-                0o777,
-                Content::default(),
-                &artifact.name,
-            ),
-        );
+        put_link(tree, &format!("{dir}/{path}"), &to, &artifact.name);
     }
     Ok(())
 }
