@@ -190,6 +190,16 @@ impl<'a> Registry<'a> {
         self
     }
 
+    /// Keeps a packument for the rest of the run.
+    fn remember(&self, name: &str, packument: Packument) -> Arc<Packument> {
+        let packument = Arc::new(packument);
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(name.to_string(), packument.clone());
+        packument
+    }
+
     /// The kept copy of `url` if it may be used now.
     fn kept(&self, url: &str) -> Option<Vec<u8>> {
         let path = self.disk.as_ref()?.join(cache_name(url));
@@ -227,9 +237,15 @@ impl<'a> Registry<'a> {
             let url = format!("{}/{}", base.trim_end_matches('/'), escaped(name));
             // A kept copy is used while fresh; one that does not parse is fetched again.
             let kept = self.kept(&url);
+            if let Some(packument) = kept
+                .as_deref()
+                .filter(|b| !b.is_empty())
+                .and_then(|b| parse(name, b).ok())
+            {
+                return Ok(self.remember(name, packument));
+            }
             let got = match kept.as_deref() {
                 Some([]) => Ok(None),
-                Some(bytes) if parse(name, bytes).is_ok() => Ok(Some(bytes.to_vec())),
                 _ => self
                     .fetcher
                     .get_url_if_present(
@@ -240,14 +256,7 @@ impl<'a> Registry<'a> {
                     .inspect(|got| self.keep(&url, got.as_deref().unwrap_or_default())),
             };
             match got {
-                Ok(Some(bytes)) => {
-                    let packument = Arc::new(parse(name, &bytes)?);
-                    self.cache
-                        .lock()
-                        .expect("cache lock")
-                        .insert(name.to_string(), packument.clone());
-                    return Ok(packument);
-                }
+                Ok(Some(bytes)) => return Ok(self.remember(name, parse(name, &bytes)?)),
                 Ok(None) => {
                     last = Some(FetchError::Failed {
                         name: url.clone(),
