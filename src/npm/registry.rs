@@ -214,12 +214,13 @@ impl<'a> Registry<'a> {
             .flatten()
     }
 
-    fn keep(&self, url: &str, bytes: &[u8]) {
+    /// Writes `bytes` under `file` in the disk cache, if there is one.
+    fn keep(&self, file: &str, bytes: &[u8]) {
         if let Some(dir) = &self.disk
             && std::fs::create_dir_all(dir).is_ok()
         {
             // A cache: a failed write only costs a fetch next time.
-            let _ = crate::store::write_atomic(&dir.join(cache_name(url)), bytes);
+            let _ = crate::store::write_atomic(&dir.join(file), bytes);
         }
     }
 
@@ -253,7 +254,9 @@ impl<'a> Registry<'a> {
                         Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8"),
                     )
                     // An empty file keeps "the registry has no such package".
-                    .inspect(|got| self.keep(&url, got.as_deref().unwrap_or_default())),
+                    .inspect(|got| {
+                        self.keep(&cache_name(&url), got.as_deref().unwrap_or_default())
+                    }),
             };
             match got {
                 Ok(Some(bytes)) => return Ok(self.remember(name, parse(name, &bytes)?)),
@@ -281,23 +284,17 @@ impl<'a> Registry<'a> {
         url: &str,
         integrity: &crate::digest::Digest,
     ) -> Result<u64, FetchError> {
-        let kept = self
+        let file = format!("size-{}", cache_name(&integrity.to_string()));
+        if let Some(size) = self
             .disk
             .as_ref()
-            .map(|d| d.join(format!("size-{}", cache_name(&integrity.to_string()))));
-        if let Some(size) = kept
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|d| std::fs::read_to_string(d.join(&file)).ok())
             .and_then(|t| t.trim().parse().ok())
         {
             return Ok(size);
         }
         let size = self.fetcher.content_length(url)?;
-        if let (Some(path), Some(dir)) = (&kept, &self.disk)
-            && std::fs::create_dir_all(dir).is_ok()
-        {
-            let _ = crate::store::write_atomic(path, size.to_string().as_bytes());
-        }
+        self.keep(&file, size.to_string().as_bytes());
         Ok(size)
     }
 

@@ -237,15 +237,11 @@ impl Tree<'_, '_> {
         let Some(m) = &self.nodes[node].manifest else {
             return false;
         };
-        let tags = match &spec.wanted {
-            Wanted::Tag(_) => self
-                .registry
-                .packument(&spec.package)
-                .ok()
-                .map(|p| p.dist_tags.clone()),
+        let packument = match &spec.wanted {
+            Wanted::Tag(_) => self.registry.packument(&spec.package).ok(),
             Wanted::Range(_) => None,
         };
-        satisfies(m, spec, tags.as_ref())
+        satisfies(m, spec, packument.as_ref().map(|p| &p.dist_tags))
     }
 
     fn is_descendant(&self, node: usize, of: usize) -> bool {
