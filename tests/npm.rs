@@ -101,29 +101,9 @@ fn sandbox() -> Sandbox {
 
 /// (path, mode, link target or contents) of every entry of the image's layers for `arch`.
 fn image_entries(sb: &Sandbox, arch: &str) -> Vec<(String, u32, String)> {
-    let layout = sb.path("oci-out/test");
-    let blob = |d: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let desc = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == format!("latest-{arch}"))
-        .unwrap()
-        .clone();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(desc["digest"].as_str().unwrap())).unwrap())
-            .unwrap();
     let mut out = Vec::new();
-    for l in manifest["layers"].as_array().unwrap() {
-        let gz = flate2::read::GzDecoder::new(
-            std::fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap(),
-        );
+    for layer in common::layer_blobs(&sb.path("oci-out/test"), arch) {
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(layer).unwrap());
         let mut ar = tar::Archive::new(gz);
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();

@@ -133,31 +133,12 @@ fn a_requirement_no_wheel_satisfies_explains_itself() {
 }
 
 fn layer_files(sb: &Sandbox, arch: &str) -> Vec<(String, u32, Vec<u8>)> {
-    let layout = sb.path("oci-out/test");
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let desc = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == format!("latest-{arch}"))
-        .unwrap();
-    let blob = |d: &str| {
-        layout
-            .join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(desc["digest"].as_str().unwrap())).unwrap())
-            .unwrap();
     let mut out = Vec::new();
-    for l in manifest["layers"].as_array().unwrap() {
+    for layer in common::layer_blobs(&sb.path("oci-out/test"), arch) {
         let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(
-            std::fs::File::open(blob(l["digest"].as_str().unwrap())).unwrap(),
-        )
-        .read_to_end(&mut tar)
-        .unwrap();
+        flate2::read::GzDecoder::new(std::fs::File::open(layer).unwrap())
+            .read_to_end(&mut tar)
+            .unwrap();
         let mut ar = tar::Archive::new(tar.as_slice());
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();

@@ -473,6 +473,33 @@ pub fn layer_paths(docker_archive: &[u8]) -> Vec<String> {
     out
 }
 
+/// The layer blobs of `arch`'s image in an OCI layout (tagged `latest-ARCH`), bottom first.
+pub fn layer_blobs(layout: &Path, arch: &str) -> Vec<PathBuf> {
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+    };
+    let index = read(layout.join("index.json"));
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == format!("latest-{arch}"))
+        .unwrap_or_else(|| panic!("no latest-{arch} in {}", layout.display()))
+        .clone();
+    let manifest = read(blob(desc["digest"].as_str().unwrap()));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| blob(l["digest"].as_str().unwrap()))
+        .collect()
+}
+
 /// The repository (the crate's root).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
