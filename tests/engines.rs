@@ -326,6 +326,41 @@ fn base_passes_its_smoke_test_on_amd64_and_rebuilds_identically() {
             "ok: listening on 5901",
         ],
     );
+    default_services_start_unless_told_otherwise();
     // A second realize rebuilds every layer from the sources and compares.
     run(realize("base", &out).args(["--arch", "amd64", "--check"]));
+}
+
+/// What a user of the suite sees from `docker run carbon/base` (base has no JupyterLab):
+/// the desktop starts by default; `CARBON_SERVICES=none` starts nothing; a misspelt name is
+/// refused instead of starting nothing silently.
+fn default_services_start_unless_told_otherwise() {
+    let probe = "for p in 5901 6900 5432; do \
+        if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo \"up $p\"; else echo \"down $p\"; fi; done; \
+        if curl -fsS http://127.0.0.1:6900/vnc.html 2>/dev/null | grep -q noVNC; then echo 'novnc page'; else echo 'no novnc page'; fi";
+    let run_with = |env: Option<&str>| {
+        let mut args = vec!["run", "--rm", "--network", "none", "--hostname", "localhost"];
+        if let Some(env) = env {
+            args.extend(["-e", env]);
+        }
+        args.extend(["carbon/base:latest", "bash", "-c", probe]);
+        docker(&args)
+    };
+    let by_default = run_with(None);
+    assert_contains_all(
+        &by_default,
+        &["VNC on port 5901", "up 5901", "up 6900", "down 5432", "novnc page"],
+    );
+    assert!(!by_default.contains("JupyterLab"), "{by_default}");
+    let none = run_with(Some("CARBON_SERVICES=none"));
+    assert_contains_all(&none, &["down 5901", "down 6900", "no novnc page"]);
+    let host = std::env::var("DOCKER_HOST").unwrap();
+    let misspelt = Command::new("/usr/bin/docker")
+        .args(["-H", &host, "run", "--rm", "--network", "none"])
+        .args(["-e", "CARBON_SERVICES=vnc,novcn", "carbon/base:latest", "true"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&misspelt.stdout);
+    assert_eq!(misspelt.status.code(), Some(2), "{said}");
+    assert!(said.contains("unknown service 'novcn'"), "{said}");
 }

