@@ -9,7 +9,6 @@ use carbon_store::config::mirrors::MirrorSettings;
 use carbon_store::fetch::Fetcher;
 use carbon_store::npm::{self, NpmPlan, registry::Registry};
 use carbon_store::recipe::Recipes;
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 fn main() {
@@ -34,7 +33,7 @@ fn main() {
     let ready = started.elapsed().as_secs_f64();
     let mut pinned = 0;
     for arch in &plan.archs {
-        pinned += npm::lock_arch(&registry, &npm_plan, arch, &BTreeMap::new())
+        pinned += npm::lock_arch(&registry, &npm_plan, arch, &npm::Earlier::default())
             .expect("lock")
             .len();
     }

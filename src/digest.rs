@@ -56,6 +56,19 @@ impl Digest {
         Ok(Digest::Sha512(hex.to_string()))
     }
 
+    /// A digest in OCI's form, `sha256:<hex>` or `sha512:<hex>`.
+    pub fn parse_oci(text: &str) -> Result<Digest, DigestError> {
+        match text.split_once(':') {
+            Some(("sha256", hex)) => Digest::sha256(hex),
+            Some(("sha512", hex)) => Digest::sha512(hex),
+            _ => Err(DigestError::Hex {
+                what: "digest (sha256:HEX or sha512:HEX)",
+                value: text.to_string(),
+                len: 64,
+            }),
+        }
+    }
+
     /// A digest from an SRI string. Only sha512 is accepted: npm's weaker `sha1-` is
     /// refused, and a string listing several hashes takes its sha512 one.
     pub fn from_sri(sri: &str) -> Result<Digest, DigestError> {

@@ -5,7 +5,7 @@
 use crate::config::mirrors::{MirrorError, MirrorSettings};
 use crate::digest::Digest;
 use crate::fetch::{FetchError, Fetcher};
-use crate::lockfile::Lockfile;
+use crate::lockfile::{Lockfile, Origin};
 use crate::store::{Expected, Store};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -84,72 +84,40 @@ pub enum FetchLockError {
     Threads(String),
 }
 
-/// Every distinct artifact of a lock (arch `all` packages appear once), sorted by name.
+/// Every distinct file of a lock to fetch (arch `all` packages appear once), sorted by
+/// name. A wheel built here is left out: its sources are fetched instead (and
+/// `sdist::rebuild_missing` builds it).
 pub fn wanted(lock: &Lockfile) -> Result<Vec<Wanted>, FetchLockError> {
     let mut out: BTreeMap<(String, String), Wanted> = BTreeMap::new();
-    for arch in lock.archs.values() {
-        for d in &arch.debian {
-            let mirror =
-                lock.mirror_of_suite(&d.suite)
-                    .ok_or_else(|| FetchLockError::UnknownSuite {
-                        image: lock.image.clone(),
-                        name: d.name.clone(),
-                        suite: d.suite.clone(),
-                    })?;
-            out.entry((d.sha256.clone(), d.file_name().to_string()))
-                .or_insert_with(|| Wanted {
-                    name: d.file_name().to_string(),
-                    path: d.path.clone(),
-                    mirror: mirror.to_string(),
-                    digest: Digest::Sha256(d.sha256.clone()),
-                    size: d.size,
-                    project: None,
-                });
-        }
-        for w in &arch.python {
-            // A wheel built from an sdist is on no index: its sources are fetched instead
-            // (and `sdist::rebuild_missing` builds it).
-            let pins: Vec<(String, &str, &str, u64)> = match &w.built_from {
-                None => vec![(w.name.clone(), &w.file, &w.sha256, w.size)],
-                Some(_) => w
-                    .build_sources()
-                    .into_iter()
-                    .map(|p| {
-                        (
-                            p.project.clone(),
-                            p.file.as_str(),
-                            p.sha256.as_str(),
-                            p.size,
-                        )
-                    })
-                    .collect(),
-            };
-            for (project, file, sha256, size) in pins {
-                out.entry((sha256.to_string(), file.to_string()))
-                    .or_insert_with(|| Wanted {
-                        name: file.to_string(),
-                        path: String::new(),
-                        mirror: lock.python_indexes.join(","),
-                        digest: Digest::Sha256(sha256.to_string()),
-                        size,
-                        project: Some(project),
-                    });
+    for file in lock.archs.values().flat_map(|a| a.files()) {
+        let (path, mirror, project) = match file.origin {
+            Origin::Debian { suite, path } => {
+                let mirror =
+                    lock.mirror_of_suite(suite)
+                        .ok_or_else(|| FetchLockError::UnknownSuite {
+                            image: lock.image.clone(),
+                            name: file.name.to_string(),
+                            suite: suite.to_string(),
+                        })?;
+                (path.to_string(), mirror.to_string(), None)
             }
-        }
-    }
-    for arch in lock.archs.values() {
-        for p in &arch.npm {
-            let name = p.file_name().to_string();
-            out.entry((p.integrity.to_string(), name.clone()))
-                .or_insert_with(|| Wanted {
-                    name,
-                    path: p.path.clone(),
-                    mirror: crate::npm::MIRROR.to_string(),
-                    digest: p.integrity.clone(),
-                    size: p.size,
-                    project: None,
-                });
-        }
+            Origin::PythonIndex { project } => (
+                String::new(),
+                lock.python_indexes.join(","),
+                Some(project.to_string()),
+            ),
+            Origin::BuiltHere => continue,
+            Origin::Npm { path } => (path.to_string(), crate::npm::MIRROR.to_string(), None),
+        };
+        out.entry((file.digest.to_string(), file.name.to_string()))
+            .or_insert_with(|| Wanted {
+                name: file.name.to_string(),
+                path,
+                mirror,
+                digest: file.digest,
+                size: file.size,
+                project,
+            });
     }
     let mut list: Vec<Wanted> = out.into_values().collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));

@@ -187,6 +187,74 @@ pub struct ArchLock {
     pub npm: Vec<NpmArtifact>,
 }
 
+/// Where a pinned file comes from: what fetching it needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// A `.deb` at `path` under the mirror of `suite`.
+    Debian { suite: &'a str, path: &'a str },
+    /// A wheel or sdist listed on the Python indexes' page of `project`.
+    PythonIndex { project: &'a str },
+    /// A wheel on no index, built here from its pinned sources (which are listed too).
+    BuiltHere,
+    /// An npm tarball at `path` under the registry.
+    Npm { path: &'a str },
+}
+
+/// One file a lock pins, whatever its ecosystem: how fetch, the store's gc, bundles and
+/// `show` see a lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedFile<'a> {
+    /// Its file name in the store (never a path).
+    pub name: &'a str,
+    pub digest: Digest,
+    pub size: u64,
+    pub origin: Origin<'a>,
+}
+
+impl ArchLock {
+    /// Every file this arch pins: each `.deb`, each wheel (a wheel built here followed by
+    /// the sdist and backend wheels it is built from), each npm tarball.
+    pub fn files(&self) -> impl Iterator<Item = PinnedFile<'_>> {
+        let debian = self.debian.iter().map(|d| PinnedFile {
+            name: d.file_name(),
+            digest: Digest::Sha256(d.sha256.clone()),
+            size: d.size,
+            origin: Origin::Debian {
+                suite: &d.suite,
+                path: &d.path,
+            },
+        });
+        let python = self.python.iter().flat_map(|w| {
+            let origin = match w.built_from {
+                None => Origin::PythonIndex { project: &w.name },
+                Some(_) => Origin::BuiltHere,
+            };
+            let wheel = PinnedFile {
+                name: &w.file,
+                digest: Digest::Sha256(w.sha256.clone()),
+                size: w.size,
+                origin,
+            };
+            let sources = w.build_sources().into_iter().map(|p| PinnedFile {
+                name: &p.file,
+                digest: Digest::Sha256(p.sha256.clone()),
+                size: p.size,
+                origin: Origin::PythonIndex {
+                    project: &p.project,
+                },
+            });
+            std::iter::once(wheel).chain(sources)
+        });
+        let npm = self.npm.iter().map(|p| PinnedFile {
+            name: p.file_name(),
+            digest: p.integrity.clone(),
+            size: p.size,
+            origin: Origin::Npm { path: &p.path },
+        });
+        debian.chain(python).chain(npm)
+    }
+}
+
 /// A whole lockfile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lockfile {

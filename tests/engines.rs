@@ -339,7 +339,14 @@ fn default_services_start_unless_told_otherwise() {
         if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo \"up $p\"; else echo \"down $p\"; fi; done; \
         if curl -fsS http://127.0.0.1:6900/vnc.html 2>/dev/null | grep -q noVNC; then echo 'novnc page'; else echo 'no novnc page'; fi";
     let run_with = |env: Option<&str>| {
-        let mut args = vec!["run", "--rm", "--network", "none", "--hostname", "localhost"];
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--hostname",
+            "localhost",
+        ];
         if let Some(env) = env {
             args.extend(["-e", env]);
         }
@@ -349,7 +356,13 @@ fn default_services_start_unless_told_otherwise() {
     let by_default = run_with(None);
     assert_contains_all(
         &by_default,
-        &["VNC on port 5901", "up 5901", "up 6900", "down 5432", "novnc page"],
+        &[
+            "VNC on port 5901",
+            "up 5901",
+            "up 6900",
+            "down 5432",
+            "novnc page",
+        ],
     );
     assert!(!by_default.contains("JupyterLab"), "{by_default}");
     let none = run_with(Some("CARBON_SERVICES=none"));
@@ -357,7 +370,12 @@ fn default_services_start_unless_told_otherwise() {
     let host = std::env::var("DOCKER_HOST").unwrap();
     let misspelt = Command::new("/usr/bin/docker")
         .args(["-H", &host, "run", "--rm", "--network", "none"])
-        .args(["-e", "CARBON_SERVICES=vnc,novcn", "carbon/base:latest", "true"])
+        .args([
+            "-e",
+            "CARBON_SERVICES=vnc,novcn",
+            "carbon/base:latest",
+            "true",
+        ])
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&misspelt.stdout);

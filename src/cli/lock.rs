@@ -103,7 +103,12 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
                 .flat_map(|l| {
                     l.archs.into_values().flat_map(|a| {
                         let python = a.python.into_iter().map(|p| p.name);
-                        a.debian.into_iter().map(|d| d.name).chain(python)
+                        let npm = a.npm.into_iter().map(|p| p.name);
+                        a.debian
+                            .into_iter()
+                            .map(|d| d.name)
+                            .chain(python)
+                            .chain(npm)
                     })
                 })
                 .collect();

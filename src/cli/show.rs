@@ -4,6 +4,7 @@
 use super::Cli;
 use super::error::CliError;
 use carbon_store::lock;
+use carbon_store::lockfile::Origin;
 use carbon_store::realize::Realized;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -75,10 +76,6 @@ fn describe(cli: &Cli, args: &ShowArgs, out: &mut String) -> Result<(), CliError
                 let bytes: u64 = debs.iter().map(|d| d.size).sum::<u64>()
                     + wheels.iter().map(|w| w.size).sum::<u64>()
                     + npm.iter().map(|p| p.size).sum::<u64>();
-                let more = |n: usize, what: &str| match n {
-                    0 => String::new(),
-                    n => format!(" + {n} {what}"),
-                };
                 counts.push(format!(
                     "{arch}: {} packages{}{}, {}",
                     debs.len(),
@@ -92,16 +89,23 @@ fn describe(cli: &Cli, args: &ShowArgs, out: &mut String) -> Result<(), CliError
     }
     if let Some(lock) = &lock {
         println!("source-date-epoch: {}", lock.source_date_epoch);
-        let mut unique: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut unique: BTreeMap<String, u64> = BTreeMap::new();
         for (arch, a) in &lock.archs {
-            let bytes: u64 = a.debian.iter().map(|d| d.size).sum();
+            // A wheel built here is not downloaded: its sources are.
+            let downloaded: Vec<_> = a
+                .files()
+                .filter(|f| f.origin != Origin::BuiltHere)
+                .collect();
+            let bytes: u64 = downloaded.iter().map(|f| f.size).sum();
             println!(
-                "total {arch}: {} packages, {} to download",
+                "total {arch}: {} packages{}{}, {} to download",
                 a.debian.len(),
+                more(a.python.len(), "wheels"),
+                more(a.npm.len(), "npm packages"),
                 human(bytes)
             );
-            for d in &a.debian {
-                unique.insert(&d.sha256, d.size);
+            for f in downloaded {
+                unique.insert(f.digest.to_string(), f.size);
             }
         }
         println!("total distinct download: {}", human(unique.values().sum()));
@@ -140,5 +144,13 @@ fn human(bytes: u64) -> String {
         format!("{:.1} MB", b / 1e6)
     } else {
         format!("{:.1} kB", b / 1e3)
+    }
+}
+
+/// " + N what", or nothing for none: the counts after a component's Debian packages.
+fn more(n: usize, what: &str) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" + {n} {what}"),
     }
 }

@@ -110,7 +110,9 @@ fn pinned(lock: &ArchLock) -> BTreeMap<(Ecosystem, &str), Pinned<'_>> {
 /// Compares two locks of one arch.
 fn diff_arch(old: &ArchLock, new: &ArchLock) -> ArchDiff {
     let (om, nm) = (pinned(old), pinned(new));
-    let change = |(ecosystem, name): &(Ecosystem, &str), old: Option<&Pinned>, new: Option<&Pinned>| Change {
+    let change = |(ecosystem, name): &(Ecosystem, &str),
+                  old: Option<&Pinned>,
+                  new: Option<&Pinned>| Change {
         name: name.to_string(),
         ecosystem: *ecosystem,
         old: old.map(|p| p.version.to_string()),
@@ -319,7 +321,10 @@ mod tests {
     #[test]
     fn every_ecosystem_is_compared_and_marked() {
         let old = ArchLock {
-            debian: vec![deb("bash", "5.2", "trixie"), deb("libc6", "2.41-1", "trixie")],
+            debian: vec![
+                deb("bash", "5.2", "trixie"),
+                deb("libc6", "2.41-1", "trixie"),
+            ],
             python: vec![wheel("numpy", "2.4", "a"), wheel("six", "1.17", "b")],
             npm: vec![
                 npm("node_modules/tool", "tool", "1.0.0"),
@@ -327,7 +332,10 @@ mod tests {
             ],
         };
         let new = ArchLock {
-            debian: vec![deb("bash", "5.2", "trixie"), deb("libc6", "2.41-2", "trixie-security")],
+            debian: vec![
+                deb("bash", "5.2", "trixie"),
+                deb("libc6", "2.41-2", "trixie-security"),
+            ],
             // six rebuilt under the same version: a change all the same.
             python: vec![wheel("numpy", "2.5", "a"), wheel("six", "1.17", "c")],
             npm: vec![
@@ -359,7 +367,10 @@ mod tests {
             text.contains("  ~ node_modules/tool/node_modules/dep (npm) 1.1.0 → 1.2.0\n"),
             "{text}"
         );
-        assert!(text.contains("  ~ libc6 2.41-1 → 2.41-2  [security]\n"), "{text}");
+        assert!(
+            text.contains("  ~ libc6 2.41-1 → 2.41-2  [security]\n"),
+            "{text}"
+        );
     }
 
     #[test]

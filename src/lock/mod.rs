@@ -203,7 +203,7 @@ pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockErro
         ctx,
         &pages,
         &BTreeMap::new(),
-        &BTreeMap::new(),
+        &crate::npm::Earlier::default(),
     )
 }
 
@@ -358,17 +358,10 @@ fn resolve_with_pins(
             (arch.clone(), pins)
         })
         .collect();
-    resolve_loaded(plan, loaded, ctx, pages, &kept_python, &npm_sizes(old))
-}
-
-/// Tarball sizes a lock already knows, by integrity: a re-lock asks the registry only for
-/// the others.
-fn npm_sizes(lock: &Lockfile) -> BTreeMap<String, u64> {
-    lock.archs
-        .values()
-        .flat_map(|a| a.npm.iter())
-        .map(|p| (p.integrity.sri(), p.size))
-        .collect()
+    // npm pins are kept as npm keeps package-lock.json's: wherever they still satisfy
+    // what asks for them.
+    let earlier_npm = crate::npm::Earlier::of(old, true, refresh);
+    resolve_loaded(plan, loaded, ctx, pages, &kept_python, &earlier_npm)
 }
 
 /// `kept_python`: per arch, `name==version` constraints for the Python pins to keep.
@@ -378,7 +371,7 @@ fn resolve_loaded(
     ctx: &LockContext,
     pages: &pysolver::PageCache,
     kept_python: &BTreeMap<String, Vec<String>>,
-    npm_sizes: &BTreeMap<String, u64>,
+    earlier_npm: &crate::npm::Earlier,
 ) -> Result<Lockfile, LockError> {
     let python_requests = python_requests(plan)?;
     let npm_error = |arch: &str, error: crate::npm::NpmError| LockError::Npm {
@@ -451,7 +444,7 @@ fn resolve_loaded(
                 .collect();
             let npm = match (&npm_plan, &npm_registry) {
                 (Some(npm_plan), Some(registry)) => {
-                    crate::npm::lock_arch(registry, npm_plan, arch, npm_sizes)
+                    crate::npm::lock_arch(registry, npm_plan, arch, earlier_npm)
                         .map_err(|e| npm_error(arch, e))?
                 }
                 _ => Vec::new(),
@@ -588,10 +581,12 @@ pub fn lock_image(
     }
     let pages = pysolver::PageCache::default();
     let loaded = load_indexes(&plan, ctx, &pages)?;
-    let sizes = read(lockfiles, image)
-        .map(|old| npm_sizes(&old))
+    // The earlier lock's tarball sizes spare registry requests; its versions are not kept
+    // (the recipes changed: a re-lock resolves afresh).
+    let earlier_npm = read(lockfiles, image)
+        .map(|old| crate::npm::Earlier::of(&old, false, &[]))
         .unwrap_or_default();
-    let lock = resolve_loaded(&plan, loaded, ctx, &pages, &BTreeMap::new(), &sizes)?;
+    let lock = resolve_loaded(&plan, loaded, ctx, &pages, &BTreeMap::new(), &earlier_npm)?;
     let text = lock.to_toml();
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(LockOutcome::Unchanged);

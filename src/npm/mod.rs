@@ -16,7 +16,7 @@ pub mod registry;
 pub mod resolve;
 pub mod spec;
 
-use crate::lockfile::NpmArtifact;
+use crate::lockfile::{Lockfile, NpmArtifact};
 use crate::recipe::PlannedComponent;
 use crate::recipe::model::DeclaredScripts;
 use rayon::prelude::*;
@@ -73,6 +73,18 @@ pub enum NpmError {
     },
 }
 
+impl NpmError {
+    /// Offline, and the registry's metadata needed is not in the store.
+    pub fn is_offline_missing(&self) -> bool {
+        match self {
+            NpmError::Registry(e) | NpmError::Resolve(resolve::ResolveError::Registry(e)) => {
+                e.is_offline_missing()
+            }
+            _ => false,
+        }
+    }
+}
+
 impl NpmPlan {
     /// The npm side of an image (`None` when no component has an `[npm]` table).
     pub fn of(components: &[PlannedComponent]) -> Result<Option<NpmPlan>, NpmError> {
@@ -121,19 +133,56 @@ impl NpmPlan {
     }
 }
 
-/// Pins the runtime and the packages of `plan` for one arch. `sizes` holds tarball sizes
-/// already known (by integrity): only the others are asked of the registry.
+/// What an earlier lock tells a new resolution: tarball sizes already known (by
+/// integrity), so only the others are asked of the registry, and, per arch, the versions
+/// to keep (`lock --update NAME`).
+#[derive(Clone, Debug, Default)]
+pub struct Earlier {
+    sizes: BTreeMap<String, u64>,
+    kept: BTreeMap<String, resolve::Kept>,
+}
+
+impl Earlier {
+    /// From `lock`: every tarball size; the versions of every package not named in
+    /// `refresh` are kept when `keep` is set.
+    pub fn of(lock: &Lockfile, keep: bool, refresh: &[String]) -> Earlier {
+        let sizes = lock
+            .archs
+            .values()
+            .flat_map(|a| a.npm.iter())
+            .map(|p| (p.integrity.sri(), p.size))
+            .collect();
+        let kept = match keep {
+            false => BTreeMap::new(),
+            true => lock
+                .archs
+                .iter()
+                .map(|(arch, a)| {
+                    let pins = a.npm.iter().filter(|p| !refresh.contains(&p.name));
+                    let kept =
+                        resolve::Kept::new(pins.map(|p| (p.name.clone(), p.version.clone())));
+                    (arch.clone(), kept)
+                })
+                .collect(),
+        };
+        Earlier { sizes, kept }
+    }
+}
+
+/// Pins the runtime and the packages of `plan` for one arch.
 pub fn lock_arch(
     registry: &registry::Registry,
     plan: &NpmPlan,
     arch: &str,
-    sizes: &BTreeMap<String, u64>,
+    earlier: &Earlier,
 ) -> Result<Vec<NpmArtifact>, NpmError> {
+    let no_pins = resolve::Kept::default();
+    let kept = earlier.kept.get(arch).unwrap_or(&no_pins);
     let cpu = cpu_of(arch).ok_or_else(|| NpmError::Arch(arch.to_string()))?;
     let (node_component, major) = plan.node.clone().ok_or(NpmError::NoRuntime)?;
     let runtime_name = runtime_package(arch).expect("known arch");
     let runtime_packument = registry.packument(&runtime_name)?;
-    let runtime = resolve::runtime(&runtime_packument, &major)?;
+    let runtime = resolve::runtime(&runtime_packument, &major, kept)?;
     let target = resolve::Target {
         os: "linux",
         cpu,
@@ -145,7 +194,7 @@ pub fn lock_arch(
             }
         })?,
     };
-    let placed = resolve::resolve(registry, &target, &plan.requests, &plan.omitted())?;
+    let placed = resolve::resolve(registry, &target, &plan.requests, &plan.omitted(), kept)?;
     for p in &placed {
         if p.manifest.has_install_script && !plan.scripts.contains_key(&p.package) {
             return Err(resolve::ResolveError::UndeclaredScripts {
@@ -171,7 +220,7 @@ pub fn lock_arch(
         .into_par_iter()
         .map(|p| {
             let path = registry.tarball_path(&p.package, &p.tarball)?;
-            let size = match sizes.get(&p.integrity.sri()) {
+            let size = match earlier.sizes.get(&p.integrity.sri()) {
                 Some(&s) => s,
                 None => registry
                     .tarball_size(&p.tarball, &p.integrity)

@@ -17,6 +17,20 @@ pub enum RegistryError {
     Bad { name: String, reason: String },
 }
 
+impl RegistryError {
+    /// Offline, and the store keeps no copy of the metadata asked for (the lock does not
+    /// pin the registry's metadata, so neither bundles nor the registry cache carry it).
+    pub fn is_offline_missing(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Fetch {
+                error: FetchError::Offline { .. },
+                ..
+            }
+        )
+    }
+}
+
 /// All versions of one package. Each version's manifest is parsed only when asked for:
 /// a packument lists hundreds (megabytes of JSON) and resolution looks at a few.
 #[derive(Debug, Deserialize)]

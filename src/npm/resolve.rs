@@ -126,11 +126,54 @@ struct Node {
 
 const ROOT: usize = 0;
 
-/// Picks a version as npm-pick-manifest does: the `latest` tag when it satisfies the range
-/// (and is neither deprecated nor refused by its engines), otherwise the highest version
-/// in the range, preferring versions that are not deprecated and whose engines accept
-/// `node`.
-pub fn pick(packument: &Packument, wanted: &Wanted, node: &Version) -> Option<Manifest> {
+/// The versions an earlier lock pinned, by registry package: chosen again wherever they
+/// still satisfy what asks for them, as npm keeps `package-lock.json`'s pins. A package
+/// being updated is left out, so it resolves freely.
+#[derive(Clone, Debug, Default)]
+pub struct Kept(BTreeMap<String, Vec<String>>);
+
+impl Kept {
+    pub fn new(pins: impl IntoIterator<Item = (String, String)>) -> Kept {
+        let mut kept = Kept::default();
+        for (package, version) in pins {
+            kept.0.entry(package).or_default().push(version);
+        }
+        kept
+    }
+
+    /// The highest kept version of the packument's package that `wanted` allows (any kept
+    /// version for a tag: a tag that moved does not move a pin).
+    fn choose(&self, packument: &Packument, wanted: &Wanted) -> Option<Manifest> {
+        self.0
+            .get(&packument.name)?
+            .iter()
+            .filter_map(|s| Version::parse(s).ok().map(|v| (v, s)))
+            .filter(|(v, _)| match wanted {
+                Wanted::Range(range) => range.satisfies(v),
+                Wanted::Tag(_) => true,
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .and_then(|(_, s)| packument.manifest(s))
+    }
+
+    fn get(&self, package: &str) -> &[String] {
+        self.0.get(package).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Picks a version: a kept pin that `wanted` allows; otherwise as npm-pick-manifest does,
+/// the `latest` tag when it satisfies the range (and is neither deprecated nor refused by
+/// its engines), else the highest version in the range, preferring versions that are not
+/// deprecated and whose engines accept `node`.
+pub fn pick(
+    packument: &Packument,
+    wanted: &Wanted,
+    node: &Version,
+    kept: &Kept,
+) -> Option<Manifest> {
+    if let Some(m) = kept.choose(packument, wanted) {
+        return Some(m);
+    }
     let engine_ok = |m: &Manifest| {
         m.node_engine()
             .and_then(|r| Range::parse(r).ok())
@@ -408,12 +451,13 @@ impl Tree<'_, '_> {
 }
 
 /// Resolves the requests of an image's components for one target. `omit`: packages the
-/// recipes leave out (they must only be wanted optionally).
+/// recipes leave out (they must only be wanted optionally); `kept`: an earlier lock's pins.
 pub fn resolve(
     registry: &Registry,
     target: &Target,
     requests: &[Request],
     omit: &BTreeSet<String>,
+    kept: &Kept,
 ) -> Result<Vec<Placed>, ResolveError> {
     let mut root = Node {
         location: String::new(),
@@ -472,7 +516,7 @@ pub fn resolve(
                 Err(_) if edge.kind == Kind::Optional => continue,
                 Err(e) => return Err(e.into()),
             };
-            let Some(manifest) = pick(&packument, &edge.spec.wanted, &target.node) else {
+            let Some(manifest) = pick(&packument, &edge.spec.wanted, &target.node, kept) else {
                 if edge.kind == Kind::Optional {
                     continue;
                 }
@@ -593,9 +637,10 @@ pub fn integrity_of(m: &Manifest) -> Result<Digest, ResolveError> {
         })
 }
 
-/// The Node.js runtime for `wanted` (a major version): the newest build of that major in
-/// the registry's official builds for the arch.
-pub fn runtime(packument: &Packument, wanted: &str) -> Result<Manifest, ResolveError> {
+/// The Node.js runtime for `wanted` (a major version): the kept build while it is of that
+/// major, else the newest build of that major in the registry's official builds for the
+/// arch.
+pub fn runtime(packument: &Packument, wanted: &str, kept: &Kept) -> Result<Manifest, ResolveError> {
     let bad = |reason: String| ResolveError::Runtime {
         wanted: wanted.to_string(),
         reason,
@@ -603,11 +648,17 @@ pub fn runtime(packument: &Packument, wanted: &str) -> Result<Manifest, ResolveE
     let major: u64 = wanted
         .parse()
         .map_err(|_| bad("expected a major version such as \"24\"".into()))?;
-    packument
-        .versions()
-        .filter_map(|s| Version::parse(s).ok().map(|v| (v, s)))
-        .filter(|(v, _)| v.major() == major && !v.is_prerelease())
+    let builds = || {
+        packument
+            .versions()
+            .filter_map(|s| Version::parse(s).ok().map(|v| (v, s)))
+            .filter(|(v, _)| v.major() == major && !v.is_prerelease())
+    };
+    let pinned = kept.get(&packument.name);
+    builds()
+        .filter(|(_, s)| pinned.iter().any(|p| p == s))
         .max_by(|a, b| a.0.cmp(&b.0))
+        .or_else(|| builds().max_by(|a, b| a.0.cmp(&b.0)))
         .and_then(|(_, s)| packument.manifest(s))
         .ok_or_else(|| bad(format!("{} has no {major}.x build", packument.name)))
 }
@@ -658,6 +709,15 @@ mod tests {
             packages: &[&str],
             cpu: &'static str,
         ) -> Result<Vec<(String, String)>, ResolveError> {
+            self.resolve_keeping(packages, cpu, &Kept::default())
+        }
+
+        fn resolve_keeping(
+            &self,
+            packages: &[&str],
+            cpu: &'static str,
+            kept: &Kept,
+        ) -> Result<Vec<(String, String)>, ResolveError> {
             let fetcher = Fetcher::new(false);
             let registry = Registry::new(&fetcher, vec![self.url()]);
             let target = Target {
@@ -671,7 +731,7 @@ mod tests {
                 packages: packages.iter().map(|s| s.to_string()).collect(),
             };
             let omit = ["left-out".to_string()].into();
-            Ok(resolve(&registry, &target, &[request], &omit)?
+            Ok(resolve(&registry, &target, &[request], &omit, kept)?
                 .into_iter()
                 .map(|p| (p.location, p.version))
                 .collect())
@@ -857,5 +917,41 @@ mod tests {
                 ("node_modules/bundler", "1.0.0"),
             ])
         );
+    }
+
+    #[test]
+    fn kept_versions_are_chosen_while_they_satisfy_what_asks_for_them() {
+        let f = Fixture::new();
+        f.publish("a", &[("1.0.0", json!({"dependencies": {"b": "^1"}}))]);
+        f.publish(
+            "b",
+            &[
+                ("1.0.0", json!({})),
+                ("1.1.0", json!({})),
+                ("1.2.0", json!({})),
+            ],
+        );
+        f.publish("t", &[("1.0.0", json!({})), ("2.0.0", json!({}))]);
+        let kept = |pins: &[(&str, &str)]| {
+            Kept::new(pins.iter().map(|(p, v)| (p.to_string(), v.to_string())))
+        };
+        // b's pin holds in ^1; t's pin holds for the `latest` tag, which moved to 2.0.0.
+        let got = f
+            .resolve_keeping(&["a", "t"], "x64", &kept(&[("b", "1.1.0"), ("t", "1.0.0")]))
+            .unwrap();
+        assert_eq!(
+            got,
+            placed(&[
+                ("node_modules/a", "1.0.0"),
+                ("node_modules/a/node_modules/b", "1.1.0"),
+                ("node_modules/t", "1.0.0"),
+            ])
+        );
+        // A pin the range no longer allows is not taken: the highest in range is.
+        let got = f
+            .resolve_keeping(&["a", "t@^2"], "x64", &kept(&[("t", "1.0.0")]))
+            .unwrap();
+        assert_eq!(got[2], ("node_modules/t".to_string(), "2.0.0".to_string()));
+        assert_eq!(got[1].1, "1.2.0");
     }
 }

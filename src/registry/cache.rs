@@ -1,9 +1,10 @@
-//! A store cache in a registry: the packages and wheels an image's lock pins, pushed as OCI
-//! artifacts, and read back by sha256 before the mirrors.
+//! A store cache in a registry: the packages, wheels and npm tarballs an image's lock pins,
+//! pushed as OCI artifacts, and read back by their locked digest before the mirrors.
 //!
 //! Why a registry: CI runners and sites already have one, with auth, replication and
-//! garbage collection; blobs there are content-addressed by sha256, which is what a lock
-//! pins, so a runner can ask for exactly the bytes it needs (`GET /blobs/sha256:…`) and
+//! garbage collection; blobs there are content-addressed by the digest a lock pins (sha256,
+//! or sha512 for npm tarballs), so a runner can ask for exactly the bytes it needs
+//! (`GET /blobs/sha256:…`) and
 //! check them against the lock. One artifact manifest per lock and arch keeps the blobs
 //! referenced (a registry's gc removes unreferenced ones) and lists them by store name;
 //! its tag, `IMAGE-ARCH-<lock sha256 prefix>`, never collides between images or locks.
@@ -217,11 +218,12 @@ impl RegistryCache {
                     Err(RegistryError::Status { status: 404, .. }) => return Ok(0),
                     Err(e) => return Err(e.to_string()),
                 };
-            let listed = match super::documents::parse(&manifest, "the cache artifact") {
-                Ok(super::documents::Parsed::Manifest { blobs, .. }) => blobs,
-                Ok(_) => return Err("the cache artifact is an index, not a manifest".into()),
-                Err(e) => return Err(e.to_string()),
-            };
+            let listed =
+                match super::documents::parse_cache_artifact(&manifest, "the cache artifact") {
+                    Ok(super::documents::Parsed::Manifest { blobs, .. }) => blobs,
+                    Ok(_) => return Err("the cache artifact is an index, not a manifest".into()),
+                    Err(e) => return Err(e.to_string()),
+                };
             for (name, sha256) in &missing {
                 let digest = format!("sha256:{sha256}");
                 let Some(blob) = listed.iter().find(|b| b.digest == digest) else {

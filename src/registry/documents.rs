@@ -64,8 +64,24 @@ pub struct DocumentError {
     pub reason: String,
 }
 
-/// Reads a manifest or index; `what` names it in errors.
+/// Reads a manifest or index; `what` names it in errors. Every digest must be a sha256:
+/// an image's blobs are stored under their digests.
 pub fn parse(bytes: &[u8], what: &str) -> Result<Parsed, DocumentError> {
+    parse_checking(bytes, what, is_sha256_digest)
+}
+
+/// Reads the store cache's artifact manifest (`cache push`), whose blobs are store objects
+/// under the digest their lock pins: sha256, or sha512 for npm tarballs. Its digests name
+/// no file; each is checked again when its blob is fetched.
+pub fn parse_cache_artifact(bytes: &[u8], what: &str) -> Result<Parsed, DocumentError> {
+    parse_checking(bytes, what, |d| crate::digest::Digest::parse_oci(d).is_ok())
+}
+
+fn parse_checking(
+    bytes: &[u8],
+    what: &str,
+    digest_ok: fn(&str) -> bool,
+) -> Result<Parsed, DocumentError> {
     let bad = |reason: String| DocumentError {
         what: what.into(),
         reason,
@@ -78,7 +94,7 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<Parsed, DocumentError> {
         .chain(doc.config.iter())
         .chain(doc.layers.iter().flatten())
     {
-        if !is_sha256_digest(&d.digest) {
+        if !digest_ok(&d.digest) {
             return Err(bad(format!("descriptor digest {:?}", d.digest)));
         }
     }
@@ -135,6 +151,15 @@ mod tests {
         for digest in ["sha256:../../etc/passwd", "sha512:00", "sha256:ABCD"] {
             let m = format!(r#"{{"config":{{"digest":"{digest}","size":1}},"layers":[]}}"#);
             assert!(parse(m.as_bytes(), "x").is_err(), "{digest}");
+            assert!(parse_cache_artifact(m.as_bytes(), "x").is_err(), "{digest}");
         }
+    }
+
+    #[test]
+    fn the_cache_artifact_may_list_npm_tarballs_by_sha512_and_images_may_not() {
+        let sha512 = format!("sha512:{}", "ab".repeat(64));
+        let m = format!(r#"{{"config":{{"digest":"{sha512}","size":1}},"layers":[]}}"#);
+        assert!(parse_cache_artifact(m.as_bytes(), "x").is_ok());
+        assert!(parse(m.as_bytes(), "x").is_err());
     }
 }

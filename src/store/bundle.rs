@@ -150,54 +150,23 @@ fn needed(
     let mut indexes = BTreeMap::new();
     let mut refs: BTreeMap<String, (String, String)> = BTreeMap::new();
     for lock in locks {
-        for arch in lock.archs.values() {
-            for w in &arch.python {
-                // A wheel built from an sdist travels with its sources, so that the site
-                // can also rebuild it.
-                let sources = w
-                    .build_sources()
-                    .into_iter()
-                    .map(|p| (&p.file, &p.sha256, p.size));
-                for (file, sha256, size) in
-                    std::iter::once((&w.file, &w.sha256, w.size)).chain(sources)
-                {
-                    packages.insert(
-                        (sha256.clone(), file.clone()),
-                        BundleObject {
-                            name: file.clone(),
-                            sha256: sha256.clone(),
-                            sha512: None,
-                            size,
-                            kind: "package".into(),
-                        },
-                    );
-                }
-            }
-            for p in &arch.npm {
-                let name = p.file_name().to_string();
-                packages.insert(
-                    (p.integrity.to_string(), name.clone()),
-                    BundleObject {
-                        name,
-                        sha256: String::new(),
-                        sha512: Some(p.integrity.hex().to_string()),
-                        size: p.size,
-                        kind: "package".into(),
-                    },
-                );
-            }
-            for d in &arch.debian {
-                packages.insert(
-                    (d.sha256.clone(), d.file_name().to_string()),
-                    BundleObject {
-                        name: d.file_name().into(),
-                        sha256: d.sha256.clone(),
-                        sha512: None,
-                        size: d.size,
-                        kind: "package".into(),
-                    },
-                );
-            }
+        // A wheel built from an sdist travels with its sources (files() lists them), so
+        // that the site can also rebuild it.
+        for file in lock.archs.values().flat_map(|a| a.files()) {
+            let (sha256, sha512) = match &file.digest {
+                Digest::Sha256(hex) => (hex.clone(), None),
+                Digest::Sha512(hex) => (String::new(), Some(hex.clone())),
+            };
+            packages.insert(
+                (file.digest.to_string(), file.name.to_string()),
+                BundleObject {
+                    name: file.name.to_string(),
+                    sha256,
+                    sha512,
+                    size: file.size,
+                    kind: "package".into(),
+                },
+            );
         }
         for i in &lock.index {
             let inrelease = i.inrelease.trim_start_matches("sha256:").to_string();

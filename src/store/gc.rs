@@ -6,7 +6,7 @@
 
 use super::{Area, Store, StoreError, path};
 use crate::digest::Digest;
-use crate::lockfile::Lockfile;
+use crate::lockfile::{Lockfile, Origin};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,28 +37,14 @@ pub struct Roots {
 impl Roots {
     /// Everything the locks name: packages, and the InRelease and Packages files.
     pub fn add_lock(&mut self, lock: &Lockfile) {
-        for arch in lock.archs.values() {
-            for w in &arch.python {
-                let name = path::fixed_output_name(&w.sha256, &w.file);
-                self.objects.insert(name.clone());
-                self.packages.insert(name);
-                self.python_hashes.insert(w.sha256.clone());
-                for pin in w.build_sources() {
-                    let name = path::fixed_output_name(&pin.sha256, &pin.file);
-                    self.objects.insert(name.clone());
-                    self.packages.insert(name);
-                    self.python_hashes.insert(pin.sha256.clone());
-                }
-            }
-            for p in &arch.npm {
-                let name = path::fixed_output_name_of(&p.integrity, p.file_name());
-                self.objects.insert(name.clone());
-                self.packages.insert(name);
-            }
-            for d in &arch.debian {
-                let name = path::fixed_output_name(&d.sha256, d.file_name());
-                self.objects.insert(name.clone());
-                self.packages.insert(name);
+        for file in lock.archs.values().flat_map(|a| a.files()) {
+            let name = path::fixed_output_name_of(&file.digest, file.name);
+            self.objects.insert(name.clone());
+            self.packages.insert(name);
+            if let (Origin::PythonIndex { .. } | Origin::BuiltHere, Digest::Sha256(hex)) =
+                (file.origin, &file.digest)
+            {
+                self.python_hashes.insert(hex.clone());
             }
         }
         for i in &lock.index {

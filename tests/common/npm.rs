@@ -1,6 +1,9 @@
 //! An npm registry in a directory (served by the test server): packuments in the
-//! abbreviated form npm asks for, and tarballs packed as `npm pack` packs them.
+//! abbreviated form npm asks for, and tarballs packed as `npm pack` packs them; and the
+//! sandbox with an image that takes Node.js and a tool from it (tests/npm.rs and the
+//! registry cache's test).
 
+use super::Sandbox;
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -61,4 +64,93 @@ pub fn publish(root: &Path, url: &str, name: &str, version: &str, fields: Value,
     doc["versions"][version] = manifest;
     doc["dist-tags"]["latest"] = json!(version);
     std::fs::write(doc_path, doc.to_string()).unwrap();
+}
+
+pub const JS_COMPONENT: &str = r#"[component]
+name = "js"
+description = "a Node.js tool"
+after = ["hello"]
+
+[npm]
+node = "24"
+packages = ["tool@^1"]
+
+[npm.scripts.tool]
+why = "postinstall links the native binary of the platform package"
+link = { "bin/native" = { package = "tool-linux-{cpu}", file = "native" } }
+"#;
+
+/// The sandbox with a registry holding Node.js 24 and 25 builds, `tool` (a command, a
+/// dependency and per-platform optional packages) and its dependency in two versions.
+pub fn sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    let root = sb.path("mirror/npm");
+    let url = format!("{}/npm", sb.server.url);
+    for (cpu, arch_note) in [("x64", "amd64"), ("arm64", "arm64")] {
+        for version in ["24.1.0", "24.2.0", "25.0.0"] {
+            let node = format!("#!/bin/sh\necho v{version} {arch_note}\n");
+            publish(
+                &root,
+                &url,
+                &format!("node-linux-{cpu}"),
+                version,
+                json!({"os": "linux", "cpu": cpu, "bin": {"node": "bin/node"}}),
+                &[
+                    ("bin/node", node.as_bytes(), 0o755),
+                    ("include/node/node.h", b"/* */", 0o644),
+                ],
+            );
+        }
+        publish(
+            &root,
+            &url,
+            &format!("tool-linux-{cpu}"),
+            "1.0.0",
+            json!({"os": ["linux"], "cpu": [cpu]}),
+            &[("native", format!("native for {cpu}").as_bytes(), 0o755)],
+        );
+    }
+    publish(
+        &root,
+        &url,
+        "dep",
+        "1.0.0",
+        json!({}),
+        &[("index.js", b"module.exports = 1;\n", 0o644)],
+    );
+    publish(
+        &root,
+        &url,
+        "dep",
+        "1.1.0",
+        json!({}),
+        &[("index.js", b"module.exports = 11;\n", 0o644)],
+    );
+    publish(
+        &root,
+        &url,
+        "tool",
+        "1.0.0",
+        json!({
+            "bin": {"tool": "./cli.js"},
+            "dependencies": {"dep": "^1.0.0"},
+            "optionalDependencies": {"tool-linux-x64": "1.0.0", "tool-linux-arm64": "1.0.0"},
+            "hasInstallScript": true,
+            "scripts": {"postinstall": "node link-native.js"}
+        }),
+        &[
+            (
+                "cli.js",
+                b"#!/usr/bin/env node\nconsole.log('tool');\n",
+                0o644,
+            ),
+            ("bin/native", b"placeholder", 0o644),
+        ],
+    );
+    sb.write("recipes/components/js.toml", JS_COMPONENT);
+    sb.write(
+        "recipes/images/test.toml",
+        &super::TEST_IMAGE.replace("[\"hello\"]", "[\"hello\", \"js\"]"),
+    );
+    sb
 }
