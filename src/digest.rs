@@ -125,6 +125,52 @@ impl fmt::Display for Digest {
     }
 }
 
+/// A sha256 as Debian's indexes, PyPI and the lock write it: 64 lowercase hex digits, made
+/// only by checking, so a value from an index or a lock can go into a store path.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sha256Hex(String);
+
+impl Sha256Hex {
+    pub fn parse(hex: &str) -> Result<Sha256Hex, DigestError> {
+        check_hex("sha256", hex, 64)?;
+        Ok(Sha256Hex(hex.to_string()))
+    }
+
+    /// The sha256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Sha256Hex {
+        Sha256Hex(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// As a [`Digest`], for the store and fetch, which take either algorithm.
+    pub fn digest(&self) -> Digest {
+        Digest::Sha256(self.0.clone())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Sha256Hex {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sha256Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Sha256Hex {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
 /// A running hash of one algorithm.
 pub enum Hasher {
     Sha256(Sha256),

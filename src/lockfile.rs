@@ -6,7 +6,7 @@
 //! a version bump is a one-line diff. Written by hand (not by a TOML serializer) so the
 //! layout is fixed; read back through the `toml` parser with strict checks.
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Sha256Hex};
 use crate::recipe::SUPPORTED_ARCHS;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,7 +36,7 @@ pub struct DebianArtifact {
     pub component: String,
     pub suite: String,
     pub path: String,
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     pub size: u64,
 }
 
@@ -55,7 +55,7 @@ pub struct PythonArtifact {
     pub version: String,
     pub component: String,
     pub file: String,
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     pub size: u64,
     /// For a wheel built here from an sdist (`build-from-source`): what it is built from.
     /// The wheel itself is on no index; `fetch` rebuilds it and checks `sha256`.
@@ -160,7 +160,7 @@ pub struct IndexPin {
     /// The project whose index page lists the file.
     pub project: String,
     pub file: String,
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     pub size: u64,
 }
 
@@ -217,7 +217,7 @@ impl ArchLock {
     pub fn files(&self) -> impl Iterator<Item = PinnedFile<'_>> {
         let debian = self.debian.iter().map(|d| PinnedFile {
             name: d.file_name(),
-            digest: Digest::Sha256(d.sha256.clone()),
+            digest: d.sha256.digest(),
             size: d.size,
             origin: Origin::Debian {
                 suite: &d.suite,
@@ -231,13 +231,13 @@ impl ArchLock {
             };
             let wheel = PinnedFile {
                 name: &w.file,
-                digest: Digest::Sha256(w.sha256.clone()),
+                digest: w.sha256.digest(),
                 size: w.size,
                 origin,
             };
             let sources = w.build_sources().into_iter().map(|p| PinnedFile {
                 name: &p.file,
-                digest: Digest::Sha256(p.sha256.clone()),
+                digest: p.sha256.digest(),
                 size: p.size,
                 origin: Origin::PythonIndex {
                     project: &p.project,
@@ -472,16 +472,15 @@ impl TryFrom<DebianLine> for DebianArtifact {
 
     fn try_from(l: DebianLine) -> Result<Self, String> {
         let ctx = format!("debian {} {}", l.name, l.version);
-        crate::name::sha256_hex("sha256", &l.sha256)
-            .and_then(|_| crate::name::relative_path("path", &l.path))
-            .map_err(|e| format!("{ctx}: {e}"))?;
+        let sha256 = Sha256Hex::parse(&l.sha256).map_err(|e| format!("{ctx}: {e}"))?;
+        crate::name::relative_path("path", &l.path).map_err(|e| format!("{ctx}: {e}"))?;
         Ok(DebianArtifact {
             name: l.name,
             version: l.version,
             component: l.component,
             suite: l.suite,
             path: l.path,
-            sha256: l.sha256,
+            sha256,
             size: l.size,
         })
     }
@@ -506,9 +505,8 @@ impl TryFrom<PythonLine> for PythonArtifact {
 
     fn try_from(l: PythonLine) -> Result<Self, String> {
         let ctx = format!("python {} {}", l.name, l.version);
-        crate::name::sha256_hex("sha256", &l.sha256)
-            .and_then(|_| crate::name::file_name("file", &l.file))
-            .map_err(|e| format!("{ctx}: {e}"))?;
+        let sha256 = Sha256Hex::parse(&l.sha256).map_err(|e| format!("{ctx}: {e}"))?;
+        crate::name::file_name("file", &l.file).map_err(|e| format!("{ctx}: {e}"))?;
         let built_from = match (l.sdist, l.build_requires) {
             (None, None) => None,
             (Some(sdist), Some(requires)) => Some(SourceBuild { sdist, requires }),
@@ -522,7 +520,7 @@ impl TryFrom<PythonLine> for PythonArtifact {
             version: l.version,
             component: l.component,
             file: l.file,
-            sha256: l.sha256,
+            sha256,
             size: l.size,
             built_from,
         })
@@ -543,13 +541,13 @@ impl TryFrom<PinLine> for IndexPin {
     type Error = String;
 
     fn try_from(l: PinLine) -> Result<Self, String> {
-        crate::name::sha256_hex("sha256", &l.sha256)
-            .and_then(|_| crate::name::file_name("file", &l.file))
-            .map_err(|e| format!("{} {}: {e}", l.project, l.file))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{} {}: {e}", l.project, l.file);
+        let sha256 = Sha256Hex::parse(&l.sha256).map_err(|e| bad(&e))?;
+        crate::name::file_name("file", &l.file).map_err(|e| bad(&e))?;
         Ok(IndexPin {
             project: l.project,
             file: l.file,
-            sha256: l.sha256,
+            sha256,
             size: l.size,
         })
     }
@@ -571,7 +569,7 @@ mod tests {
                         component: "base".into(),
                         suite: "trixie".into(),
                         path: "pool/main/z/zlib/zlib1g_1.3_amd64.deb".into(),
-                        sha256: "a".repeat(64),
+                        sha256: Sha256Hex::parse(&"a".repeat(64)).unwrap(),
                         size: 10,
                     },
                     DebianArtifact {
@@ -580,7 +578,7 @@ mod tests {
                         component: "base".into(),
                         suite: "trixie-security".into(),
                         path: "pool/updates/main/b/bash/bash_5.2_amd64.deb".into(),
-                        sha256: "b".repeat(64),
+                        sha256: Sha256Hex::parse(&"b".repeat(64)).unwrap(),
                         size: 20,
                     },
                 ],
@@ -590,7 +588,7 @@ mod tests {
                         version: "2.4.6".into(),
                         component: "py".into(),
                         file: "numpy-2.4.6-cp313-cp313-manylinux_2_27_x86_64.whl".into(),
-                        sha256: "c".repeat(64),
+                        sha256: Sha256Hex::parse(&"c".repeat(64)).unwrap(),
                         size: 30,
                         built_from: None,
                     },
@@ -599,19 +597,19 @@ mod tests {
                         version: "4.0.1".into(),
                         component: "py".into(),
                         file: "pyspark-4.0.1-py2.py3-none-any.whl".into(),
-                        sha256: "d".repeat(64),
+                        sha256: Sha256Hex::parse(&"d".repeat(64)).unwrap(),
                         size: 40,
                         built_from: Some(SourceBuild {
                             sdist: IndexPin {
                                 project: "pyspark".into(),
                                 file: "pyspark-4.0.1.tar.gz".into(),
-                                sha256: "e".repeat(64),
+                                sha256: Sha256Hex::parse(&"e".repeat(64)).unwrap(),
                                 size: 50,
                             },
                             requires: vec![IndexPin {
                                 project: "setuptools".into(),
                                 file: "setuptools-80.0.0-py3-none-any.whl".into(),
-                                sha256: "f".repeat(64),
+                                sha256: Sha256Hex::parse(&"f".repeat(64)).unwrap(),
                                 size: 60,
                             }],
                         }),

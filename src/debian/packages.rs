@@ -3,6 +3,7 @@
 
 use super::version::{Version, VersionError};
 use crate::deb822::{ControlError, Paragraphs};
+use crate::digest::Sha256Hex;
 use std::collections::HashMap;
 
 /// What the resolver and the lock need of one `Packages` stanza.
@@ -22,7 +23,7 @@ pub struct BinaryPackage {
     pub breaks: String,
     pub filename: String,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     /// Index of the suite (in the order given to [`PackageIndex::build`]) it came from.
     pub suite: usize,
 }
@@ -84,6 +85,12 @@ pub enum IndexError {
         source_name: String,
         line: usize,
         error: VersionError,
+    },
+    #[error("{source_name}, line {line}: SHA256: {error}")]
+    BadHash {
+        source_name: String,
+        line: usize,
+        error: crate::digest::DigestError,
     },
     #[error("{source_name}, line {line}: Size {text:?} is not a number")]
     BadSize {
@@ -155,7 +162,11 @@ pub fn parse_packages(
                 })?
                 .to_string(),
             size,
-            sha256: required("SHA256")?.to_string(),
+            sha256: Sha256Hex::parse(required("SHA256")?).map_err(|error| IndexError::BadHash {
+                source_name: source_name.to_string(),
+                line,
+                error,
+            })?,
             suite,
         });
     }
@@ -226,7 +237,7 @@ impl PackageIndex {
 mod tests {
     use super::*;
 
-    const STANZA: &str = "Package: hello\nVersion: 2.10-3\nArchitecture: amd64\nPriority: optional\nDepends: libc6 (>= 2.34)\nFilename: pool/main/h/hello/hello_2.10-3_amd64.deb\nSize: 100\nSHA256: aa\n\n";
+    const STANZA: &str = "Package: hello\nVersion: 2.10-3\nArchitecture: amd64\nPriority: optional\nDepends: libc6 (>= 2.34)\nFilename: pool/main/h/hello/hello_2.10-3_amd64.deb\nSize: 100\nSHA256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\n\n";
 
     #[test]
     fn newest_version_across_suites_is_the_candidate() {
@@ -254,5 +265,14 @@ mod tests {
             err.to_string().contains("Filename \"../../../hello"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_sha256_that_could_climb_out_of_the_store_is_refused() {
+        let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        for bad in ["../../../../etc/passwd", &sha.to_uppercase(), &sha[1..]] {
+            let err = parse_packages(&STANZA.replace(sha, bad), "P", 0).unwrap_err();
+            assert!(err.to_string().contains("P, line 1: SHA256: "), "{err}");
+        }
     }
 }

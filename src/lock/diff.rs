@@ -276,7 +276,7 @@ impl LockDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Digest;
+    use crate::digest::{Digest, Sha256Hex};
     use crate::lockfile::{DebianArtifact, NpmArtifact, PythonArtifact};
 
     fn deb(name: &str, version: &str, suite: &str) -> DebianArtifact {
@@ -286,7 +286,7 @@ mod tests {
             component: "c".into(),
             suite: suite.into(),
             path: format!("pool/main/{name}_{version}.deb"),
-            sha256: format!("{:064x}", version.len()),
+            sha256: Sha256Hex::parse(&format!("{:064x}", version.len())).unwrap(),
             size: 1000,
         }
     }
@@ -297,7 +297,7 @@ mod tests {
             version: version.into(),
             component: "c".into(),
             file: format!("{name}-{version}-py3-none-any.whl"),
-            sha256: sha256.repeat(64),
+            sha256: Sha256Hex::parse(&sha256.repeat(64)).unwrap(),
             size: 2000,
             built_from: None,
         }

@@ -12,7 +12,7 @@ pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuiltWheel {
     pub file: String,
-    pub sha256: String,
+    pub sha256: crate::digest::Sha256Hex,
     pub size: u64,
 }
 

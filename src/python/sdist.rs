@@ -9,6 +9,7 @@
 
 use super::build::{BuildError, BuiltWheel, SourceBuilder};
 use super::install::{self as python, Venv};
+use crate::digest::Sha256Hex;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::Tree;
 use crate::lockfile::{IndexPin, Lockfile, PythonArtifact};
@@ -58,7 +59,7 @@ pub struct BuildSystem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Built {
     pub file: String,
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     pub size: u64,
 }
 
@@ -256,11 +257,12 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
         && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text)
         && let (Some(file), Some(sha256), Some(size)) =
             (v["file"].as_str(), v["sha256"].as_str(), v["size"].as_u64())
-        && store.contains(sha256, file, Some(size))
+        && let Ok(sha256) = Sha256Hex::parse(sha256)
+        && store.contains(&sha256, file, Some(size))
     {
         return Ok(Built {
             file: file.into(),
-            sha256: sha256.into(),
+            sha256,
             size,
         });
     }
@@ -367,7 +369,7 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
     write_atomic(
         &cache_path(store, &key),
         &serde_json::to_vec(&serde_json::json!({
-            "file": built.file, "sha256": built.sha256, "size": built.size
+            "file": built.file, "sha256": built.sha256.as_str(), "size": built.size
         }))
         .expect("json serializes"),
     )?;
@@ -393,7 +395,7 @@ pub fn rebuild_missing(store: &Store, lock: &Lockfile) -> Result<usize, SdistErr
         if got.sha256 != artifact.sha256 || got.file != artifact.file {
             return Err(SdistError::NotReproducible {
                 file: artifact.file.clone(),
-                expected: artifact.sha256.clone(),
+                expected: artifact.sha256.to_string(),
                 got: format!("{} (sha256 {})", got.file, got.sha256),
                 python: host_python().map(|p| p.0).unwrap_or_default(),
             });

@@ -3,6 +3,7 @@
 //! out of the remote wheel with HTTP range requests (the zip's central directory, then the
 //! `*.dist-info/METADATA` member only). Metadata is cached in the store by wheel hash.
 
+use crate::digest::Sha256Hex;
 use crate::fetch::{FetchError, Fetcher};
 use crate::store::Store;
 use std::io::Read;
@@ -12,7 +13,7 @@ use std::io::Read;
 pub struct IndexFile {
     pub filename: String,
     pub url: String,
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     pub size: Option<u64>,
     pub requires_python: Option<String>,
     pub yanked: bool,
@@ -80,15 +81,15 @@ pub fn join_url(page: &str, href: &str) -> String {
     format!("{}{}", &page[..scheme_end], base.join("/"))
 }
 
-/// Checks the names an index gives a file before they become store paths.
-fn checked(page_url: &str, file: IndexFile) -> Result<IndexFile, PypiError> {
-    let bad = |e: crate::name::NameError| PypiError::Page {
+/// Checks the file name and sha256 an index gives a file before they become store paths.
+fn checked(page_url: &str, filename: &str, sha256: &str) -> Result<(String, Sha256Hex), PypiError> {
+    let bad = |e: &dyn std::fmt::Display| PypiError::Page {
         url: page_url.into(),
         reason: e.to_string(),
     };
-    crate::name::file_name("index file name", &file.filename).map_err(bad)?;
-    crate::name::sha256_hex("index file sha256", &file.sha256).map_err(bad)?;
-    Ok(file)
+    crate::name::file_name("index file name", filename).map_err(|e| bad(&e))?;
+    let sha256 = Sha256Hex::parse(sha256).map_err(|e| bad(&e))?;
+    Ok((filename.to_string(), sha256))
 }
 
 /// `%XX` escapes decoded (an HTML page's links percent-encode `+` in local versions); a
@@ -161,20 +162,23 @@ fn parse_json(page_url: &str, bytes: &[u8]) -> Result<Vec<IndexFile>, PypiError>
     files
         .iter()
         .filter_map(|f| {
-            let sha256 = f["hashes"]["sha256"].as_str()?.to_string();
+            let sha256 = f["hashes"]["sha256"].as_str()?;
+            let filename = f["filename"].as_str()?;
+            let url = join_url(page_url, f["url"].as_str()?);
             let truthy =
                 |x: &serde_json::Value| !(x.is_null() || x == &serde_json::Value::Bool(false));
-            Some(IndexFile {
-                filename: f["filename"].as_str()?.to_string(),
-                url: join_url(page_url, f["url"].as_str()?),
-                sha256,
-                size: f["size"].as_u64(),
-                requires_python: f["requires-python"].as_str().map(str::to_string),
-                yanked: truthy(&f["yanked"]),
-                core_metadata: truthy(&f["core-metadata"]) || truthy(&f["dist-info-metadata"]),
-            })
+            Some(
+                checked(page_url, filename, sha256).map(|(filename, sha256)| IndexFile {
+                    filename,
+                    url,
+                    sha256,
+                    size: f["size"].as_u64(),
+                    requires_python: f["requires-python"].as_str().map(str::to_string),
+                    yanked: truthy(&f["yanked"]),
+                    core_metadata: truthy(&f["core-metadata"]) || truthy(&f["dist-info-metadata"]),
+                }),
+            )
         })
-        .map(|f| checked(page_url, f))
         .collect()
 }
 
@@ -203,10 +207,11 @@ fn parse_html(page_url: &str, text: &str) -> Result<Vec<IndexFile>, PypiError> {
             continue;
         };
         let filename = percent_decode(url.rsplit('/').next().unwrap_or(url));
+        let (filename, sha256) = checked(page_url, &filename, sha256)?;
         out.push(IndexFile {
             filename,
             url: join_url(page_url, url),
-            sha256: sha256.to_string(),
+            sha256,
             size: None,
             requires_python: attr("data-requires-python"),
             yanked: attrs.contains("data-yanked"),
@@ -214,7 +219,7 @@ fn parse_html(page_url: &str, text: &str) -> Result<Vec<IndexFile>, PypiError> {
                 || attrs.contains("data-dist-info-metadata"),
         });
     }
-    out.into_iter().map(|f| checked(page_url, f)).collect()
+    Ok(out)
 }
 
 /// The files a project page lists: PEP 691 JSON when it starts with `{`, PEP 503 HTML

@@ -10,6 +10,7 @@
 use super::build::SourceBuilder;
 use super::simple::{self, CoreMetadata, IndexFile, PypiError};
 use super::tags::{Target, WheelName};
+use crate::digest::Sha256Hex;
 use crate::fetch::Fetcher;
 use crate::store::Store;
 use pep440_rs::{Version, VersionSpecifiers};
@@ -246,10 +247,10 @@ struct Provider<'a> {
     excluded: HashSet<String>,
     projects: Mutex<HashMap<String, Arc<Vec<Candidate>>>>,
     pages: &'a PageCache,
-    metadata: Mutex<HashMap<String, Arc<CoreMetadata>>>,
+    metadata: Mutex<HashMap<Sha256Hex, Arc<CoreMetadata>>>,
     build_from_source: HashSet<String>,
     /// sdist sha256 → the wheel built from it and what it was built with.
-    builds: Mutex<HashMap<String, (IndexFile, crate::lockfile::SourceBuild)>>,
+    builds: Mutex<HashMap<Sha256Hex, (IndexFile, crate::lockfile::SourceBuild)>>,
     builder: &'a dyn SourceBuilder,
 }
 

@@ -10,8 +10,7 @@ pub mod bundle;
 pub mod gc;
 pub mod path;
 
-use crate::digest::{Digest, Hasher};
-use sha2::{Digest as _, Sha256};
+use crate::digest::{Digest, Hasher, Sha256Hex};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -305,8 +304,12 @@ impl Store {
     }
 
     /// Adds bytes whose hash is whatever they hash to (e.g. a freshly downloaded `InRelease`).
-    pub fn insert_bytes(&self, name: &str, bytes: &[u8]) -> Result<(String, PathBuf), StoreError> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
+    pub fn insert_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(Sha256Hex, PathBuf), StoreError> {
+        let sha256 = Sha256Hex::of(bytes);
         let mut pending = self.begin(name)?;
         pending.write_all(bytes)?;
         let path = pending.commit(&Expected::sha256(&sha256, Some(bytes.len() as u64)))?;
