@@ -360,7 +360,7 @@ fn resolve_with_pins(
         .collect();
     // npm pins are kept as npm keeps package-lock.json's: wherever they still satisfy
     // what asks for them.
-    let earlier_npm = crate::npm::Earlier::of(old, true, refresh);
+    let earlier_npm = crate::npm::Earlier::keeping(old, refresh);
     resolve_loaded(plan, loaded, ctx, pages, &kept_python, &earlier_npm)
 }
 
@@ -584,7 +584,7 @@ pub fn lock_image(
     // The earlier lock's tarball sizes spare registry requests; its versions are not kept
     // (the recipes changed: a re-lock resolves afresh).
     let earlier_npm = read(lockfiles, image)
-        .map(|old| crate::npm::Earlier::of(&old, false, &[]))
+        .map(|old| crate::npm::Earlier::sizes_of(&old))
         .unwrap_or_default();
     let lock = resolve_loaded(&plan, loaded, ctx, &pages, &BTreeMap::new(), &earlier_npm)?;
     let text = lock.to_toml();

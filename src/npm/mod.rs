@@ -143,29 +143,36 @@ pub struct Earlier {
 }
 
 impl Earlier {
-    /// From `lock`: every tarball size; the versions of every package not named in
-    /// `refresh` are kept when `keep` is set.
-    pub fn of(lock: &Lockfile, keep: bool, refresh: &[String]) -> Earlier {
+    /// The tarball sizes `lock` knows; no versions kept (a re-lock after a recipe change
+    /// resolves afresh).
+    pub fn sizes_of(lock: &Lockfile) -> Earlier {
         let sizes = lock
             .archs
             .values()
             .flat_map(|a| a.npm.iter())
             .map(|p| (p.integrity.sri(), p.size))
             .collect();
-        let kept = match keep {
-            false => BTreeMap::new(),
-            true => lock
-                .archs
-                .iter()
-                .map(|(arch, a)| {
-                    let pins = a.npm.iter().filter(|p| !refresh.contains(&p.name));
-                    let kept =
-                        resolve::Kept::new(pins.map(|p| (p.name.clone(), p.version.clone())));
-                    (arch.clone(), kept)
-                })
-                .collect(),
-        };
-        Earlier { sizes, kept }
+        Earlier {
+            sizes,
+            kept: BTreeMap::new(),
+        }
+    }
+
+    /// The sizes, and the versions of every package of `lock` not named in `refresh`.
+    pub fn keeping(lock: &Lockfile, refresh: &[String]) -> Earlier {
+        let kept = lock
+            .archs
+            .iter()
+            .map(|(arch, a)| {
+                let pins = a.npm.iter().filter(|p| !refresh.contains(&p.name));
+                let kept = resolve::Kept::new(pins.map(|p| (p.name.clone(), p.version.clone())));
+                (arch.clone(), kept)
+            })
+            .collect();
+        Earlier {
+            kept,
+            ..Earlier::sizes_of(lock)
+        }
     }
 }
 
