@@ -165,12 +165,6 @@ impl fmt::Display for Sha256Hex {
     }
 }
 
-impl PartialEq<str> for Sha256Hex {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
 /// A running hash of one algorithm.
 pub enum Hasher {
     Sha256(Sha256),

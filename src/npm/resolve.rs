@@ -155,10 +155,6 @@ impl Kept {
             .max_by(|a, b| a.0.cmp(&b.0))
             .and_then(|(_, s)| packument.manifest(s))
     }
-
-    fn get(&self, package: &str) -> &[String] {
-        self.0.get(package).map_or(&[], Vec::as_slice)
-    }
 }
 
 /// Picks a version: a kept pin that `wanted` allows; otherwise as npm-pick-manifest does,
@@ -648,17 +644,15 @@ pub fn runtime(packument: &Packument, wanted: &str, kept: &Kept) -> Result<Manif
     let major: u64 = wanted
         .parse()
         .map_err(|_| bad("expected a major version such as \"24\"".into()))?;
-    let builds = || {
-        packument
-            .versions()
-            .filter_map(|s| Version::parse(s).ok().map(|v| (v, s)))
-            .filter(|(v, _)| v.major() == major && !v.is_prerelease())
-    };
-    let pinned = kept.get(&packument.name);
-    builds()
-        .filter(|(_, s)| pinned.iter().any(|p| p == s))
+    let of_major = Range::parse(format!("{major}.x")).expect("a major is a range");
+    if let Some(m) = kept.choose(packument, &Wanted::Range(of_major)) {
+        return Ok(m);
+    }
+    packument
+        .versions()
+        .filter_map(|s| Version::parse(s).ok().map(|v| (v, s)))
+        .filter(|(v, _)| v.major() == major && !v.is_prerelease())
         .max_by(|a, b| a.0.cmp(&b.0))
-        .or_else(|| builds().max_by(|a, b| a.0.cmp(&b.0)))
         .and_then(|(_, s)| packument.manifest(s))
         .ok_or_else(|| bad(format!("{} has no {major}.x build", packument.name)))
 }
