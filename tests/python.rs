@@ -562,21 +562,28 @@ fn an_sdist_that_builds_a_platform_wheel_is_refused() {
     );
 }
 
-#[test]
-fn lock_update_keeps_the_python_pins_it_is_not_asked_to_refresh() {
+/// A lock of alpha 1.0 and gamma 1.0; then the index publishes alpha 4.0 and gamma 2.0.
+fn locked_then_moved_on() -> Sandbox {
     let sb = sandbox(false, &["alpha", "gamma"], &[]);
     sb.ok(&["lock", "test"]);
     let mut newer = index();
     newer.push(WheelSpec::new("alpha", "4.0", "py3-none-any"));
     newer.push(WheelSpec::new("gamma", "2.0", "py3-none-any"));
     publish(&sb.path("mirror/pypi"), &newer, false);
-    // A recipe change (here: an option that does not touch resolution) makes the lock
-    // stale; refreshing one package keeps every other pin and records the new recipes.
+    sb
+}
+
+#[test]
+fn lock_update_keeps_the_python_pins_it_is_not_asked_to_refresh() {
+    let sb = locked_then_moved_on();
+    // An option applied at realize time does not make the lock stale.
     let component = sb.read("recipes/components/py.toml");
     sb.write(
         "recipes/components/py.toml",
         &format!("{component}ignore-record-hashes = [\"gamma\"]\n"),
     );
+    sb.ok(&["lock", "--check", "test"]);
+    // Refreshing one package keeps every other pin.
     sb.ok(&["lock", "--update", "gamma", "--image", "test"]);
     sb.ok(&["lock", "--check", "test"]);
     let lock = sb.read("lockfiles/test.lock");
@@ -597,6 +604,28 @@ fn lock_update_keeps_the_python_pins_it_is_not_asked_to_refresh() {
         wheels(&lock, "amd64").contains(&"alpha-4.0-py3-none-any.whl".to_string()),
         "{lock}"
     );
+}
+
+#[test]
+fn a_tightened_requirement_moves_its_package_and_keeps_the_other_pins() {
+    let sb = locked_then_moved_on();
+    // alpha's kept pin (1.0) no longer satisfies the recipe; gamma's still does.
+    let component = sb.read("recipes/components/py.toml");
+    sb.write(
+        "recipes/components/py.toml",
+        &component.replace("\"alpha\"", "\"alpha>=4\""),
+    );
+    sb.fails(&["lock", "--check", "test"], 3);
+    sb.ok(&["lock", "test"]);
+    let lock = sb.read("lockfiles/test.lock");
+    for arch in ["amd64", "arm64"] {
+        let files = wheels(&lock, arch);
+        assert!(
+            files.contains(&"alpha-4.0-py3-none-any.whl".to_string())
+                && files.contains(&"gamma-1.0-py3-none-any.whl".to_string()),
+            "{arch}: {files:?}"
+        );
+    }
 }
 
 #[test]

@@ -383,6 +383,40 @@ fn outputs_are_bit_identical_across_threads_time_zones_umasks_locales_dirs_and_s
 }
 
 #[test]
+fn a_config_change_keeps_the_lock_and_every_layer_and_changes_the_config() {
+    let sb = Sandbox::new();
+    let config = |m: &Value| {
+        let digest = m["config"]["digest"].as_str().unwrap().to_string();
+        json(
+            &sb.path("oci-out/test/blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+    };
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let lock = sb.read("lockfiles/test.lock");
+    let (before, _) = layers(&sb.path("oci-out/test"), "amd64");
+    let env_before = config(&before)["config"]["Env"].clone();
+    sb.write(
+        "recipes/images/test.toml",
+        &format!(
+            "{}\n[config]\nenv = {{ EDITOR = \"vi\" }}\n",
+            common::TEST_IMAGE
+        ),
+    );
+    let out = sb.ok(&["realize", "test", "--arch", "amd64"]);
+    assert!(!out.contains("test: unchanged"), "{out}");
+    assert_eq!(sb.read("lockfiles/test.lock"), lock, "config is not pinned");
+    let (after, _) = layers(&sb.path("oci-out/test"), "amd64");
+    assert_eq!(after["layers"], before["layers"]);
+    let env = config(&after)["config"]["Env"].clone();
+    assert!(
+        env.as_array().unwrap().iter().any(|e| e == "EDITOR=vi"),
+        "{env}"
+    );
+    assert_ne!(env_before, env);
+}
+
+#[test]
 fn an_unchanged_realize_reuses_and_a_changed_component_rebuilds_only_its_layer() {
     let sb = Sandbox::build(|main, _| {
         main.add(

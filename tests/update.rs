@@ -168,3 +168,130 @@ fn lock_diff_against_a_git_revision() {
     assert!(md.contains("| `tzdata` | 2025b-4 | 2025c-1 |  |"), "{md}");
     assert!(!md.contains("hello"), "only tzdata was updated:\n{md}");
 }
+
+#[test]
+fn image_config_does_not_make_a_lock_stale_and_a_recipe_change_moves_only_what_it_must() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock"]);
+    let before = sb.read("lockfiles/test.lock");
+    std::fs::create_dir_all(sb.path("old")).unwrap();
+    std::fs::write(sb.path("old/test.lock"), &before).unwrap();
+    moved_on(&sb);
+    // Labels, environment and a user change the image, not what is pinned.
+    sb.write(
+        "recipes/images/test.toml",
+        &format!(
+            "{}\n[config]\nenv = {{ EDITOR = \"vi\" }}\nlabels = {{ \"org.example.team\" = \"infra\" }}\n",
+            common::TEST_IMAGE
+        ),
+    );
+    sb.ok(&["lock", "--check", "test"]);
+    let out = sb.ok(&["lock", "test"]);
+    assert!(out.contains("test: lock is up to date"), "{out}");
+    assert_eq!(sb.read("lockfiles/test.lock"), before);
+    // A new request is stale; the re-lock adds python3 and keeps every other pin, though
+    // the mirror has moved on (hello, tzdata and libc6 are newer there).
+    sb.write(
+        "recipes/components/hello.toml",
+        &common::HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"python3\"]"),
+    );
+    sb.fails(&["lock", "--check", "test"], 3);
+    sb.ok(&["lock", "test"]);
+    let after = sb.read("lockfiles/test.lock");
+    for name in ["hello", "tzdata", "libc6"] {
+        assert_eq!(
+            lines_with(&after, name),
+            lines_with(&before, name),
+            "{name}"
+        );
+    }
+    let out = sb.run(&[
+        "lock",
+        "diff",
+        "--exit-code",
+        "old/test.lock",
+        "lockfiles/test.lock",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("test amd64: 0 changed, 1 added, 0 removed")
+            && text.contains("  + python3 3.13.5-1\n"),
+        "{text}"
+    );
+    let out = sb.run(&["lock", "diff", "--exit-code", "lockfiles", "lockfiles"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn an_update_that_moves_no_pin_leaves_the_lock_and_its_date_alone() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock"]);
+    let before = sb.read("lockfiles/test.lock");
+    std::fs::create_dir_all(sb.path("old")).unwrap();
+    std::fs::write(sb.path("old/test.lock"), &before).unwrap();
+    // The mirror signs new indexes, newer by a day, with the same packages.
+    sb.republish(|main, security| {
+        main.date += std::time::Duration::from_secs(86_400);
+        security.date += std::time::Duration::from_secs(86_400);
+    });
+    for args in [
+        &["lock", "--update", "--image", "test"][..],
+        &["lock", "--update", "hello", "--image", "test"][..],
+    ] {
+        let out = sb.ok(args);
+        assert!(out.contains("test: lock unchanged"), "{args:?}: {out}");
+        assert_eq!(sb.read("lockfiles/test.lock"), before, "{args:?}");
+    }
+    // Once a pin moves, the lock records the indexes it now comes from and their date.
+    sb.republish(|main, security| {
+        main.date += std::time::Duration::from_secs(2 * 86_400);
+        security.date += std::time::Duration::from_secs(2 * 86_400);
+        for arch in ["amd64", "arm64"] {
+            main.packages
+                .get_mut(arch)
+                .unwrap()
+                .retain(|p| p.name != "tzdata");
+            main.add(
+                &[arch],
+                DebSpec::new("tzdata", "2025c-1", "all")
+                    .field("Priority", "required")
+                    .field("Depends", "debconf | debconf-2.0"),
+            );
+        }
+    });
+    sb.ok(&["lock", "--update", "tzdata"]);
+    let after = sb.read("lockfiles/test.lock");
+    let epoch = |lock: &str| {
+        lock.lines()
+            .find(|l| l.starts_with("source-date-epoch = "))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(epoch(&after), epoch(&before));
+    let text = sb.ok(&["lock", "diff", "old/test.lock", "lockfiles/test.lock"]);
+    assert!(
+        text.contains("test: source-date-epoch ") && text.contains("  ~ tzdata 2025b-4 → 2025c-1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pin_no_index_at_hand_still_has_moves_and_says_so() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock"]);
+    moved_on(&sb);
+    // Another machine, whose store never held the indexes the lock was made from.
+    sb.write(
+        "recipes/components/hello.toml",
+        &common::HELLO_COMPONENT.replace("[\"hello\"]", "[\"hello\", \"mawk\"]"),
+    );
+    let out = sb.ok(&["--store", "fresh-store", "lock", "test"]);
+    assert!(
+        out.contains("note: test: tzdata 2025b-4 (amd64, arm64) is in neither the current indexes nor the ones the lock was made from"),
+        "{out}"
+    );
+    let lock = sb.read("lockfiles/test.lock");
+    assert!(lines_with(&lock, "tzdata")[0].contains("2025c-1"), "{lock}");
+    assert!(!lines_with(&lock, "mawk").is_empty(), "{lock}");
+}

@@ -23,6 +23,13 @@ impl CliError {
             code: exit::FAILURE,
         }
     }
+    /// An exit code that is itself the answer (`lock diff --exit-code`): nothing printed.
+    pub fn exit_only(code: i32) -> CliError {
+        CliError {
+            code,
+            ..CliError::new("")
+        }
+    }
     pub fn hint(mut self, hint: impl Into<String>) -> CliError {
         self.hint = Some(hint.into());
         self

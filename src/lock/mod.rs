@@ -3,6 +3,11 @@
 //! `lock` resolves an image's recipes against freshly verified indexes and writes the
 //! lock only when its bytes change; `check` is the CI gate that compares a lock with
 //! the recipes it claims to come from.
+//!
+//! A lock is re-resolved as cargo treats Cargo.lock: every pin that still satisfies the
+//! recipes is kept, so a recipe change or `--update NAME` moves only what it must, and
+//! when no pin moves, the lock keeps the indexes and `source-date-epoch` it was made
+//! from — a lock whose pins did not move describes the same image.
 
 pub mod diff;
 
@@ -17,7 +22,7 @@ use crate::python::tags::Target;
 use crate::recipe::{ImagePlan, RecipeError, Recipes};
 use crate::store::{Store, StoreError};
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -47,7 +52,7 @@ pub enum LockError {
         error: String,
     },
     #[error(
-        "{path} is stale: the recipes of {image} changed since it was made (lock has {locked}, recipes are {current}); run `carbon-store lock {image}`"
+        "{path} is stale: what the recipes of {image} ask for (packages, sources, archs or indexes) changed since it was made (lock has {locked}, recipes are {current}); run `carbon-store lock {image}`"
     )]
     Stale {
         path: PathBuf,
@@ -60,15 +65,6 @@ pub enum LockError {
         path: PathBuf,
         image: String,
         found: String,
-    },
-    #[error(
-        "image {image}, {arch}: {name} {version} is pinned, but neither the current indexes nor the ones the lock was made from (not in the store) have it; run `carbon-store lock --update` to refresh every package"
-    )]
-    PinUnavailable {
-        image: String,
-        arch: String,
-        name: String,
-        version: String,
     },
     #[error("image {image}: {what}")]
     Unsupported { image: String, what: String },
@@ -96,11 +92,13 @@ pub enum LockError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockOutcome {
     Unchanged,
-    /// Pins over all archs: Debian packages and wheels.
+    /// Pins over all archs: Debian packages, wheels and npm packages; and the earlier
+    /// pins that could not be kept.
     Written {
         debian: usize,
         wheels: usize,
         npm: usize,
+        released: Vec<ReleasedPin>,
     },
 }
 
@@ -148,7 +146,7 @@ pub fn check(recipes: &Recipes, lockfiles: &Path, image: &str) -> Result<Lockfil
     let plan = recipes.plan(image)?;
     let lock = read(lockfiles, image)?;
     let path = lock_path(lockfiles, image);
-    let current = plan.recipes_hash();
+    let current = plan.resolution_hash();
     if lock.recipes != current {
         return Err(LockError::Stale {
             path,
@@ -191,20 +189,6 @@ pub struct LockContext<'a> {
     pub fetcher: &'a Fetcher,
     pub mirrors: &'a MirrorSettings,
     pub now: SystemTime,
-}
-
-/// Resolves a plan into a lockfile against the current indexes.
-pub fn resolve(plan: &ImagePlan, ctx: &LockContext) -> Result<Lockfile, LockError> {
-    let pages = pysolver::PageCache::default();
-    let loaded = load_indexes(plan, ctx, &pages)?;
-    resolve_loaded(
-        plan,
-        loaded,
-        ctx,
-        &pages,
-        &BTreeMap::new(),
-        &crate::npm::Earlier::default(),
-    )
 }
 
 /// Loads the Debian indexes while the Python index pages the plan will likely need are
@@ -252,22 +236,85 @@ fn python_indexes(plan: &ImagePlan, ctx: &LockContext) -> Result<Vec<String>, Lo
         .concat())
 }
 
-/// `lock --update NAME...`: re-resolves against the current indexes, but every package of
-/// `old` not named in `refresh` keeps its locked version — unless a refreshed package now
-/// needs a newer one. Pinned stanzas come from the Packages files `old` was made from,
-/// which the store keeps.
-pub fn resolve_refreshing(
+/// Which pins of an earlier lock a re-resolution may move.
+#[derive(Clone, Copy, Debug)]
+pub enum Moving<'a> {
+    /// `lock --update`: every pin, to the newest the indexes allow.
+    All,
+    /// `lock --update NAME...` (the names) and a stale lock (none): every other pin is
+    /// kept unless what moves, or a changed recipe, needs it to.
+    Only(&'a [String]),
+}
+
+/// A pin that could not be kept: its version is in neither the current indexes nor the
+/// ones the earlier lock was made from (not in the store), so it moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleasedPin {
+    pub arch: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// A lock made again from an earlier one.
+#[derive(Debug)]
+pub struct Relocked {
+    pub lock: Lockfile,
+    pub released: Vec<ReleasedPin>,
+}
+
+/// Re-resolves `plan` against the current indexes, keeping what `moving` does not name
+/// of `old`. When no pin of any arch moved, the result keeps `old`'s indexes and
+/// `source-date-epoch`: only what the recipes hash records can differ.
+pub fn relock(
     plan: &ImagePlan,
     ctx: &LockContext,
-    old: &Lockfile,
-    refresh: &[String],
-) -> Result<Lockfile, LockError> {
+    old: Option<&Lockfile>,
+    moving: Moving,
+) -> Result<Relocked, LockError> {
     let pages = pysolver::PageCache::default();
     let loaded = load_indexes(plan, ctx, &pages)?;
+    let (mut lock, released) = match (old, moving) {
+        (Some(old), Moving::Only(names)) => resolve_keeping(plan, ctx, loaded, old, names, &pages)?,
+        (old, _) => {
+            // Tarball sizes of the earlier lock spare registry requests; nothing is kept.
+            let earlier_npm = old.map(crate::npm::Earlier::sizes_of).unwrap_or_default();
+            let lock = resolve_loaded(plan, loaded, ctx, &pages, &BTreeMap::new(), &earlier_npm)?;
+            (lock, Vec::new())
+        }
+    };
+    // The same pins from the same suites and mirrors: the earlier indexes still say
+    // where every pin comes from.
+    let sources = |l: &Lockfile| -> std::collections::BTreeSet<(String, String, String)> {
+        l.index
+            .iter()
+            .map(|r| (r.arch.clone(), r.suite.clone(), r.mirror.clone()))
+            .collect()
+    };
+    if let Some(old) = old
+        && old.archs == lock.archs
+        && sources(old) == sources(&lock)
+    {
+        lock.index = old.index.clone();
+        lock.source_date_epoch = old.source_date_epoch;
+    }
+    Ok(Relocked { lock, released })
+}
+
+/// Resolves keeping every pin of `old` not named in `refresh` — unless a refreshed
+/// package or a changed recipe now needs another version. Pinned stanzas come from the
+/// Packages files `old` was made from, which the store keeps.
+fn resolve_keeping(
+    plan: &ImagePlan,
+    ctx: &LockContext,
+    loaded: index::LoadedIndexes,
+    old: &Lockfile,
+    refresh: &[String],
+    pages: &pysolver::PageCache,
+) -> Result<(Lockfile, Vec<ReleasedPin>), LockError> {
     let mut refresh: Vec<String> = refresh.to_vec();
     // Each round that finds a pin too old for a refreshed package unpins it and retries.
     loop {
-        match resolve_with_pins(plan, ctx, loaded.clone(), old, &refresh, &pages) {
+        match resolve_with_pins(plan, ctx, loaded.clone(), old, &refresh, pages) {
             Err(LockError::Resolve { error, .. }) if matches!(&*error, ResolveError::AlreadyChosen { name, .. } if !refresh.contains(name)) =>
             {
                 let ResolveError::AlreadyChosen { name, .. } = *error else {
@@ -280,6 +327,38 @@ pub fn resolve_refreshing(
     }
 }
 
+/// The stanzas of the Packages files `old` was made from for one arch that the store
+/// still holds, by (name, version, suite).
+fn earlier_stanzas(
+    store: &Store,
+    plan: &ImagePlan,
+    old: &Lockfile,
+    arch: &str,
+) -> HashMap<(String, String, String), crate::debian::packages::BinaryPackage> {
+    let suites: Vec<&str> = plan.source.suite.iter().map(|s| s.suite.as_str()).collect();
+    let mut stanzas = HashMap::new();
+    for record in old.index.iter().filter(|r| r.arch == arch) {
+        let Some(suite_index) = suites.iter().position(|s| *s == record.suite) else {
+            continue;
+        };
+        for (component, hash) in &record.packages {
+            let sha = hash.trim_start_matches("sha256:");
+            let name = format!("Packages_{}_{component}_{arch}", record.suite);
+            let Ok(bytes) = store.read_verified(sha, &name) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(parsed) = crate::debian::packages::parse_packages(&text, &name, suite_index) {
+                for p in parsed {
+                    let key = (p.name.clone(), p.version.to_string(), record.suite.clone());
+                    stanzas.insert(key, p);
+                }
+            }
+        }
+    }
+    stanzas
+}
+
 fn resolve_with_pins(
     plan: &ImagePlan,
     ctx: &LockContext,
@@ -287,56 +366,32 @@ fn resolve_with_pins(
     old: &Lockfile,
     refresh: &[String],
     pages: &pysolver::PageCache,
-) -> Result<Lockfile, LockError> {
-    let store = ctx.store;
-    let suites: Vec<&str> = plan.source.suite.iter().map(|s| s.suite.as_str()).collect();
+) -> Result<(Lockfile, Vec<ReleasedPin>), LockError> {
+    let mut released = Vec::new();
     for (arch, index) in loaded.by_arch.iter_mut() {
         let Some(locked) = old.archs.get(arch) else {
             continue;
         };
-        // (name, version, suite) → the stanza the old lock took it from.
-        let mut old_stanzas: std::collections::HashMap<
-            (String, String, String),
-            crate::debian::packages::BinaryPackage,
-        > = Default::default();
-        for record in old.index.iter().filter(|r| &r.arch == arch) {
-            let Some(suite_index) = suites.iter().position(|s| *s == record.suite) else {
-                continue;
-            };
-            for (component, hash) in &record.packages {
-                let sha = hash.trim_start_matches("sha256:");
-                let name = format!("Packages_{}_{component}_{arch}", record.suite);
-                let Ok(bytes) = store.read_verified(sha, &name) else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&bytes);
-                if let Ok(parsed) =
-                    crate::debian::packages::parse_packages(&text, &name, suite_index)
-                {
-                    for p in parsed {
-                        let key = (p.name.clone(), p.version.to_string(), record.suite.clone());
-                        old_stanzas.insert(key, p);
-                    }
-                }
-            }
-        }
+        let mut stanzas = earlier_stanzas(ctx.store, plan, old, arch);
         for artifact in locked.debian.iter().filter(|a| !refresh.contains(&a.name)) {
             let key = (
                 artifact.name.clone(),
                 artifact.version.clone(),
                 artifact.suite.clone(),
             );
-            let stanza = match old_stanzas.remove(&key) {
+            let stanza = match stanzas.remove(&key) {
                 Some(s) => s,
                 None => match index.candidate(&artifact.name) {
                     Some(c) if c.version.as_str() == artifact.version => c.clone(),
+                    // Gone from every index at hand: its .deb is likely gone from the
+                    // mirror too, so it moves (and is reported) rather than failing.
                     _ => {
-                        return Err(LockError::PinUnavailable {
-                            image: plan.name.clone(),
+                        released.push(ReleasedPin {
                             arch: arch.clone(),
                             name: artifact.name.clone(),
                             version: artifact.version.clone(),
                         });
+                        continue;
                     }
                 },
             };
@@ -361,7 +416,8 @@ fn resolve_with_pins(
     // npm pins are kept as npm keeps package-lock.json's: wherever they still satisfy
     // what asks for them.
     let earlier_npm = crate::npm::Earlier::keeping(old, refresh);
-    resolve_loaded(plan, loaded, ctx, pages, &kept_python, &earlier_npm)
+    let lock = resolve_loaded(plan, loaded, ctx, pages, &kept_python, &earlier_npm)?;
+    Ok((lock, released))
 }
 
 /// `kept_python`: per arch, `name==version` constraints for the Python pins to keep.
@@ -412,23 +468,26 @@ fn resolve_loaded(
             let python = if python_requests.is_empty() {
                 Vec::new()
             } else {
-                let mut requests = python_requests.clone();
-                if let Some(pins) = kept_python.get(arch).filter(|p| !p.is_empty()) {
-                    requests.push(PyRequest {
-                        component: "(pins kept by lock --update)".into(),
-                        constraints: pins.clone(),
-                        ..PyRequest::default()
-                    });
+                let kept = kept_python.get(arch).map(Vec::as_slice).unwrap_or_default();
+                let resolve = |pins: &[String]| {
+                    resolve_python(
+                        plan,
+                        arch,
+                        &selected,
+                        &with_pins(&python_requests, pins),
+                        &python_indexes,
+                        ctx,
+                        pages,
+                    )
+                };
+                // A changed requirement may exclude a kept pin: then the pins the recipes
+                // no longer allow go, and if that is not enough, all of them.
+                let mut resolved = resolve(kept);
+                if resolved.is_err() && !kept.is_empty() {
+                    resolved = resolve(&pins_still_allowed(kept, &python_requests))
+                        .or_else(|_| resolve(&[]));
                 }
-                resolve_python(
-                    plan,
-                    arch,
-                    &selected,
-                    &requests,
-                    &python_indexes,
-                    ctx,
-                    pages,
-                )?
+                resolved?
             };
             let debian = selected
                 .into_iter()
@@ -471,7 +530,7 @@ fn resolve_loaded(
         .unwrap_or(0);
     Ok(Lockfile {
         image: plan.name.clone(),
-        recipes: plan.recipes_hash(),
+        recipes: plan.resolution_hash(),
         source_date_epoch,
         index: loaded
             .records
@@ -493,6 +552,49 @@ fn resolve_loaded(
         },
         archs,
     })
+}
+
+/// `requests` with `pins` (`name==version`) as one more request's constraints.
+fn with_pins(requests: &[PyRequest], pins: &[String]) -> Vec<PyRequest> {
+    let mut requests = requests.to_vec();
+    if !pins.is_empty() {
+        requests.push(PyRequest {
+            component: "(pins kept from the earlier lock)".into(),
+            constraints: pins.to_vec(),
+            ..PyRequest::default()
+        });
+    }
+    requests
+}
+
+/// The pins (`name==version`) that every requirement and constraint of `requests` naming
+/// their package still allows.
+fn pins_still_allowed(pins: &[String], requests: &[PyRequest]) -> Vec<String> {
+    use pep508_rs::{Requirement, VersionOrUrl};
+    use std::str::FromStr;
+    let named: Vec<Requirement> = requests
+        .iter()
+        .flat_map(|r| r.requirements.iter().chain(&r.constraints))
+        .filter_map(|r| Requirement::from_str(r).ok())
+        .collect();
+    let normalize = crate::python::simple::normalize;
+    let allowed = |pin: &&String| {
+        let Some((name, version)) = pin.split_once("==") else {
+            return false;
+        };
+        let Ok(version) = pep440_rs::Version::from_str(version) else {
+            return false;
+        };
+        let name = normalize(name);
+        named
+            .iter()
+            .filter(|r| normalize(r.name.as_ref()) == name)
+            .all(|r| match &r.version_or_url {
+                Some(VersionOrUrl::VersionSpecifier(specifiers)) => specifiers.contains(&version),
+                _ => true,
+            })
+    };
+    pins.iter().filter(allowed).cloned().collect()
 }
 
 /// The components' `[python]` requests, in layer order.
@@ -574,19 +676,14 @@ pub fn lock_image(
     let plan = recipes.plan(image)?;
     let path = lock_path(lockfiles, image);
     if let Ok(existing) = read(lockfiles, image)
-        && existing.recipes == plan.recipes_hash()
+        && existing.recipes == plan.resolution_hash()
         && plan.archs.iter().all(|a| existing.archs.contains_key(a))
     {
         return Ok(LockOutcome::Unchanged);
     }
-    let pages = pysolver::PageCache::default();
-    let loaded = load_indexes(&plan, ctx, &pages)?;
-    // The earlier lock's tarball sizes spare registry requests; its versions are not kept
-    // (the recipes changed: a re-lock resolves afresh).
-    let earlier_npm = read(lockfiles, image)
-        .map(|old| crate::npm::Earlier::sizes_of(&old))
-        .unwrap_or_default();
-    let lock = resolve_loaded(&plan, loaded, ctx, &pages, &BTreeMap::new(), &earlier_npm)?;
+    // A stale lock keeps every pin that still satisfies the recipes.
+    let earlier = read(lockfiles, image).ok();
+    let Relocked { lock, released } = relock(&plan, ctx, earlier.as_ref(), Moving::Only(&[]))?;
     let text = lock.to_toml();
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
         return Ok(LockOutcome::Unchanged);
@@ -596,5 +693,6 @@ pub fn lock_image(
         debian: lock.archs.values().map(|a| a.debian.len()).sum(),
         wheels: lock.archs.values().map(|a| a.python.len()).sum(),
         npm: lock.archs.values().map(|a| a.npm.len()).sum(),
+        released,
     })
 }

@@ -164,10 +164,12 @@ fn shipped_files(plan: &ImagePlan, files_dir: &Path) -> String {
     out
 }
 
-/// The key of a whole realize: same lock, shipped files, settings and tool ⇒ same outputs.
-fn realize_key(lock_text: &str, shipped: &str, opts: &RealizeOptions) -> String {
+/// The key of a whole realize: same recipes, lock, shipped files, settings and tool ⇒
+/// same outputs. (The lock's recipes hash covers only what resolution reads; `plan_hash`
+/// covers the rest: config, users, paths, realize-time options.)
+fn realize_key(plan_hash: &str, lock_text: &str, shipped: &str, opts: &RealizeOptions) -> String {
     let text = format!(
-        "{}\n{}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{shipped}\n{}",
+        "{}\n{}\n{plan_hash}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{shipped}\n{}",
         layers::LAYER_FORMAT,
         env!("CARBON_SOURCE_HASH"),
         opts.compression.name(),
@@ -662,7 +664,12 @@ pub fn realize(
             });
         }
     }
-    let key = realize_key(lock_text, &shipped_files(plan, files_dir), opts);
+    let key = realize_key(
+        &plan.content_hash(),
+        lock_text,
+        &shipped_files(plan, files_dir),
+        opts,
+    );
     // Without outputs (a realize that only pushes) there is nothing to find intact; a
     // realize that pushes takes its record only when it has a layout to push instead.
     let has_outputs = opts.oci || opts.docker;

@@ -1,11 +1,17 @@
 //! An image resolved from its recipes: the `from` chain flattened, components ordered
-//! (`after` first), the Debian source and keyrings read, and a canonical hash of it all.
+//! (`after` first), the Debian source and keyrings read, and a canonical hash of what
+//! resolution reads of it.
 //!
-//! The hash is taken over the parsed model serialized as JSON with a fixed field order,
-//! so comments, key order and formatting in the TOML files never change it.
+//! The hash is what makes a lock stale. It covers only the inputs of resolution (archs,
+//! suites, keyrings, Python indexes, each component's package requests, in layer order):
+//! a label, an environment variable, a file or a user added to a recipe changes the image
+//! but not what is pinned, so it must not send a lock back to the resolver. It is taken
+//! over the parsed model serialized as JSON with a fixed field order, so comments, key
+//! order and formatting in the TOML files never change it either.
 
 use super::{
-    ComponentFile, DebianSource, ImageConfig, RecipeError, Recipes, SUPPORTED_ARCHS, suggest,
+    ComponentFile, DebianRequest, DebianSource, ImageConfig, NpmRequest, RecipeError, Recipes,
+    SUPPORTED_ARCHS, SuiteSpec, suggest,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -52,11 +58,70 @@ pub struct ImagePlan {
     pub keyring_bytes: Vec<(String, Vec<u8>)>,
 }
 
+/// What resolution reads of a plan, and nothing else (see the module comment).
+#[derive(Serialize)]
+struct ResolutionInputs<'a> {
+    archs: &'a [String],
+    suites: &'a [SuiteSpec],
+    debian_components: &'a [String],
+    keyrings: &'a [(String, String)],
+    python_indexes: Option<&'a [String]>,
+    components: Vec<ComponentRequests<'a>>,
+}
+
+/// One component's package requests. Its name is recorded on every lock line it pulls in.
+#[derive(Serialize)]
+struct ComponentRequests<'a> {
+    name: &'a str,
+    debian: Option<&'a DebianRequest>,
+    python: Option<PythonRequests<'a>>,
+    npm: Option<&'a NpmRequest>,
+}
+
+/// The part of a `[python]` table the resolver reads; the rest (record hashes, wheel tags,
+/// site packages) is applied when the image is realized.
+#[derive(Serialize)]
+struct PythonRequests<'a> {
+    requirements: &'a [String],
+    constraints: &'a [String],
+    exclude: &'a [String],
+    build_from_source: &'a [String],
+}
+
 impl ImagePlan {
-    /// `sha256:<hex>` of the normalized recipes this image is made from.
-    pub fn recipes_hash(&self) -> String {
-        let value = serde_json::to_value(self).expect("plans serialize");
-        let bytes = serde_json::to_vec(&value).expect("values serialize");
+    /// `sha256:<hex>` of what resolution reads of this image's recipes: a lock made from
+    /// other values is stale.
+    pub fn resolution_hash(&self) -> String {
+        let inputs = ResolutionInputs {
+            archs: &self.archs,
+            suites: &self.source.suite,
+            debian_components: &self.source.components,
+            keyrings: &self.keyring_hashes,
+            python_indexes: self.python.as_ref().map(|p| p.indexes.as_slice()),
+            components: self
+                .components
+                .iter()
+                .map(|c| ComponentRequests {
+                    name: &c.name,
+                    debian: c.recipe.debian.as_ref(),
+                    python: c.recipe.python.as_ref().map(|p| PythonRequests {
+                        requirements: &p.requirements,
+                        constraints: &p.constraints,
+                        exclude: &p.exclude,
+                        build_from_source: &p.build_from_source,
+                    }),
+                    npm: c.recipe.npm.as_ref(),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&inputs).expect("resolution inputs serialize");
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// `sha256:<hex>` of the whole plan, config and realize-time options included: what,
+    /// beside the lock and the shipped files, a realized image depends on.
+    pub fn content_hash(&self) -> String {
+        let bytes = serde_json::to_vec(self).expect("plans serialize");
         format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
     }
 }
