@@ -417,6 +417,101 @@ fn a_config_change_keeps_the_lock_and_every_layer_and_changes_the_config() {
 }
 
 #[test]
+fn images_carry_annotations_and_labels_from_defaults_git_recipes_and_flags() {
+    let sb = Sandbox::new();
+    sb.write(
+        "recipes/images/test.toml",
+        &format!(
+            "{}\n[config]\nlabels = {{ team = \"infra\", tier = \"dev\" }}\n\n[annotations]\n\"org.opencontainers.image.vendor\" = \"Carbon\"\n",
+            common::TEST_IMAGE
+        ),
+    );
+    sb.git(&["init", "-q"]);
+    sb.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://ci:secret-token@git.invalid/carbon.git",
+    ]);
+    sb.ok(&["lock", "test"]);
+    sb.git(&["add", "recipes", "lockfiles"]);
+    sb.git(&["commit", "-qm", "recipes"]);
+    sb.git(&["tag", "v1.2.0"]);
+    let commit = sb.git(&["rev-parse", "HEAD"]);
+    sb.ok(&[
+        "realize",
+        "test",
+        "--label",
+        "tier=prod",
+        "--label",
+        "team=",
+        "--annotation",
+        "org.opencontainers.image.description=",
+        "--annotation",
+        "org.example.build=42",
+    ]);
+    let layout = sb.path("oci-out/test");
+    let blob = |digest: &Value| {
+        json(
+            &layout
+                .join("blobs/sha256")
+                .join(digest.as_str().unwrap().trim_start_matches("sha256:")),
+        )
+    };
+    let (manifest, _) = layers(&layout, "amd64");
+    // The creation time is the lock's source-date-epoch, whatever day the test runs.
+    let epoch: u64 = sb
+        .read("lockfiles/test.lock")
+        .lines()
+        .find_map(|l| l.strip_prefix("source-date-epoch = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = serde_json::json!({
+        "org.opencontainers.image.created": rfc3339_by_date(epoch),
+        "org.opencontainers.image.title": "test",
+        "org.opencontainers.image.vendor": "Carbon",
+        "org.opencontainers.image.revision": commit,
+        "org.opencontainers.image.source": "https://git.invalid/carbon.git",
+        "org.opencontainers.image.version": "v1.2.0",
+        "org.example.build": "42",
+    });
+    assert_eq!(manifest["annotations"], expected);
+    let config = blob(&manifest["config"]["digest"]);
+    assert_eq!(
+        config["config"]["Labels"],
+        serde_json::json!({ "tier": "prod" })
+    );
+    // The image index a tag points to carries them too.
+    let index = blob(&json(&layout.join("index.json"))["manifests"][0]["digest"]);
+    assert_eq!(index["annotations"], expected);
+    // A tracked change since the commit marks the revision and the version.
+    sb.write(
+        "recipes/components/hello.toml",
+        &format!("{}\n", common::HELLO_COMPONENT),
+    );
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let (manifest, _) = layers(&layout, "amd64");
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.revision"],
+        format!("{commit}-dirty")
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.version"],
+        "v1.2.0-dirty"
+    );
+}
+
+/// RFC 3339 of a Unix time, as `date -u` prints it.
+fn rfc3339_by_date(epoch: u64) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
 fn an_unchanged_realize_reuses_and_a_changed_component_rebuilds_only_its_layer() {
     let sb = Sandbox::build(|main, _| {
         main.add(

@@ -143,25 +143,9 @@ fn lock_diff_in_text_markdown_and_json() {
 fn lock_diff_against_a_git_revision() {
     let sb = Sandbox::new();
     sb.ok(&["lock"]);
-    let git = |args: &[&str]| {
-        let o = sb
-            .program("git")
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t.invalid")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t.invalid")
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    git(&["init", "-q"]);
-    git(&["add", "lockfiles"]);
-    git(&["commit", "-qm", "lock"]);
+    sb.git(&["init", "-q"]);
+    sb.git(&["add", "lockfiles"]);
+    sb.git(&["commit", "-qm", "lock"]);
     moved_on(&sb);
     sb.ok(&["lock", "--update", "tzdata"]);
     let md = sb.ok(&["lock", "diff", "--git", "HEAD", "--format", "markdown"]);

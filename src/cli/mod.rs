@@ -10,6 +10,7 @@ mod progress;
 mod realize;
 mod registry;
 mod show;
+mod vcs;
 
 use clap::{Parser, Subcommand};
 use error::CliError;

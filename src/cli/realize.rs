@@ -6,6 +6,7 @@ use carbon_store::download as fetch_lock;
 use carbon_store::fetch::Fetcher;
 use carbon_store::layer::compress::Compression;
 use carbon_store::lock::{self, LockContext, LockError};
+use carbon_store::oci::metadata::{MetadataOverrides, parse_pair};
 use carbon_store::python::install::WheelError;
 use carbon_store::realize::packages::LoadError;
 use carbon_store::realize::{self, RealizeError, RealizeOptions};
@@ -40,6 +41,13 @@ pub struct RealizeArgs {
     /// Rebuild from the sources ignoring cached layers and compare with the existing output
     #[arg(long)]
     check: bool,
+    /// A label in the image config, over the recipes' (repeatable; an empty VALUE removes)
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    labels: Vec<(String, String)>,
+    /// An annotation on the manifest and index, over the defaults, git's and the recipes'
+    /// (repeatable; an empty VALUE removes one, e.g. org.opencontainers.image.revision=)
+    #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    annotations: Vec<(String, String)>,
     #[command(flatten)]
     cache: super::registry::CacheArg,
     /// Then push the image to this registry reference, HOST[:PORT]/REPOSITORY[:TAG]
@@ -124,6 +132,11 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         .as_deref()
         .map(|r| super::registry::PushTarget::connect_checked(r, &args.registry))
         .transpose()?;
+    let metadata = MetadataOverrides {
+        vcs: super::vcs::annotations(&cli.recipes),
+        annotations: args.annotations.iter().cloned().collect(),
+        labels: args.labels.iter().cloned().collect(),
+    };
     let store = cli.open_store()?;
     let _guard = store.lock_shared()?;
     let fetcher = Fetcher::new(cli.offline);
@@ -172,6 +185,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .clone()
                 .unwrap_or_else(|| format!("carbon/{image}:latest")),
             check: args.check,
+            metadata: metadata.clone(),
         };
         let files_dir = cli.recipes.join("files");
         let build = |sink: Option<&dyn realize::LayerSink>| {

@@ -1,6 +1,7 @@
 //! One arch's image: its layers (each knowing its digests and size, like
 //! go-containerregistry's `v1.Layer`), the image config and the manifest.
 
+use super::metadata::Metadata;
 use super::{canonical_json, digest_of, rfc3339};
 use crate::layer::compress::Compression;
 use crate::recipe::ImageConfig;
@@ -8,6 +9,7 @@ use oci_spec::image::{
     Arch, ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfigurationBuilder,
     ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// A finished layer blob in the store.
@@ -30,6 +32,8 @@ pub struct BuiltLayer {
 pub struct ConfigSettings<'a> {
     pub arch: &'a str,
     pub config: &'a ImageConfig,
+    /// The config's labels and the manifest's annotations (`config.labels` is not read).
+    pub metadata: &'a Metadata,
     pub source_date_epoch: u64,
 }
 
@@ -42,6 +46,8 @@ pub struct BuiltImage {
     pub config_digest: String,
     pub manifest: Vec<u8>,
     pub manifest_digest: String,
+    /// The manifest's annotations, which the image index carries too.
+    pub annotations: BTreeMap<String, String>,
     /// Directory holding `sha256/<hex>` blobs (the store's blob directory).
     pub blob_dir: PathBuf,
 }
@@ -87,13 +93,9 @@ pub fn build(settings: &ConfigSettings, layers: Vec<BuiltLayer>, blob_dir: PathB
     if let Some(p) = &c.exposed_ports {
         config = config.exposed_ports(p.clone());
     }
-    if !c.labels.is_empty() {
-        config = config.labels(
-            c.labels
-                .clone()
-                .into_iter()
-                .collect::<std::collections::HashMap<_, _>>(),
-        );
+    let labels = &settings.metadata.labels;
+    if !labels.is_empty() {
+        config = config.labels(labels.clone().into_iter().collect::<HashMap<_, _>>());
     }
     let created = rfc3339(settings.source_date_epoch);
     let history = layers
@@ -134,7 +136,8 @@ pub fn build(settings: &ConfigSettings, layers: Vec<BuiltLayer>, blob_dir: PathB
             .build()
             .expect("descriptor")
     };
-    let manifest = ImageManifestBuilder::default()
+    let annotations = settings.metadata.annotations.clone();
+    let mut manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor(
@@ -147,9 +150,11 @@ pub fn build(settings: &ConfigSettings, layers: Vec<BuiltLayer>, blob_dir: PathB
                 .iter()
                 .map(|l| descriptor(media(&l.media_type), &l.digest, l.size))
                 .collect::<Vec<_>>(),
-        )
-        .build()
-        .expect("manifest fields are set");
+        );
+    if !annotations.is_empty() {
+        manifest = manifest.annotations(annotations.clone().into_iter().collect::<HashMap<_, _>>());
+    }
+    let manifest = manifest.build().expect("manifest fields are set");
     let manifest_bytes = canonical_json(&manifest);
     BuiltImage {
         arch: settings.arch.to_string(),
@@ -157,6 +162,7 @@ pub fn build(settings: &ConfigSettings, layers: Vec<BuiltLayer>, blob_dir: PathB
         manifest: manifest_bytes,
         config: config_bytes,
         config_digest,
+        annotations,
         layers,
         blob_dir,
     }

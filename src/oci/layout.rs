@@ -12,7 +12,7 @@ use std::fs;
 use std::path::Path;
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-pub const CREATED: &str = "org.opencontainers.image.created";
+pub use super::metadata::CREATED;
 
 fn io(action: &'static str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io {
@@ -40,20 +40,27 @@ pub fn place_blob(store_blob_dir: &Path, dir: &Path, digest: &str) -> Result<(),
     fs::rename(&tmp, &to).map_err(|e| io("renaming", &to, e))
 }
 
-/// The image index document for all archs (the one a tag points to).
+/// The image index document for all archs (the one a tag points to). It carries the
+/// images' annotations (every arch has the same).
 pub fn image_index(images: &[BuiltImage], created: u64) -> Vec<u8> {
     let manifests = images
         .iter()
         .map(|img| manifest_descriptor(img, None, created))
         .collect::<Vec<_>>();
-    canonical_json(
-        &ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageIndex)
-            .manifests(manifests)
-            .build()
-            .expect("index"),
-    )
+    let mut index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests);
+    if let Some(first) = images.first().filter(|i| !i.annotations.is_empty()) {
+        index = index.annotations(
+            first
+                .annotations
+                .clone()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+        );
+    }
+    canonical_json(&index.build().expect("index"))
 }
 
 fn manifest_descriptor(

@@ -7,6 +7,7 @@
 pub mod docker_archive;
 pub mod image;
 pub mod layout;
+pub mod metadata;
 
 pub use image::{BuiltImage, BuiltLayer, ConfigSettings};
 

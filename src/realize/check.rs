@@ -182,7 +182,20 @@ pub fn compare(
             }
         }
         if !explained {
-            problems.push(format!("{}: manifest differs (existing {existing}, rebuilt {}) although every layer matches: the image config differs", img.arch, img.manifest_digest));
+            let what = if manifest["config"]["digest"].as_str() == Some(img.config_digest.as_str())
+            {
+                // Same layers, same config: only the annotations are left.
+                format!(
+                    "the annotations differ (existing {}, rebuilt {:?}); a git revision or an --annotation changed",
+                    manifest["annotations"], img.annotations
+                )
+            } else {
+                "the image config differs".to_string()
+            };
+            problems.push(format!(
+                "{}: manifest differs (existing {existing}, rebuilt {}) although every layer matches: {what}",
+                img.arch, img.manifest_digest
+            ));
         }
     }
     if problems.is_empty() {

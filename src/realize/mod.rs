@@ -19,6 +19,7 @@ use crate::layer::compress::Compression;
 use crate::layer::content::Spill;
 use crate::layer::tree::{Tree, TreeError};
 use crate::lockfile::Lockfile;
+use crate::oci::metadata::{Metadata, MetadataOverrides};
 use crate::oci::{self, BuiltImage, BuiltLayer, ConfigSettings, digest_of};
 use crate::recipe::ImagePlan;
 use crate::store::{Store, StoreError, write_atomic};
@@ -113,6 +114,8 @@ pub struct RealizeOptions {
     pub repo_tag: String,
     /// Rebuild from sources ignoring cached layers and compare with the existing output.
     pub check: bool,
+    /// Annotations and labels from version control and the command line.
+    pub metadata: MetadataOverrides,
 }
 
 /// Where the outputs of one realize went.
@@ -169,7 +172,7 @@ fn shipped_files(plan: &ImagePlan, files_dir: &Path) -> String {
 /// covers the rest: config, users, paths, realize-time options.)
 fn realize_key(plan_hash: &str, lock_text: &str, shipped: &str, opts: &RealizeOptions) -> String {
     let text = format!(
-        "{}\n{}\n{plan_hash}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{shipped}\n{}",
+        "{}\n{}\n{plan_hash}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{:?}\n{shipped}\n{}",
         layers::LAYER_FORMAT,
         env!("CARBON_SOURCE_HASH"),
         opts.compression.name(),
@@ -178,6 +181,7 @@ fn realize_key(plan_hash: &str, lock_text: &str, shipped: &str, opts: &RealizeOp
         opts.docker,
         opts.repo_tag,
         opts.out_dir.display(),
+        opts.metadata,
         lock_text
     );
     digest_of(text.as_bytes())
@@ -637,9 +641,11 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         "fixups: dpkg database, accounts, alternatives, configuration",
     )?;
     built.push(layer);
+    let metadata = Metadata::of(plan, lock.source_date_epoch, &opts.metadata);
     let settings = ConfigSettings {
         arch,
         config: &plan.config,
+        metadata: &metadata,
         source_date_epoch: lock.source_date_epoch,
     };
     Ok(oci::image::build(&settings, built, layers::blob_dir(store)))

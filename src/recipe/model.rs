@@ -186,6 +186,10 @@ pub struct ImageFile {
     pub image: ImageHeader,
     #[serde(default)]
     pub config: ImageConfig,
+    /// OCI annotations of the image's manifest and index (`org.opencontainers.image.*` and
+    /// others); a child image's values override its parent's, key by key.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python: Option<ImagePython>,
 }

@@ -15,7 +15,7 @@ use super::{
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One component of an image, in layer order.
 #[derive(Clone, Debug, Serialize)]
@@ -50,6 +50,8 @@ pub struct ImagePlan {
     /// (path relative to the recipes directory, sha256 of its content)
     pub keyring_hashes: Vec<(String, String)>,
     pub config: ImageConfig,
+    /// The recipes' OCI annotations, the `from` chain merged.
+    pub annotations: BTreeMap<String, String>,
     /// Present when a component has Python requirements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonSettings>,
@@ -126,6 +128,31 @@ impl ImagePlan {
     }
 }
 
+#[cfg(test)]
+impl ImagePlan {
+    /// A plan of no component on one arch, for tests of what reads a plan.
+    pub fn for_tests(name: &str, description: &str) -> ImagePlan {
+        ImagePlan {
+            name: name.into(),
+            description: description.into(),
+            archs: vec!["amd64".into()],
+            source: DebianSource {
+                name: "test".into(),
+                description: String::new(),
+                components: vec!["main".into()],
+                keyrings: Vec::new(),
+                suite: Vec::new(),
+            },
+            keyring_hashes: Vec::new(),
+            config: ImageConfig::default(),
+            annotations: BTreeMap::new(),
+            python: None,
+            components: Vec::new(),
+            keyring_bytes: Vec::new(),
+        }
+    }
+}
+
 pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeError> {
     // Walk the `from` chain, root first.
     let mut chain = Vec::new();
@@ -157,6 +184,7 @@ pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeErr
     let mut archs: Option<Vec<String>> = None;
     let mut source_name: Option<String> = None;
     let mut config = ImageConfig::default();
+    let mut annotations = BTreeMap::new();
     let mut python = PythonSettings::default();
     let mut wanted: Vec<(String, String)> = Vec::new(); // (component, which image asked)
     for (image_name, image) in &chain {
@@ -170,6 +198,7 @@ pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeErr
             wanted.push((c.clone(), image_name.clone()));
         }
         merge_config(&mut config, &image.config);
+        annotations.extend(image.annotations.clone());
         if let Some(p) = &image.python {
             if let Some(prefix) = &p.prefix {
                 python.prefix = prefix.clone();
@@ -232,6 +261,7 @@ pub(super) fn plan(recipes: &Recipes, name: &str) -> Result<ImagePlan, RecipeErr
             .any(|c| c.recipe.python.is_some())
             .then_some(python),
         config,
+        annotations,
         components,
         keyring_bytes,
     })
