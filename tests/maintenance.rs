@@ -139,7 +139,12 @@ fn verify_reports_corrupt_and_missing_objects_and_repair_refetches_them() {
     bytes[10] ^= 0x55;
     std::fs::write(&path, &bytes).unwrap();
     std::fs::remove_file(sb.path(&format!("store/{dash}"))).unwrap();
+    // Without an image named, only what the store holds is checked.
     let o = sb.run(&["verify"]);
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!listed.contains("missing:"), "{listed}");
+    let o = sb.run(&["verify", "test"]);
     assert_eq!(o.status.code(), Some(1));
     let err = format!(
         "{}{}",
@@ -153,14 +158,65 @@ fn verify_reports_corrupt_and_missing_objects_and_repair_refetches_them() {
     );
     assert!(err.contains(&format!("missing: {dash}")), "{err}");
     assert!(
-        err.contains("2 problem(s)") && err.contains("verify --repair"),
+        err.contains("2 problem(s)") && err.contains("run `carbon-store verify --repair test`"),
         "{err}"
     );
-    let out = sb.ok(&["verify", "--repair"]);
+    let out = sb.ok(&["verify", "--repair", "test"]);
     assert!(out.contains("repaired"), "{out}");
     assert_eq!(
         std::fs::read(&path).unwrap(),
         sb.debs["hello_2.10-5_amd64.deb"]
     );
+    sb.ok(&["verify", "--all"]);
+}
+
+#[test]
+fn verify_checks_the_named_images_says_each_kind_once_and_repairs_only_what_they_miss() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["fetch", "test", "--arch", "amd64"]);
+    // The store holds the amd64 packages only: no problem while nothing asks for arm64.
     sb.ok(&["verify"]);
+    // One amd64 package is lost and one damaged; the image needs arm64 too.
+    let store_object = |suffix: &str| {
+        objects(&sb)
+            .into_iter()
+            .find(|o| o.ends_with(suffix))
+            .unwrap()
+    };
+    std::fs::remove_file(sb.path(&format!(
+        "store/{}",
+        store_object("-hello_2.10-5_amd64.deb")
+    )))
+    .unwrap();
+    sb.spoil_store_objects("-dash_0.5.12-12_amd64.deb");
+    let o = sb.run(&["verify", "test"]);
+    assert_eq!(o.status.code(), Some(1));
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = listed.lines().collect();
+    // Each kind: up to five, then how many more.
+    assert_eq!(lines.len(), 7, "{listed}");
+    assert!(
+        lines[0].starts_with("corrupt: ") && lines[0].ends_with("-dash_0.5.12-12_amd64.deb"),
+        "{listed}"
+    );
+    assert!(
+        lines[1..6].iter().all(|l| l.starts_with("missing: ")),
+        "{listed}"
+    );
+    assert_eq!(lines[6], "missing: … and 1 more (-v lists all)", "{listed}");
+    let all = sb.run(&["-v", "verify", "test"]);
+    let all = String::from_utf8_lossy(&all.stdout).into_owned();
+    assert_eq!(all.lines().count(), 7, "{all}");
+    assert!(all.contains("-hello_2.10-5_amd64.deb"), "{all}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("7 problem(s)") && stderr.contains("verify --repair test`"),
+        "{stderr}"
+    );
+    // The repair fetches exactly what was corrupt or missing.
+    let before = sb.server.requests().len();
+    sb.ok(&["verify", "--repair", "test"]);
+    assert_eq!(sb.server.requests().len() - before, 7);
+    sb.ok(&["verify", "--all"]);
 }

@@ -5,9 +5,10 @@ use super::{Cli, Output, exit};
 use carbon_store::download as fetch_lock;
 use carbon_store::lock;
 use carbon_store::lockfile::Lockfile;
-use carbon_store::store::Area;
 use carbon_store::store::bundle::{self, BundleError};
 use carbon_store::store::gc::{self, Problem, Roots};
+use carbon_store::store::path::fixed_output_name_of;
+use carbon_store::store::{Area, Store};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -47,7 +48,13 @@ pub struct GcArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// Remove corrupt objects and fetch missing or corrupt packages again
+    /// Images whose locked packages must all be in the store (default: none; every object
+    /// the store holds is re-hashed either way)
+    images: Vec<String>,
+    /// Every image's locked packages must be in the store
+    #[arg(long, conflicts_with = "images")]
+    all: bool,
+    /// Remove corrupt objects and fetch again what was corrupt or missing
     #[arg(long)]
     repair: bool,
 }
@@ -203,61 +210,146 @@ pub fn gc(cli: &Cli, args: &GcArgs, out: &Output) -> Result<(), CliError> {
 
 pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError> {
     let store = cli.open_store()?;
-    let roots = roots(cli, &PathBuf::from("oci-out"), &[])?;
+    let scope = verify_scope(cli, args)?;
+    let mut roots = Roots::default();
+    for l in &scope {
+        roots.add_lock(l);
+    }
     let started = Instant::now();
     let (checked, problems) = gc::verify(&store, &roots)?;
-    for p in &problems {
-        match p {
-            Problem::Corrupt(path) => println!("corrupt: {}", path.display()),
-            Problem::Missing(name) => println!("missing: {name}"),
-        }
-    }
+    print_problems(&problems, out.verbose > 0);
     out.info(format!(
-        "checked {checked} objects in {:.2}s: {} problem(s)",
+        "checked {checked} objects in {:.2}s{}: {} problem(s)",
         started.elapsed().as_secs_f64(),
+        match scope.len() {
+            0 => String::new(),
+            _ => format!(
+                ", and the packages of {}",
+                scope
+                    .iter()
+                    .map(|l| l.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
         problems.len()
     ));
     if problems.is_empty() {
         return Ok(());
     }
     if !args.repair {
+        let images = scope
+            .iter()
+            .map(|l| format!(" {}", l.image))
+            .collect::<String>();
         return Err(
-            CliError::new(format!("{} problem(s) in the store", problems.len())).hint(
-                "run `carbon-store verify --repair` to remove corrupt objects and fetch them again",
-            ),
+            CliError::new(format!("{} problem(s) in the store", problems.len())).hint(format!(
+                "run `carbon-store verify --repair{images}` to remove corrupt objects and fetch again what was corrupt or missing"
+            )),
         );
     }
-    {
-        let _exclusive = store.lock_exclusive()?;
-        for p in &problems {
-            if let Problem::Corrupt(path) = p {
-                std::fs::remove_file(path)
-                    .map_err(|e| CliError::new(format!("removing {}: {e}", path.display())))?;
-            }
-        }
-    }
-    let mut wanted = Vec::new();
-    let locks = all_locks(cli)?;
-    for l in &locks {
-        for w in fetch_lock::wanted(l)? {
-            if !wanted.contains(&w) {
-                wanted.push(w);
-            }
-        }
-    }
-    let _guard = store.lock_shared()?;
-    super::fetch::download(cli, out, &store, &wanted, None)?;
-    for l in &locks {
-        super::fetch::build_sources(out, &store, l)?;
-    }
+    repair(cli, out, &store, &problems)?;
     let (_, left) = gc::verify(&store, &roots)?;
     if left.is_empty() {
-        out.info("repaired: every object verifies, every locked package is present");
+        out.info("repaired: every object verifies, every locked package checked is present");
         Ok(())
     } else {
+        print_problems(&left, out.verbose > 0);
         Err(
             CliError::new(format!("{} problem(s) remain after repair", left.len()))
                 .code(exit::FAILURE),
         )
     }
+}
+
+/// The locks whose packages `verify` requires: the named images', every one with `--all`,
+/// none by default (a store that holds one image is not missing the others).
+fn verify_scope(cli: &Cli, args: &VerifyArgs) -> Result<Vec<Lockfile>, CliError> {
+    if args.all {
+        return all_locks(cli);
+    }
+    args.images
+        .iter()
+        .map(|image| Ok(lock::read(&cli.lockfiles, image)?))
+        .collect()
+}
+
+/// Each kind of problem: up to five of it, then how many more (all of them with `-v`).
+fn print_problems(problems: &[Problem], verbose: bool) {
+    const SHOWN: usize = 5;
+    let corrupt: Vec<String> = problems
+        .iter()
+        .filter_map(|p| match p {
+            Problem::Corrupt(path) => Some(path.display().to_string()),
+            Problem::Missing(_) => None,
+        })
+        .collect();
+    let missing: Vec<&str> = problems
+        .iter()
+        .filter_map(|p| match p {
+            Problem::Missing(name) => Some(name.as_str()),
+            Problem::Corrupt(_) => None,
+        })
+        .collect();
+    for (kind, list) in [
+        (
+            "corrupt",
+            corrupt.iter().map(String::as_str).collect::<Vec<_>>(),
+        ),
+        ("missing", missing),
+    ] {
+        let shown = if verbose { list.len() } else { SHOWN };
+        for item in list.iter().take(shown) {
+            println!("{kind}: {item}");
+        }
+        if list.len() > shown {
+            println!("{kind}: … and {} more (-v lists all)", list.len() - shown);
+        }
+    }
+}
+
+/// Removes the corrupt objects, then fetches (and builds from source) again what any lock
+/// pins among the corrupt and missing — nothing else.
+fn repair(cli: &Cli, out: &Output, store: &Store, problems: &[Problem]) -> Result<(), CliError> {
+    let mut broken = std::collections::BTreeSet::new();
+    {
+        let _exclusive = store.lock_exclusive()?;
+        for p in problems {
+            match p {
+                Problem::Corrupt(path) => {
+                    std::fs::remove_file(path)
+                        .map_err(|e| CliError::new(format!("removing {}: {e}", path.display())))?;
+                    if let Some(name) = path.file_name() {
+                        broken.insert(name.to_string_lossy().into_owned());
+                    }
+                }
+                Problem::Missing(name) => {
+                    broken.insert(name.clone());
+                }
+            }
+        }
+    }
+    let locks = all_locks(cli)?;
+    let mut wanted = Vec::new();
+    let mut touched = Vec::new();
+    for l in &locks {
+        let mut pins_broken = false;
+        for w in fetch_lock::wanted(l)? {
+            if broken.contains(&fixed_output_name_of(&w.digest, &w.name)) {
+                pins_broken = true;
+                if !wanted.contains(&w) {
+                    wanted.push(w);
+                }
+            }
+        }
+        if pins_broken {
+            touched.push(l);
+        }
+    }
+    let _guard = store.lock_shared()?;
+    super::fetch::download(cli, out, store, &wanted, None)?;
+    for l in touched {
+        super::fetch::build_sources(out, store, l)?;
+    }
+    Ok(())
 }
