@@ -4,7 +4,7 @@
 
 use crate::config::mirrors::{MirrorError, MirrorSettings};
 use crate::digest::Digest;
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{Attempts, FetchError, Fetcher};
 use crate::lockfile::{Lockfile, Origin};
 use crate::store::{Expected, Store};
 use rayon::prelude::*;
@@ -250,7 +250,7 @@ pub fn fetch_all(
                     Some(_) => match urls.get(&w.name) {
                         Some(url) => (vec![url.clone()], String::new()),
                         None => {
-                            let attempts = "  the index no longer lists this file".to_string();
+                            let attempts = Attempts::only("the index no longer lists this file");
                             return Err((
                                 w.name.clone(),
                                 FetchError::Failed {
@@ -281,14 +281,47 @@ pub fn fetch_all(
                 report.downloaded += 1;
                 report.bytes_downloaded += size;
             }
-            Err((name, e)) => failures.push(format!("{name}: {e}")),
+            Err(failure) => failures.push(failure),
         }
     }
     if !failures.is_empty() {
         return Err(FetchLockError::Failed {
             count: failures.len(),
-            details: failures.join("\n"),
+            details: summarize(&failures),
         });
     }
     Ok(report)
+}
+
+/// The failed downloads grouped by where and why they finally failed — one line per
+/// mirror and cause, with the first few files — rather than every file's every attempt:
+/// a dead mirror is one line, not one per artifact and retry.
+fn summarize(failures: &[(String, FetchError)]) -> String {
+    const NAMED: usize = 3;
+    let mut groups: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+    for (name, error) in failures {
+        let key = match error {
+            FetchError::Failed { attempts, .. } => match attempts.last() {
+                Some(last) if !last.base.is_empty() => (last.base.clone(), last.why.clone()),
+                Some(last) => (String::new(), last.why.clone()),
+                None => (String::new(), error.to_string()),
+            },
+            other => (String::new(), other.to_string()),
+        };
+        groups.entry(key).or_default().push(name);
+    }
+    let mut lines = Vec::new();
+    for ((base, why), names) in groups {
+        let mut shown = names[..names.len().min(NAMED)].join(", ");
+        if names.len() > NAMED {
+            shown.push_str(&format!(" and {} more", names.len() - NAMED));
+        }
+        let place = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{base}: ")
+        };
+        lines.push(format!("  {place}{why} — {} file(s): {shown}", names.len()));
+    }
+    lines.join("\n")
 }

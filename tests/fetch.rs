@@ -263,3 +263,34 @@ fn fetch_without_a_lock_says_to_lock_first() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dead_mirror_is_one_line_with_its_cause_and_the_rest_is_kept() {
+    let sb = locked();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}/debian");
+    let err = sb.fails(&["--mirror", &format!("debian={dead}"), "fetch", "test"], 1);
+    let causes: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(causes.len(), 1, "one line per mirror and cause:\n{err}");
+    assert!(
+        causes[0].starts_with(&format!("  {dead}: "))
+            && causes[0].contains("Connection refused")
+            && causes[0].contains(" file(s): ")
+            && causes[0].contains(" more"),
+        "{err}"
+    );
+    assert!(err.contains("check the mirror"), "{err}");
+    // The security mirror answered: what it serves was fetched and kept.
+    assert!(
+        sb.store_objects()
+            .iter()
+            .any(|o| o.contains("-libc6_2.41-12+deb13u1_")),
+        "{:?}",
+        sb.store_objects()
+    );
+}

@@ -6,8 +6,10 @@
 //! are retried with backoff; a 404 moves straight on to the next mirror.
 
 use crate::store::{Expected, Store, StoreError};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Why a body did not become a store object.
@@ -75,14 +77,76 @@ pub enum FetchError {
     )]
     Offline { what: String },
     #[error("could not download {name}:\n{attempts}")]
-    Failed { name: String, attempts: String },
+    Failed { name: String, attempts: Attempts },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// One failed attempt: the URL, the mirror base it was made from, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptFailure {
+    pub url: String,
+    pub base: String,
+    pub why: String,
+    /// False when the mirror was not tried at all: `why` is then what made the run give
+    /// up on it.
+    pub tried: bool,
+}
+
+/// Every failed attempt of a download, in order; shown one per line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attempts(pub Vec<AttemptFailure>);
+
+impl Attempts {
+    /// One reason, not tied to a URL (a file the index no longer lists).
+    pub fn only(why: impl Into<String>) -> Attempts {
+        Attempts(vec![AttemptFailure {
+            url: String::new(),
+            base: String::new(),
+            why: why.into(),
+            tried: true,
+        }])
+    }
+
+    fn push(&mut self, base: &str, url: &str, why: String) {
+        self.0.push(AttemptFailure {
+            url: url.to_string(),
+            base: base.to_string(),
+            why,
+            tried: true,
+        });
+    }
+
+    /// The last attempt: where and why the download finally failed.
+    pub fn last(&self) -> Option<&AttemptFailure> {
+        self.0.last()
+    }
+}
+
+impl std::fmt::Display for Attempts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|a| match (a.url.is_empty(), a.tried) {
+                (true, _) => format!("  {}", a.why),
+                (false, true) => format!("  {}: {}", a.url, a.why),
+                (false, false) => format!(
+                    "  {}: not tried ({GIVE_UP_AFTER} downloads in a row found the mirror unreachable: {})",
+                    a.url, a.why
+                ),
+            })
+            .collect();
+        f.write_str(&lines.join("\n"))
+    }
 }
 
 /// One attempt's outcome, kept to explain a final failure.
 enum Attempt {
     Retry(String),
+    /// The server could not be reached at all (connection refused, timed out, no such
+    /// host): retried, and counted against the mirror.
+    Unreachable(String),
     NextMirror(String),
     Fatal(StoreError),
 }
@@ -94,7 +158,14 @@ pub struct Fetcher {
     offline: bool,
     attempts_per_mirror: u32,
     backoff: Duration,
+    /// Per mirror base: how many downloads in a row found it unreachable. From
+    /// [`GIVE_UP_AFTER`] on, it is not tried again in this run: a dead mirror costs a few
+    /// downloads' retries, not every artifact's.
+    unreachable: Arc<Mutex<HashMap<String, (u32, String)>>>,
 }
+
+/// Downloads in a row that must find a mirror unreachable before the run stops trying it.
+pub const GIVE_UP_AFTER: u32 = 3;
 
 impl Fetcher {
     pub fn new(offline: bool) -> Fetcher {
@@ -110,6 +181,7 @@ impl Fetcher {
             offline,
             attempts_per_mirror: 4,
             backoff: Duration::from_millis(250),
+            unreachable: Arc::default(),
         }
     }
 
@@ -130,7 +202,7 @@ impl Fetcher {
                 what: path.to_string(),
             });
         }
-        let mut log = Vec::new();
+        let mut log = Attempts::default();
         for base in bases {
             let url = join(base, path);
             for attempt in 0..self.attempts_per_mirror {
@@ -142,21 +214,23 @@ impl Fetcher {
                         let mut bytes = Vec::new();
                         match reader.read_to_end(&mut bytes) {
                             Ok(_) => return Ok(bytes),
-                            Err(e) => log.push(format!("  {url}: {e}")),
+                            Err(e) => log.push(base, &url, e.to_string()),
                         }
                     }
                     Err(Attempt::NextMirror(why)) => {
-                        log.push(format!("  {url}: {why}"));
+                        log.push(base, &url, why);
                         break;
                     }
-                    Err(Attempt::Retry(why)) => log.push(format!("  {url}: {why}")),
+                    Err(Attempt::Retry(why) | Attempt::Unreachable(why)) => {
+                        log.push(base, &url, why)
+                    }
                     Err(Attempt::Fatal(e)) => return Err(e.into()),
                 }
             }
         }
         Err(FetchError::Failed {
             name: path.to_string(),
-            attempts: log.join("\n"),
+            attempts: log,
         })
     }
 
@@ -179,28 +253,78 @@ impl Fetcher {
                 what: name.to_string(),
             });
         }
-        let mut log = Vec::new();
+        let mut log = Attempts::default();
         for base in bases {
             let url = join(base, path);
+            if let Some(why) = self.given_up(base) {
+                log.0.push(AttemptFailure {
+                    url,
+                    base: base.clone(),
+                    why,
+                    tried: false,
+                });
+                continue;
+            }
+            let mut reached = false;
+            let mut last_unreachable = String::new();
             for attempt in 0..self.attempts_per_mirror {
                 if attempt > 0 {
                     std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
                 }
                 match self.try_once(&url, store, name, expected, progress) {
-                    Ok(p) => return Ok(p),
-                    Err(Attempt::Retry(why)) => log.push(format!("  {url}: {why}")),
+                    Ok(p) => {
+                        self.note_reached(base);
+                        return Ok(p);
+                    }
+                    Err(Attempt::Unreachable(why)) => {
+                        last_unreachable = why.clone();
+                        log.push(base, &url, why)
+                    }
+                    Err(Attempt::Retry(why)) => {
+                        reached = true;
+                        log.push(base, &url, why)
+                    }
                     Err(Attempt::NextMirror(why)) => {
-                        log.push(format!("  {url}: {why}"));
+                        reached = true;
+                        log.push(base, &url, why);
                         break;
                     }
                     Err(Attempt::Fatal(e)) => return Err(e.into()),
                 }
             }
+            if reached {
+                self.note_reached(base);
+            } else {
+                self.note_unreachable(base, last_unreachable);
+            }
         }
         Err(FetchError::Failed {
             name: name.to_string(),
-            attempts: log.join("\n"),
+            attempts: log,
         })
+    }
+
+    /// Why `base` was last unreachable, once enough downloads in a row found it so to
+    /// stop trying it.
+    fn given_up(&self, base: &str) -> Option<String> {
+        let counts = self.unreachable.lock().expect("unreachable counts");
+        counts
+            .get(base)
+            .filter(|(n, _)| *n >= GIVE_UP_AFTER)
+            .map(|(_, why)| why.clone())
+    }
+
+    fn note_unreachable(&self, base: &str, why: String) {
+        let mut counts = self.unreachable.lock().expect("unreachable counts");
+        let entry = counts.entry(base.to_string()).or_default();
+        *entry = (entry.0 + 1, why);
+    }
+
+    fn note_reached(&self, base: &str) {
+        self.unreachable
+            .lock()
+            .expect("unreachable counts")
+            .remove(base);
     }
 
     fn try_once(
@@ -275,7 +399,7 @@ impl Fetcher {
                 Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(FetchError::Failed {
                     name: url.to_string(),
-                    attempts: format!("  {e}"),
+                    attempts: Attempts::only(e.to_string()),
                 }),
             };
         }
@@ -308,7 +432,7 @@ impl Fetcher {
         missing_ok: bool,
         read: impl Fn(reqwest::blocking::Response) -> Result<T, String>,
     ) -> Result<Option<T>, FetchError> {
-        let mut log = Vec::new();
+        let mut log = Attempts::default();
         for attempt in 0..self.attempts_per_mirror {
             if attempt > 0 {
                 std::thread::sleep(self.backoff * 2u32.pow(attempt - 1));
@@ -316,24 +440,24 @@ impl Fetcher {
             match request().send() {
                 Ok(response) if response.status().is_success() => match read(response) {
                     Ok(got) => return Ok(Some(got)),
-                    Err(why) => log.push(format!("  {url}: {why}")),
+                    Err(why) => log.push("", url, why),
                 },
                 Ok(response) if missing_ok && matches!(response.status().as_u16(), 404 | 410) => {
                     return Ok(None);
                 }
                 Ok(response) => {
                     let status = response.status();
-                    log.push(format!("  {url}: HTTP {status}"));
+                    log.push("", url, format!("HTTP {status}"));
                     if !(status.is_server_error() || status.as_u16() == 429) {
                         break;
                     }
                 }
-                Err(e) => log.push(format!("  {url}: {}", error_chain(&e))),
+                Err(e) => log.push("", url, error_chain(&e.without_url())),
             }
         }
         Err(FetchError::Failed {
             name: url.to_string(),
-            attempts: log.join("\n"),
+            attempts: log,
         })
     }
 
@@ -344,14 +468,13 @@ impl Fetcher {
                 what: url.to_string(),
             });
         }
-        let failed = |attempts: String| FetchError::Failed {
-            name: url.to_string(),
-            attempts,
-        };
         if let Some(path) = url.strip_prefix("file://") {
             return std::fs::metadata(path)
                 .map(|m| m.len())
-                .map_err(|e| failed(format!("  {e}")));
+                .map_err(|e| FetchError::Failed {
+                    name: url.to_string(),
+                    attempts: Attempts::only(e.to_string()),
+                });
         }
         let length = |response: reqwest::blocking::Response| {
             response
@@ -372,11 +495,16 @@ impl Fetcher {
                 Err(e) => Err(Attempt::NextMirror(e.to_string())),
             };
         }
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .map_err(|e| Attempt::Retry(error_chain(&e)))?;
+        // The URL is on every line already: the error says only what happened.
+        let response = self.client.get(url).send().map_err(|e| {
+            let unreachable = e.is_connect() || e.is_timeout();
+            let why = error_chain(&e.without_url());
+            if unreachable {
+                Attempt::Unreachable(why)
+            } else {
+                Attempt::Retry(why)
+            }
+        })?;
         let status = response.status();
         if status.is_success() {
             Ok(Box::new(response))
@@ -409,4 +537,42 @@ pub fn join(base: &str, path: &str) -> String {
         base.trim_end_matches('/'),
         path.trim_start_matches('/')
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mirror_unreachable_for_some_downloads_in_a_row_is_not_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dead = vec![format!("http://127.0.0.1:{port}")];
+        let fetcher = Fetcher::new(false).with_backoff(Duration::ZERO);
+        let expected = Expected::sha256(&"0".repeat(64), Some(1));
+        let attempts = |name: &str| match fetcher.fetch_into_store(
+            &dead,
+            name,
+            &store,
+            name,
+            &expected,
+            &|_| {},
+        ) {
+            Err(FetchError::Failed { attempts, .. }) => attempts.0,
+            other => panic!("{other:?}"),
+        };
+        for i in 0..GIVE_UP_AFTER {
+            let tried = attempts(&format!("f{i}"));
+            assert_eq!(tried.len(), 4, "every attempt made: {tried:?}");
+            assert!(tried.iter().all(|a| a.tried && a.base == dead[0]));
+        }
+        let skipped = attempts("next");
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(!skipped[0].tried && skipped[0].why.contains("Connection refused"));
+    }
 }

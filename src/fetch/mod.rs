@@ -3,4 +3,4 @@
 
 pub mod http;
 
-pub use http::{FetchError, Fetcher};
+pub use http::{AttemptFailure, Attempts, FetchError, Fetcher};

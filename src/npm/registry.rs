@@ -277,7 +277,7 @@ impl<'a> Registry<'a> {
                 Ok(None) => {
                     last = Some(FetchError::Failed {
                         name: url.clone(),
-                        attempts: "  the registry has no such package".into(),
+                        attempts: crate::fetch::Attempts::only("the registry has no such package"),
                     })
                 }
                 Err(error) => last = Some(error),
