@@ -56,7 +56,7 @@ for image in $images; do
     else
       "$bin" realize "$image" --arch "$arch" --out "$out" --check >>"$log" 2>&1 || { rebuild=DIFFERENT; failed=1; }
     fi
-    /usr/bin/docker image rm "carbon/$image:latest" >/dev/null 2>&1
+    /usr/bin/docker image rm "carbon/$image:latest" "carbon/$image:latest-$arch" >/dev/null 2>&1
     # The login test realizes the image again from the same store (an unchanged realize
     # is a no-op) and loads it itself.
     desktop=seen

@@ -108,7 +108,9 @@ fn fetch_arch_downloads_only_that_archs_packages_and_names_the_archs_it_lacks() 
     );
     let err = sb.fails(&["fetch", "test", "--arch", "riscv64"], 2);
     assert!(
-        err.contains("test is not locked for riscv64 (its archs: amd64, arm64)"),
+        err.contains(
+            "\"riscv64\" is not an arch carbon-store builds: amd64 (x86_64, linux/amd64) or arm64"
+        ),
         "{err}"
     );
 }

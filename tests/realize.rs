@@ -299,20 +299,32 @@ fn recipe_users_get_their_home_except_nonexistent() {
 #[test]
 fn docker_archives_name_the_tag_config_and_layers() {
     let sb = Sandbox::new();
+    // Tags docker would refuse are refused before the build, and every way of writing an
+    // arch is taken.
+    for bad in [
+        "UPPER/x:1",
+        "example/test:bad tag",
+        "example/test@sha256:00",
+    ] {
+        let err = sb.fails(&["realize", "test", "--tag", bad], 2);
+        assert!(err.contains("--tag") && err.contains("NAME:TAG"), "{err}");
+    }
+    assert!(!sb.path("oci-out").exists());
     sb.ok(&[
         "realize",
         "test",
         "--tag",
         "example/test:1.0",
         "--arch",
-        "amd64",
+        "x86_64",
     ]);
     let bytes = std::fs::read(sb.path("oci-out/test-amd64.tar")).unwrap();
     let entries: BTreeMap<String, Item> = read_tar(&bytes).into_iter().collect();
     let manifest: Value = serde_json::from_slice(&entries["manifest.json"].data).unwrap();
+    // Also by arch: loading the other arch's archive moves `1.0` but not `1.0-amd64`.
     assert_eq!(
         manifest[0]["RepoTags"],
-        serde_json::json!(["example/test:1.0"])
+        serde_json::json!(["example/test:1.0", "example/test:1.0-amd64"])
     );
     let config: Value =
         serde_json::from_slice(&entries[manifest[0]["Config"].as_str().unwrap()].data).unwrap();
@@ -346,6 +358,28 @@ fn docker_archives_name_the_tag_config_and_layers() {
         })
         .collect();
     assert_eq!(refs, ["1.0", "1.0-amd64"]);
+    // Without a tag, `latest`; a zstd docker archive is worth a warning.
+    let out = sb.ok(&[
+        "realize",
+        "test",
+        "--tag",
+        "example/test",
+        "--arch",
+        "linux/arm64/v8",
+        "--compression",
+        "zstd",
+    ]);
+    assert!(
+        out.contains("warning: the docker archives hold zstd layers"),
+        "{out}"
+    );
+    let arm_tar = std::fs::read(sb.path("oci-out/test-arm64.tar")).unwrap();
+    let arm_entries: BTreeMap<String, Item> = read_tar(&arm_tar).into_iter().collect();
+    let arm: Value = serde_json::from_slice(&arm_entries["manifest.json"].data).unwrap();
+    assert_eq!(
+        arm[0]["RepoTags"],
+        serde_json::json!(["example/test:latest", "example/test:latest-arm64"])
+    );
 }
 
 trait Pipe: Sized {

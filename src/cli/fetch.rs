@@ -16,7 +16,7 @@ pub struct FetchArgs {
     /// Images whose locks to fetch (default: every image)
     images: Vec<String>,
     /// Archs to fetch, comma-separated (default: all of each lock's)
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = carbon_store::recipe::arch_named)]
     arch: Vec<String>,
     #[command(flatten)]
     cache: super::registry::CacheArg,

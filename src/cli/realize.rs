@@ -23,7 +23,7 @@ pub struct RealizeArgs {
     #[arg(long, conflicts_with = "images")]
     all: bool,
     /// Archs to build, comma-separated (default: all of the image's)
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = carbon_store::recipe::arch_named)]
     arch: Vec<String>,
     /// Layer compression: gzip (loads in Docker 20.10+), zstd, none
     #[arg(long, default_value = "gzip")]
@@ -109,6 +109,19 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .code(exit::USAGE));
         }
     }
+    if compression == Compression::Zstd && args.format.iter().any(|f| f == "docker") {
+        out.info("warning: the docker archives hold zstd layers, which `docker load` reads from Docker 23.0 on; an older Docker (20.10) refuses them: use --compression gzip for it");
+    }
+    let repo_tag = args
+        .tag
+        .as_deref()
+        .map(carbon_store::oci::docker_archive::repo_tag)
+        .transpose()
+        .map_err(|why| {
+            CliError::new(format!("--tag {why}"))
+                .hint("write NAME:TAG with a lowercase name, e.g. team/base:v1")
+                .code(exit::USAGE)
+        })?;
     let no_outputs = args.format.iter().any(|f| f == "none");
     if no_outputs && (args.format.len() > 1 || args.push.is_none()) {
         return Err(CliError::new(
@@ -180,8 +193,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
             oci: args.format.iter().any(|f| f == "oci"),
             docker: args.format.iter().any(|f| f == "docker"),
             out_dir: args.out.clone(),
-            repo_tag: args
-                .tag
+            repo_tag: repo_tag
                 .clone()
                 .unwrap_or_else(|| format!("carbon/{image}:latest")),
             check: args.check,

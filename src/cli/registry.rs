@@ -423,7 +423,7 @@ pub struct CachePushArgs {
     #[arg(long, value_name = "REF")]
     to: String,
     /// Archs to cache, comma-separated (default: all of each lock's)
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = carbon_store::recipe::arch_named)]
     arch: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,

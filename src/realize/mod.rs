@@ -753,7 +753,13 @@ pub fn realize(
         if opts.docker {
             let path = opts.out_dir.join(format!("{}-{}.tar", plan.name, img.arch));
             let index = oci::layout::archive_index(img, &opts.repo_tag, lock.source_date_epoch);
-            oci::docker_archive::write(&path, img, &opts.repo_tag, &index, lock.source_date_epoch)?;
+            // Also under `TAG-ARCH`: loading both archs' archives moves the tag to the
+            // second, and leaves the first reachable by its arch's tag.
+            let tags = [
+                opts.repo_tag.clone(),
+                format!("{}-{}", opts.repo_tag, img.arch),
+            ];
+            oci::docker_archive::write(&path, img, &tags, &index, lock.source_date_epoch)?;
             realized.files.insert(
                 path.clone(),
                 std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),

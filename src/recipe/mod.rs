@@ -74,6 +74,21 @@ pub struct Recipes {
 /// The archs carbon-store builds.
 pub const SUPPORTED_ARCHS: &[&str] = &["amd64", "arm64"];
 
+/// An arch as users write it — Debian's (`amd64`), the kernel's (`x86_64`, `aarch64`) or
+/// an OCI platform (`linux/amd64`, `linux/arm64/v8`) — as Debian's name.
+pub fn arch_named(text: &str) -> Result<String, String> {
+    let arch = match text.trim().to_ascii_lowercase().as_str() {
+        "amd64" | "x86_64" | "x86-64" | "linux/amd64" => "amd64",
+        "arm64" | "aarch64" | "linux/arm64" | "linux/arm64/v8" => "arm64",
+        _ => {
+            return Err(format!(
+                "{text:?} is not an arch carbon-store builds: amd64 (x86_64, linux/amd64) or arm64 (aarch64, linux/arm64)"
+            ));
+        }
+    };
+    Ok(arch.to_string())
+}
+
 fn load_dir<T: serde::de::DeserializeOwned>(
     dir: &Path,
     name_of: impl Fn(&T) -> &str,

@@ -29,27 +29,33 @@ pub fn realize(image: &str, out_dir: &Path) -> Command {
     c
 }
 
-/// An image loaded into the test dockerd, removed from it again when dropped (also when the
-/// test fails): the engines share one data root, and CI's disk holds only so many images.
-pub struct Loaded(String);
+/// An image loaded into the test dockerd under its tags, removed from it again when
+/// dropped (also when the test fails): the engines share one data root, and CI's disk
+/// holds only so many images.
+pub struct Loaded(Vec<String>);
 
 impl Drop for Loaded {
     fn drop(&mut self) {
         let host = std::env::var("DOCKER_HOST").unwrap_or_default();
         let _ = Command::new("/usr/bin/docker")
-            .args(["-H", &host, "rmi", "--force", &self.0])
+            .args(["-H", &host, "rmi", "--force"])
+            .args(&self.0)
             .output();
     }
 }
 
 /// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`;
-/// the image it loaded (`carbon/IMAGE:latest`) replaces one loaded before under that name.
+/// the image it loaded (`carbon/IMAGE:latest`, also `carbon/IMAGE:latest-ARCH`) replaces
+/// one loaded before under those names.
 pub fn load(out: &Path, image: &str, arch: &str) -> Loaded {
-    let tag = format!("carbon/{image}:latest");
-    drop(Loaded(tag.clone()));
+    let tags = vec![
+        format!("carbon/{image}:latest"),
+        format!("carbon/{image}:latest-{arch}"),
+    ];
+    drop(Loaded(tags.clone()));
     let archive = out.join(format!("{image}-{arch}.tar"));
     docker(&["load", "-i", archive.to_str().unwrap()]);
-    Loaded(tag)
+    Loaded(tags)
 }
 
 /// Fails naming the first of `expected` that `got` lacks.
