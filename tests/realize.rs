@@ -546,6 +546,74 @@ fn rfc3339_by_date(epoch: u64) -> String {
 }
 
 #[test]
+fn json_and_the_metadata_file_carry_every_digest_and_path() {
+    let sb = Sandbox::new();
+    let realize = |sb: &Sandbox| {
+        let out = sb.run(&[
+            "realize",
+            "test",
+            "--json",
+            "--metadata-file",
+            "meta/realize.json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            sb.read("meta/realize.json"),
+            stdout,
+            "the file holds what was printed"
+        );
+        serde_json::from_str::<Value>(&stdout).expect("stdout is one JSON document")
+    };
+    let first = realize(&sb);
+    let image = &first["images"][0];
+    assert_eq!(
+        (image["image"].as_str(), image["outcome"].as_str()),
+        (Some("test"), Some("built"))
+    );
+    assert_eq!(image["tag"], "carbon/test:latest");
+    let layout = sb.path("oci-out/test");
+    for arch in ["amd64", "arm64"] {
+        let (manifest, _) = layers(&layout, arch);
+        let reported = &image["archs"][arch];
+        let digest = reported["manifest_digest"].as_str().unwrap();
+        let blob = layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        assert_eq!(
+            json(&blob),
+            manifest,
+            "{arch}: the manifest the layout holds"
+        );
+        let layer_digests: Vec<&Value> = reported["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| &l["digest"])
+            .collect();
+        let manifest_digests: Vec<&Value> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| &l["digest"])
+            .collect();
+        assert_eq!(layer_digests, manifest_digests);
+        assert_eq!(
+            reported["docker_archive"],
+            format!("oci-out/test-{arch}.tar")
+        );
+    }
+    let second = realize(&sb);
+    assert_eq!(second["images"][0]["outcome"], "unchanged");
+    assert_eq!(second["images"][0]["archs"], image["archs"]);
+    assert_eq!(second["images"][0]["index_digest"], image["index_digest"]);
+}
+
+#[test]
 fn an_unchanged_realize_reuses_and_a_changed_component_rebuilds_only_its_layer() {
     let sb = Sandbox::build(|main, _| {
         main.add(

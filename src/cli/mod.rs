@@ -96,9 +96,13 @@ enum Command {
 }
 
 /// Output settings shared by commands.
+#[derive(Clone, Copy)]
 pub struct Output {
     pub verbose: u8,
     pub quiet: bool,
+    /// Standard output carries one JSON document (the command's `--json`): results that
+    /// would be printed there as lines go into it instead.
+    pub json: bool,
 }
 
 impl Output {
@@ -126,6 +130,7 @@ pub fn run() -> i32 {
     let out = Output {
         verbose: cli.verbose,
         quiet: cli.quiet,
+        json: false,
     };
     let result: Result<(), CliError> = match &cli.command {
         Command::Lock(args) => lock::run(&cli, args, &out),

@@ -55,6 +55,72 @@ pub struct RealizeArgs {
     push: Option<String>,
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
+    /// Print the results as one JSON document on standard output (progress stays on
+    /// standard error)
+    #[arg(long)]
+    json: bool,
+    /// Also write that JSON document to FILE (replaced atomically)
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+}
+
+/// What `--json` and `--metadata-file` report: per image, what was done and where the
+/// outputs are; per arch, the manifest and its layers. No time or host path beyond the
+/// outputs' own, so two identical realizes report the same (but for `outcome`).
+#[derive(serde::Serialize)]
+struct ImageReport {
+    image: String,
+    /// `built`, `unchanged` or `checked` (`--check` found the outputs identical).
+    outcome: &'static str,
+    tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oci_layout: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index_digest: Option<String>,
+    /// `REF@DIGEST` with `--push`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pushed: Option<String>,
+    archs: std::collections::BTreeMap<String, ArchReport>,
+}
+
+#[derive(serde::Serialize)]
+struct ArchReport {
+    manifest_digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_archive: Option<PathBuf>,
+    layers: Vec<carbon_store::oci::BuiltLayer>,
+}
+
+impl ImageReport {
+    fn of(
+        realized: &realize::Realized,
+        outcome: &'static str,
+        tag: String,
+        pushed: Option<String>,
+    ) -> Self {
+        let archs = realized
+            .archs
+            .iter()
+            .map(|(arch, (digest, archive))| {
+                let layers = realized.layers.get(arch).cloned().unwrap_or_default();
+                let report = ArchReport {
+                    manifest_digest: digest.clone(),
+                    docker_archive: archive.clone(),
+                    layers,
+                };
+                (arch.clone(), report)
+            })
+            .collect();
+        ImageReport {
+            image: realized.image.clone(),
+            outcome,
+            tag,
+            oci_layout: realized.oci_layout.clone(),
+            index_digest: realized.index_digest.clone(),
+            pushed,
+            archs,
+        }
+    }
 }
 
 /// Whether an error, or any error it was caused by, is a full disk.
@@ -91,6 +157,11 @@ impl From<RealizeError> for CliError {
 }
 
 pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> {
+    let out = &Output {
+        json: args.json,
+        ..*out
+    };
+    let mut reports = Vec::new();
     let recipes = cli.load_recipes()?;
     let images = if args.all {
         recipes.image_names()
@@ -203,8 +274,8 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
         let build = |sink: Option<&dyn realize::LayerSink>| {
             realize::realize(&plan, &lock, &lock_text, &store, &opts, &files_dir, sink)
         };
-        let realized = match &push_to {
-            None => build(None)?,
+        let (realized, pushed) = match &push_to {
+            None => (build(None)?, None),
             Some(to) => super::registry::build_and_push(
                 cli,
                 &store,
@@ -213,33 +284,58 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 no_outputs.then_some(compression),
                 lock.source_date_epoch,
                 |sink| build(Some(sink)),
-            )?,
+            )
+            .map(|(realized, pinned)| (realized, Some(pinned)))?,
         };
         let secs = started.elapsed().as_secs_f64();
-        if args.check {
+        let outcome = if args.check {
             out.info(format!(
                 "{image}: rebuilt from sources and identical to {} ({secs:.2}s)",
                 args.out.join(image).display()
             ));
-            continue;
-        }
-        let how = if realized.reused {
+            "checked"
+        } else if realized.reused {
             "unchanged"
         } else {
             "built"
         };
-        out.info(format!("{image}: {how} in {secs:.2}s"));
-        if let (Some(dir), Some(d)) = (&realized.oci_layout, &realized.index_digest) {
-            println!("{image}: OCI layout {} (index {d})", dir.display());
+        let report = ImageReport::of(&realized, outcome, opts.repo_tag.clone(), pushed);
+        if !args.check {
+            out.info(format!("{image}: {outcome} in {secs:.2}s"));
+            if !args.json {
+                print_text(&report);
+            }
         }
-        for (arch, (digest, archive)) in &realized.archs {
-            let layers = realized.layers.get(arch).map(|l| l.len()).unwrap_or(0);
-            let archive = archive
-                .as_ref()
-                .map(|p| format!(", docker archive {}", p.display()))
-                .unwrap_or_default();
-            println!("{image} {arch}: manifest {digest} ({layers} layers{archive})");
-        }
+        reports.push(report);
+    }
+    let document = serde_json::to_string_pretty(&serde_json::json!({ "images": reports }))
+        .expect("reports serialize")
+        + "\n";
+    if let Some(file) = &args.metadata_file {
+        carbon_store::store::write_atomic(file, document.as_bytes())?;
+    }
+    if args.json {
+        print!("{document}");
     }
     Ok(())
+}
+
+/// The text lines of one image's outputs on standard output.
+fn print_text(report: &ImageReport) {
+    let image = &report.image;
+    if let (Some(dir), Some(d)) = (&report.oci_layout, &report.index_digest) {
+        println!("{image}: OCI layout {} (index {d})", dir.display());
+    }
+    for (arch, a) in &report.archs {
+        let archive = a
+            .docker_archive
+            .as_ref()
+            .map(|p| format!(", docker archive {}", p.display()))
+            .unwrap_or_default();
+        println!(
+            "{image} {arch}: manifest {} ({} layers{archive})",
+            a.manifest_digest,
+            a.layers.len()
+        );
+    }
 }

@@ -282,8 +282,9 @@ fn push_layout(
     Ok(report)
 }
 
-/// `pushed REF in 1.2s: …` on stderr, `REF@DIGEST` on stdout.
-fn print_pushed(out: &Output, target: &ImageRef, started: Instant, report: &PushReport) {
+/// `pushed REF in 1.2s: …` on stderr, `REF@DIGEST` on stdout (unless it is JSON's);
+/// returns `REF@DIGEST`.
+fn print_pushed(out: &Output, target: &ImageRef, started: Instant, report: &PushReport) -> String {
     out.info(format!(
         "pushed {target} in {:.1}s: {}; {} manifests",
         started.elapsed().as_secs_f64(),
@@ -292,7 +293,10 @@ fn print_pushed(out: &Output, target: &ImageRef, started: Instant, report: &Push
     ));
     let mut pinned = target.clone();
     pinned.digest = Some(report.digest.clone());
-    println!("{pinned}");
+    if !out.json {
+        println!("{pinned}");
+    }
+    pinned.to_string()
 }
 
 /// Uploads each layer as realize writes it; removes it from the store once the registry
@@ -335,7 +339,7 @@ pub fn build_and_push(
     forget: Option<Compression>,
     created: u64,
     build: impl FnOnce(&dyn LayerSink) -> Result<Realized, RealizeError>,
-) -> Result<Realized, CliError> {
+) -> Result<(Realized, String), CliError> {
     let (target, registry) = (&to.target, &to.registry);
     let sessions = Sessions::new(store);
     let started = Instant::now();
@@ -359,11 +363,15 @@ pub fn build_and_push(
     let realized = built?;
     if realized.images.is_empty() {
         bar.finish();
-        if let Some(layout) = &realized.oci_layout {
-            let image = carbon_store::registry::push::read_layout(layout, None)?;
-            push_layout(cli, &image, to, out)?;
-        }
-        return Ok(realized);
+        let layout = realized.oci_layout.as_ref().ok_or_else(|| {
+            CliError::new("nothing to push: the realize was unchanged and wrote no OCI layout")
+                .hint("realize with --format oci (the default) to push an unchanged image")
+        })?;
+        let image = carbon_store::registry::push::read_layout(layout, None)?;
+        let report = push_layout(cli, &image, to, out)?;
+        let mut pinned = to.target.clone();
+        pinned.digest = Some(report.digest);
+        return Ok((realized, pinned.to_string()));
     }
     let report = finish_images(
         &realized.images,
@@ -375,8 +383,8 @@ pub fn build_and_push(
         layers,
     );
     bar.finish();
-    print_pushed(out, target, started, &report?);
-    Ok(realized)
+    let pinned = print_pushed(out, target, started, &report?);
+    Ok((realized, pinned))
 }
 
 pub fn pull(_cli: &Cli, args: &PullArgs, out: &Output) -> Result<(), CliError> {
