@@ -3,7 +3,9 @@
 //! Every byte that reaches the store is hashed on the way in and committed only when
 //! size and sha256 match, so a truncated or corrupted transfer never leaves an object
 //! under its final name. Transient failures (connection errors, 5xx, 429, short bodies)
-//! are retried with backoff; a 404 moves straight on to the next mirror.
+//! are retried with backoff; a 404 moves straight on to the next mirror. A mirror that
+//! several downloads in a row could not reach is not tried again in the run, and every
+//! failed attempt is kept as data, so that a failure can be told per mirror and cause.
 
 use crate::store::{Expected, Store, StoreError};
 use std::collections::HashMap;
