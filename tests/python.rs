@@ -509,6 +509,16 @@ fn an_allowed_sdist_is_built_pinned_in_the_lock_installed_and_rebuilt_identicall
     let report = sb.ok(&["fetch", "test"]);
     assert!(report.contains("built 1 wheel(s) from sdists"), "{report}");
     assert_eq!(built(&sb), first);
+    // verify names the lost wheel, and its repair builds it again.
+    forget(&sb);
+    let missing = String::from_utf8(sb.run(&["verify", "test"]).stdout).unwrap();
+    assert!(
+        missing.contains("-srcpkg-2.0-py3-none-any.whl"),
+        "{missing}"
+    );
+    let report = sb.ok(&["verify", "--repair", "test"]);
+    assert!(report.contains("built 1 wheel(s) from sdists"), "{report}");
+    assert_eq!(built(&sb), first);
 
     // A lock whose wheel hash the build does not give is refused, naming the file.
     let wheel_sha = first[0].split('-').next().unwrap().to_string();

@@ -331,21 +331,21 @@ fn repair(cli: &Cli, out: &Output, store: &Store, problems: &[Problem]) -> Resul
     }
     let locks = all_locks(cli)?;
     let mut wanted = Vec::new();
-    let mut touched = Vec::new();
     for l in &locks {
-        let mut pins_broken = false;
         for w in fetch_lock::wanted(l)? {
-            if broken.contains(&fixed_output_name_of(&w.digest, &w.name)) {
-                pins_broken = true;
-                if !wanted.contains(&w) {
-                    wanted.push(w);
-                }
+            if broken.contains(&fixed_output_name_of(&w.digest, &w.name)) && !wanted.contains(&w) {
+                wanted.push(w);
             }
         }
-        if pins_broken {
-            touched.push(l);
-        }
     }
+    // The locks that pin a broken file, a wheel built here included (fetched as its
+    // sources, then built again).
+    let touched = locks.iter().filter(|l| {
+        l.archs
+            .values()
+            .flat_map(|a| a.files())
+            .any(|f| broken.contains(&fixed_output_name_of(&f.digest, f.name)))
+    });
     let _guard = store.lock_shared()?;
     super::fetch::download(cli, out, store, &wanted, None)?;
     for l in touched {
