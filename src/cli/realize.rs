@@ -186,7 +186,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
     let repo_tag = args
         .tag
         .as_deref()
-        .map(carbon_store::oci::docker_archive::repo_tag)
+        .map(carbon_store::registry::reference::repo_tag)
         .transpose()
         .map_err(|why| {
             CliError::new(format!("--tag {why}"))

@@ -10,38 +10,6 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-/// `NAME[:TAG]` as `docker tag` takes it, as `NAME:TAG` (`latest` when no tag is given),
-/// or why `docker load` would refuse it (after the whole build): the distribution
-/// project's grammar — a lowercase repository path, a tag of word characters, dots and
-/// dashes — and no digest.
-pub fn repo_tag(input: &str) -> Result<String, String> {
-    let parsed: oci_spec::distribution::Reference = input
-        .parse()
-        .map_err(|e: oci_spec::distribution::ParseError| format!("{input:?}: {e}"))?;
-    if parsed.digest().is_some() {
-        return Err(format!(
-            "{input:?}: a tag names an image to build, not a digest"
-        ));
-    }
-    // The grammar lets a first component pass as a registry host; docker takes it for
-    // one only when it looks like one, and otherwise wants it lowercase like the rest.
-    let components: Vec<&str> = input.split('/').collect();
-    let host = components.len() > 1
-        && (components[0].contains(['.', ':']) || components[0] == "localhost");
-    let path = &components[usize::from(host)..];
-    let repository = path.join("/");
-    let repository = repository.split(':').next().unwrap_or_default();
-    if repository.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(format!("{input:?}: the repository name must be lowercase"));
-    }
-    let last = input.rsplit('/').next().unwrap_or(input);
-    if last.contains(':') {
-        Ok(input.to_string())
-    } else {
-        Ok(format!("{input}:latest"))
-    }
-}
-
 fn header(path: &str, kind: EntryKind, size: u64, mtime: u64) -> Header {
     let mode = if kind == EntryKind::Dir { 0o755 } else { 0o644 };
     Header {
@@ -134,28 +102,4 @@ pub fn write(
         return Err(err("writing", e));
     }
     fs::rename(&tmp, path).map_err(|e| err("renaming into", e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::repo_tag;
-
-    #[test]
-    fn repo_tags_follow_dockers_grammar() {
-        assert_eq!(repo_tag("carbon/base:v1").unwrap(), "carbon/base:v1");
-        assert_eq!(repo_tag("notag").unwrap(), "notag:latest");
-        assert_eq!(
-            repo_tag("127.0.0.1:5000/team/base").unwrap(),
-            "127.0.0.1:5000/team/base:latest"
-        );
-        for bad in [
-            "UPPER/x:1",
-            "carbon/base:bad tag",
-            "carbon//base:1",
-            "x:-1",
-            "x@sha256:00",
-        ] {
-            assert!(repo_tag(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -26,16 +26,60 @@ pub enum RefError {
     Invalid { input: String, reason: String },
 }
 
+/// The registry host of `input`: its first component when docker would take it for one
+/// (it has a dot or a port, or is `localhost`, and a path follows). The grammar alone would
+/// also take `team` in `team/x` for a host.
+fn registry_host(input: &str) -> Option<&str> {
+    let (first, _) = input.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
+
+/// Whether `input` names a tag itself (with a digest and no tag, the grammar supplies none).
+fn has_explicit_tag(input: &str) -> bool {
+    input
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.split('@').next().unwrap_or("").contains(':'))
+}
+
+/// `NAME[:TAG]` as `docker tag` takes it, as `NAME:TAG` (`latest` when no tag is given),
+/// or why `docker load` would refuse it (after the whole build): the distribution
+/// project's grammar — a lowercase repository path, a tag of word characters, dots and
+/// dashes — and no digest. Unlike an [`ImageRef`], it needs no registry: it names the
+/// image a docker archive is loaded as.
+pub fn repo_tag(input: &str) -> Result<String, String> {
+    let parsed: Reference = input
+        .parse()
+        .map_err(|e: oci_spec::distribution::ParseError| format!("{input:?}: {e}"))?;
+    if parsed.digest().is_some() {
+        return Err(format!(
+            "{input:?}: a tag names an image to build, not a digest"
+        ));
+    }
+    // The grammar lets any first component pass as a host; docker wants everything that
+    // is not a host lowercase.
+    let path = match registry_host(input) {
+        Some(host) => &input[host.len() + 1..],
+        None => input,
+    };
+    let repository = path.split(':').next().unwrap_or_default();
+    if repository.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!("{input:?}: the repository name must be lowercase"));
+    }
+    if has_explicit_tag(input) {
+        Ok(input.to_string())
+    } else {
+        Ok(format!("{input}:latest"))
+    }
+}
+
 impl ImageRef {
     pub fn parse(input: &str) -> Result<ImageRef, RefError> {
-        let first = input.split('/').next().unwrap_or("");
-        let has_host = input.contains('/')
-            && (first.contains('.') || first.contains(':') || first == "localhost");
-        if !has_host {
+        let Some(first) = registry_host(input) else {
             return Err(RefError::NoRegistry {
                 input: input.into(),
             });
-        }
+        };
         let parsed: Reference =
             input
                 .parse()
@@ -43,11 +87,7 @@ impl ImageRef {
                     input: input.into(),
                     reason: e.to_string(),
                 })?;
-        // With the digest given and no tag, the grammar supplies no tag.
-        let explicit_tag = input
-            .rsplit('/')
-            .next()
-            .is_some_and(|last| last.split('@').next().unwrap_or("").contains(':'));
+        let explicit_tag = has_explicit_tag(input);
         Ok(ImageRef {
             registry: first.to_string(),
             repository: parsed.repository().to_string(),
@@ -110,6 +150,25 @@ impl std::fmt::Display for ImageRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repo_tags_follow_dockers_grammar() {
+        assert_eq!(repo_tag("carbon/base:v1").unwrap(), "carbon/base:v1");
+        assert_eq!(repo_tag("notag").unwrap(), "notag:latest");
+        assert_eq!(
+            repo_tag("127.0.0.1:5000/team/base").unwrap(),
+            "127.0.0.1:5000/team/base:latest"
+        );
+        for bad in [
+            "UPPER/x:1",
+            "carbon/base:bad tag",
+            "carbon//base:1",
+            "x:-1",
+            "x@sha256:00",
+        ] {
+            assert!(repo_tag(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn host_port_repository_and_tag() {
