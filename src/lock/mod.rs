@@ -675,14 +675,14 @@ pub fn lock_image(
 ) -> Result<LockOutcome, LockError> {
     let plan = recipes.plan(image)?;
     let path = lock_path(lockfiles, image);
-    if let Ok(existing) = read(lockfiles, image)
+    let earlier = read(lockfiles, image).ok();
+    if let Some(existing) = &earlier
         && existing.recipes == plan.resolution_hash()
         && plan.archs.iter().all(|a| existing.archs.contains_key(a))
     {
         return Ok(LockOutcome::Unchanged);
     }
     // A stale lock keeps every pin that still satisfies the recipes.
-    let earlier = read(lockfiles, image).ok();
     let Relocked { lock, released } = relock(&plan, ctx, earlier.as_ref(), Moving::Only(&[]))?;
     let text = lock.to_toml();
     if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
