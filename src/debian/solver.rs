@@ -1,12 +1,14 @@
 //! Chooses the exact set of Debian packages an image installs, the way
 //! `apt-get install --no-install-recommends` would on the same index.
 //!
-//! The walk is apt's: depth-first from each request, a dependency group is left alone
+//! The walk is apt's: every requested package is marked first, then, depth-first from
+//! each request in order, a dependency group is left alone
 //! when something already chosen satisfies it, otherwise its alternatives are tried in
 //! order (the real package first, then providers by priority and name), skipping any
 //! choice that conflicts with what is already chosen. Only candidates (the newest version
 //! in the merged suites) are considered, as apt does. The result is deterministic: no
-//! decision depends on hash-map order.
+//! decision depends on hash-map order. A change to these rules bumps
+//! `recipe::plan::RESOLVER_RULES`, which makes every lock stale.
 
 use super::packages::{BinaryPackage, MultiArch, PackageIndex};
 use super::relation::{self, ArchQualifier, Group, Relation, RelationError};
@@ -105,53 +107,36 @@ struct Solver<'i> {
     /// Every candidate providing a name, with the provided version; sorted for determinism.
     providers: HashMap<String, Vec<(&'i BinaryPackage, Option<Version>)>>,
     selected: Vec<Selected>,
+    /// The chosen packages as borrowed from the index, parallel to `selected`.
+    chosen: Vec<&'i BinaryPackage>,
     by_name: HashMap<String, usize>,
     provided: HashMap<String, Vec<(usize, Option<Version>)>>,
     conflict_rules: Vec<ConflictRule>,
 }
 
-/// Resolves the requests in order; packages belong to the first component that needs them.
-/// The result is sorted by package name.
+/// Resolves the requests as `apt-get install` does with them on one command line: every
+/// requested package is marked first, then the dependencies of each are resolved in
+/// request order, so a package requested later already satisfies an earlier package's
+/// alternatives (`xterm` for `gnome-terminal | x-terminal-emulator`). A package belongs to
+/// the first component, in layer order, whose requests reach it. The result is sorted by
+/// package name.
 pub fn resolve(
     index: &PackageIndex,
     arch: &str,
     requests: &[Request],
 ) -> Result<Vec<Selected>, ResolveError> {
     let mut solver = Solver::new(index, arch);
+    let mut marked: Vec<(usize, &Request)> = Vec::new();
     for request in requests {
         for text in &request.packages {
-            let relation =
-                relation::parse_relation(text).map_err(|error| ResolveError::BadRelation {
-                    component: request.component.clone(),
-                    package: text.clone(),
-                    field: "debian.packages",
-                    error,
-                })?;
+            let relation = request_relation(request, text)?;
             if solver.satisfied(&relation) {
                 continue;
             }
             let choice = solver
                 .choose(std::slice::from_ref(&relation))
-                .map_err(|explanation| {
-                    if index.candidate(&relation.name).is_none()
-                        && !solver.providers.contains_key(relation.name.as_str())
-                    {
-                        ResolveError::UnknownPackage {
-                            component: request.component.clone(),
-                            name: relation.name.clone(),
-                            arch: arch.to_string(),
-                            hint: String::new(),
-                        }
-                    } else {
-                        ResolveError::Unsatisfiable {
-                            group: relation.to_string(),
-                            chain: format!("component {}", request.component),
-                            arch: arch.to_string(),
-                            explanation,
-                        }
-                    }
-                })?;
-            solver.install(choice, request, Reason::Requested)?;
+                .map_err(|explanation| solver.unchosen(request, &relation, explanation))?;
+            marked.push((solver.mark(choice, request, Reason::Requested)?, request));
         }
         if request.essential {
             let mut essential: Vec<&BinaryPackage> = index
@@ -160,14 +145,29 @@ pub fn resolve(
                 .collect();
             essential.sort_by(|a, b| a.name.cmp(&b.name));
             for package in essential {
-                solver.install(package, request, Reason::Essential)?;
+                if !solver.by_name.contains_key(&package.name) {
+                    marked.push((solver.mark(package, request, Reason::Essential)?, request));
+                }
             }
         }
     }
+    for (i, request) in marked {
+        solver.install_dependencies(i, request)?;
+    }
     solver.check_conflicts()?;
+    solver.attribute(requests);
     let mut selected = solver.selected;
     selected.sort_by(|a, b| a.package.name.cmp(&b.package.name));
     Ok(selected)
+}
+
+fn request_relation(request: &Request, text: &str) -> Result<Relation, ResolveError> {
+    relation::parse_relation(text).map_err(|error| ResolveError::BadRelation {
+        component: request.component.clone(),
+        package: text.to_string(),
+        field: "debian.packages",
+        error,
+    })
 }
 
 impl<'i> Solver<'i> {
@@ -202,9 +202,36 @@ impl<'i> Solver<'i> {
             arch,
             providers,
             selected: Vec::new(),
+            chosen: Vec::new(),
             by_name: HashMap::new(),
             provided: HashMap::new(),
             conflict_rules: Vec::new(),
+        }
+    }
+
+    /// Why a request could not be chosen: an unknown name, or what refused each option.
+    fn unchosen(
+        &self,
+        request: &Request,
+        relation: &Relation,
+        explanation: String,
+    ) -> ResolveError {
+        if self.index.candidate(&relation.name).is_none()
+            && !self.providers.contains_key(relation.name.as_str())
+        {
+            ResolveError::UnknownPackage {
+                component: request.component.clone(),
+                name: relation.name.clone(),
+                arch: self.arch.to_string(),
+                hint: String::new(),
+            }
+        } else {
+            ResolveError::Unsatisfiable {
+                group: relation.to_string(),
+                chain: format!("component {}", request.component),
+                arch: self.arch.to_string(),
+                explanation,
+            }
         }
     }
 
@@ -221,15 +248,22 @@ impl<'i> Solver<'i> {
 
     /// Whether something already chosen satisfies the relation.
     fn satisfied(&self, relation: &Relation) -> bool {
+        self.satisfier(relation).is_some()
+    }
+
+    /// The chosen package that satisfies the relation: the named one, else its first
+    /// chosen provider.
+    fn satisfier(&self, relation: &Relation) -> Option<usize> {
         if let Some(&i) = self.by_name.get(&relation.name) {
             let package = &self.selected[i].package;
             if relation.version_matches(Some(&package.version)) && self.arch_ok(relation, package) {
-                return true;
+                return Some(i);
             }
         }
-        self.provided.get(&relation.name).is_some_and(|list| {
+        self.provided.get(&relation.name).and_then(|list| {
             list.iter()
-                .any(|(_, v)| relation.version_matches(v.as_ref()))
+                .find(|(_, v)| relation.version_matches(v.as_ref()))
+                .map(|&(i, _)| i)
         })
     }
 
@@ -375,6 +409,7 @@ impl<'i> Solver<'i> {
         })
     }
 
+    /// Chooses a package and then its dependencies, depth-first.
     fn install(
         &mut self,
         package: &'i BinaryPackage,
@@ -384,7 +419,20 @@ impl<'i> Solver<'i> {
         if self.by_name.contains_key(&package.name) {
             return Ok(());
         }
+        let index = self.mark(package, request, reason)?;
+        self.install_dependencies(index, request)
+    }
+
+    /// Chooses a package without its dependencies (apt's `MarkInstall` without
+    /// auto-install): what it provides satisfies others, what it refuses is refused.
+    fn mark(
+        &mut self,
+        package: &'i BinaryPackage,
+        request: &Request,
+        reason: Reason,
+    ) -> Result<usize, ResolveError> {
         let index = self.selected.len();
+        self.chosen.push(package);
         self.selected.push(Selected {
             package: package.clone(),
             component: request.component.clone(),
@@ -417,6 +465,16 @@ impl<'i> Solver<'i> {
                 });
             }
         }
+        Ok(index)
+    }
+
+    /// The dependency groups of a package: Pre-Depends and Depends, then Recommends
+    /// (marked optional) when the component asks for them.
+    fn dependency_groups(
+        &self,
+        request: &Request,
+        package: &BinaryPackage,
+    ) -> Result<Vec<(Group, bool)>, ResolveError> {
         let mut groups: Vec<(Group, bool)> = Vec::new();
         for (field, text) in [
             ("Pre-Depends", &package.pre_depends),
@@ -435,7 +493,18 @@ impl<'i> Solver<'i> {
                     .map(|g| (g, true)),
             );
         }
-        for (group, optional) in groups {
+        Ok(groups)
+    }
+
+    /// Satisfies each dependency group of a chosen package that nothing chosen satisfies
+    /// yet, with its first installable alternative.
+    fn install_dependencies(
+        &mut self,
+        index: usize,
+        request: &Request,
+    ) -> Result<(), ResolveError> {
+        let package = self.chosen[index];
+        for (group, optional) in self.dependency_groups(request, package)? {
             if group.iter().any(|r| self.satisfied(r)) {
                 continue;
             }
@@ -516,6 +585,50 @@ impl<'i> Solver<'i> {
             }
         }
         parts.join(" ← ")
+    }
+
+    /// Gives each chosen package to the first component, in layer order, whose requests
+    /// reach it through the chosen packages' dependencies, so that a layer holds what its
+    /// component needs and nothing an earlier layer already has.
+    fn attribute(&mut self, requests: &[Request]) {
+        let mut owner: Vec<Option<usize>> = vec![None; self.selected.len()];
+        for (c, request) in requests.iter().enumerate() {
+            let mut stack: Vec<usize> = Vec::new();
+            for text in &request.packages {
+                if let Ok(relation) = relation::parse_relation(text) {
+                    stack.extend(self.satisfier(&relation));
+                }
+            }
+            if request.essential {
+                stack.extend(
+                    self.selected
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.reason == Reason::Essential)
+                        .map(|(i, _)| i),
+                );
+            }
+            stack.reverse();
+            while let Some(i) = stack.pop() {
+                if owner[i].is_some() {
+                    continue;
+                }
+                owner[i] = Some(c);
+                let groups = self
+                    .dependency_groups(request, self.chosen[i])
+                    .unwrap_or_default();
+                let next: Vec<usize> = groups
+                    .iter()
+                    .filter_map(|(group, _)| group.iter().find_map(|r| self.satisfier(r)))
+                    .collect();
+                stack.extend(next.into_iter().rev());
+            }
+        }
+        for (selected, owner) in self.selected.iter_mut().zip(owner) {
+            if let Some(c) = owner {
+                selected.component = requests[c].component.clone();
+            }
+        }
     }
 
     fn check_conflicts(&self) -> Result<(), ResolveError> {
@@ -601,6 +714,51 @@ mod tests {
         assert_eq!(
             names(&resolve(&idx, "amd64", &request(&["usr-is-merged", "app"])).unwrap()),
             ["app=1", "usr-is-merged=1"]
+        );
+    }
+
+    #[test]
+    fn every_request_is_marked_before_any_dependency_is_chosen() {
+        // apt-get install desktop xterm: xterm, asked for later, provides the terminal
+        // the desktop needs, so gnome-terminal and its dependencies stay out.
+        let idx = index(
+            "desktop 1; Depends: gnome-terminal | x-terminal-emulator, shell
+             gnome-terminal 1; Provides: x-terminal-emulator; Depends: vte
+             vte 1
+             xterm 1; Provides: x-terminal-emulator; Depends: libxaw
+             libxaw 1
+             shell 1
+             htop 1",
+        );
+        let requests = vec![
+            Request {
+                component: "desktop".into(),
+                packages: vec!["desktop".into()],
+                ..Default::default()
+            },
+            Request {
+                component: "terminals".into(),
+                packages: vec!["xterm".into(), "shell".into(), "htop".into()],
+                ..Default::default()
+            },
+        ];
+        let result = resolve(&idx, "amd64", &requests).unwrap();
+        let owner: Vec<String> = result
+            .iter()
+            .map(|s| format!("{}:{}", s.package.name, s.component))
+            .collect();
+        // What the later component asks for but `desktop` reaches first (`shell`, and
+        // xterm as its terminal) belongs to the earlier layer, as it would had `desktop`
+        // chosen it itself.
+        assert_eq!(
+            owner,
+            [
+                "desktop:desktop",
+                "htop:terminals",
+                "libxaw:desktop",
+                "shell:desktop",
+                "xterm:desktop"
+            ]
         );
     }
 

@@ -2,8 +2,9 @@
 //! (`after` first), the Debian source and keyrings read, and a canonical hash of what
 //! resolution reads of it.
 //!
-//! The hash is what makes a lock stale. It covers only the inputs of resolution (archs,
-//! suites, keyrings, Python indexes, each component's package requests, in layer order):
+//! The hash is what makes a lock stale. It covers only the inputs of resolution (the
+//! resolver's rules version, archs, suites, keyrings, Python indexes, each component's
+//! package requests, in layer order):
 //! a label, an environment variable, a file or a user added to a recipe changes the image
 //! but not what is pinned, so it must not send a lock back to the resolver. It is taken
 //! over the parsed model serialized as JSON with a fixed field order, so comments, key
@@ -16,6 +17,12 @@ use super::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The version of the resolvers' rules, part of every lock's recipes hash: a change of
+/// rules makes each lock stale, and `lock` re-resolves it keeping every pin that still
+/// fits. 2: every Debian request of an image is marked before any dependency is chosen,
+/// as apt does.
+pub const RESOLVER_RULES: u32 = 2;
 
 /// One component of an image, in layer order.
 #[derive(Clone, Debug, Serialize)]
@@ -63,6 +70,8 @@ pub struct ImagePlan {
 /// What resolution reads of a plan, and nothing else (see the module comment).
 #[derive(Serialize)]
 struct ResolutionInputs<'a> {
+    /// The resolver's own rules: a lock made by other rules would not be made again.
+    resolver: u32,
     archs: &'a [String],
     suites: &'a [SuiteSpec],
     debian_components: &'a [String],
@@ -95,6 +104,7 @@ impl ImagePlan {
     /// other values is stale.
     pub fn resolution_hash(&self) -> String {
         let inputs = ResolutionInputs {
+            resolver: RESOLVER_RULES,
             archs: &self.archs,
             suites: &self.source.suite,
             debian_components: &self.source.components,
