@@ -472,6 +472,26 @@ fn desktop_over_ssh_vnc_novnc_and_rdp_shows_cinnamon() {
             ))
         }
     });
+    // The panel's terminal launcher (after the file manager's) opens a terminal.
+    run(Command::new("xdotool")
+        .args(["key", "Escape"])
+        .env("DISPLAY", &display.name));
+    display.click(120, 880);
+    display.expect("desktop-vnc-terminal", Duration::from_secs(30), |screen| {
+        let running =
+            docker_quiet(&["exec", &container.0, "pgrep", "-f", "gnome-terminal-server"])
+                .is_ok_and(|o| o.status.success());
+        // The background is a vertical gradient (one colour per row): a window's title
+        // and text make a row of many.
+        let window = screen.busiest_row_between(0.1, 0.8, 0.0, 1.0);
+        if running && window >= 24 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the panel's terminal launcher opened no terminal (process: {running}, busiest row: {window} colours)"
+            ))
+        }
+    });
 
     // noVNC: its connect page at the site's root, then the desktop in the browser.
     let root = run(Command::new("curl").args(["-fsS", "http://127.0.0.1:6900/"]));
