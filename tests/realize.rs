@@ -648,6 +648,57 @@ fn an_unchanged_realize_reuses_and_a_changed_component_rebuilds_only_its_layer()
 }
 
 #[test]
+fn realize_says_each_archs_stage_and_what_its_layers_wrote_and_nothing_with_q() {
+    let sb = Sandbox::new();
+    // Off a terminal (as in CI): plain lines on standard error, in order, per arch.
+    let out = sb.run(&["realize", "test"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let packages = |arch: &str| {
+        let lock: toml::Table =
+            toml::from_str(&std::fs::read_to_string(sb.path("lockfiles/test.lock")).unwrap())
+                .unwrap();
+        lock[arch]["debian"].as_array().unwrap().len()
+    };
+    let mut at = 0;
+    for line in [
+        format!("test amd64: unpacking {} packages", packages("amd64")),
+        "test amd64: writing the Debian layers".to_string(),
+        "test amd64: fixups".to_string(),
+        format!("test arm64: unpacking {} packages", packages("arm64")),
+        "test arm64: fixups".to_string(),
+        "test: writing the outputs".to_string(),
+    ] {
+        let found = err[at..]
+            .find(&line)
+            .unwrap_or_else(|| panic!("no {line:?} after byte {at}:\n{err}"));
+        at += found + line.len();
+    }
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with("test amd64: ") && l.contains("layers written"))
+        .unwrap_or_else(|| panic!("no layer summary for amd64:\n{err}"));
+    assert!(
+        summary.contains(" at ") && summary.contains("/s"),
+        "{summary}"
+    );
+    // -v names every layer as it is written.
+    std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
+    let again = sb.run(&["-v", "realize", "test", "--arch", "amd64"]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("test amd64: layer sha256:") && l.contains("component hello")),
+        "{err}"
+    );
+    // -q: nothing but errors.
+    std::fs::remove_dir_all(sb.path("oci-out")).unwrap();
+    let quiet = sb.run(&["-q", "realize", "test"]);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+}
+
+#[test]
 fn debian_layers_built_before_are_reused_without_reading_the_debs_and_check_rebuilds_them() {
     let sb = Sandbox::new();
     sb.ok(&["realize", "test", "--arch", "amd64"]);

@@ -1,9 +1,15 @@
-//! Download progress: a bar with bytes, rate and ETA on a terminal, plain lines otherwise.
+//! Progress of long work: downloads (a bar with bytes, rate and ETA) and builds (per arch,
+//! the stage and the layers written with bytes and rate), drawn on a terminal, as plain
+//! lines otherwise, and not at all with `-q`.
 
 use super::Output;
 use carbon_store::download::FetchProgress;
+use carbon_store::oci::BuiltLayer;
+use carbon_store::realize::BuildProgress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Instant;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -61,5 +67,160 @@ impl FetchProgress for Progress {
         if self.lines {
             eprintln!("  fetched {name} ({size} bytes)");
         }
+    }
+}
+
+/// A realize's progress: on a terminal one spinner line (`amd64: writing the Debian
+/// layers · 12 layers, 1.2 GB at 85 MB/s`); otherwise a line per stage, a line per arch
+/// when its layers are done, and with `-v` a line per layer.
+pub struct BuildDisplay {
+    image: String,
+    bar: Option<ProgressBar>,
+    lines: bool,
+    verbose: bool,
+    tally: Mutex<Tally>,
+}
+
+/// The layers of the arch being built.
+struct Tally {
+    arch: String,
+    stage: String,
+    started: Instant,
+    written: usize,
+    reused: usize,
+    /// Uncompressed bytes of the layers written (not reused).
+    bytes: u64,
+}
+
+impl Tally {
+    fn summary(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        format!(
+            "{} layers written ({} at {}/s){}",
+            self.written,
+            human(self.bytes),
+            human((self.bytes as f64 / secs) as u64),
+            match self.reused {
+                0 => String::new(),
+                n => format!(", {n} reused"),
+            }
+        )
+    }
+}
+
+impl BuildDisplay {
+    pub fn new(out: &Output, image: &str) -> BuildDisplay {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (terminal && !out.quiet).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                    .expect("template is valid"),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        BuildDisplay {
+            image: image.to_string(),
+            bar,
+            lines: !terminal && !out.quiet,
+            verbose: out.verbose > 0,
+            tally: Mutex::new(Tally {
+                arch: String::new(),
+                stage: String::new(),
+                started: Instant::now(),
+                written: 0,
+                reused: 0,
+                bytes: 0,
+            }),
+        }
+    }
+
+    /// Ends the display; off a terminal, says what the last arch wrote.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let tally = self.tally.lock().expect("progress lock");
+        if self.lines && !tally.arch.is_empty() && tally.arch != "all" {
+            eprintln!("{} {}: {}", self.image, tally.arch, tally.summary());
+        }
+    }
+
+    fn redraw(&self, tally: &Tally) {
+        if let Some(bar) = &self.bar {
+            let layers = match tally.written + tally.reused {
+                0 => String::new(),
+                _ => format!(" · {}", tally.summary()),
+            };
+            let who = match tally.arch.as_str() {
+                "all" => self.image.clone(),
+                arch => format!("{} {arch}", self.image),
+            };
+            bar.set_message(format!("{who}: {}{layers}", tally.stage));
+        }
+    }
+}
+
+impl BuildProgress for BuildDisplay {
+    fn stage(&self, arch: &str, what: &str) {
+        let mut tally = self.tally.lock().expect("progress lock");
+        if tally.arch != arch {
+            if self.lines && !tally.arch.is_empty() {
+                eprintln!("{} {}: {}", self.image, tally.arch, tally.summary());
+            }
+            *tally = Tally {
+                arch: arch.to_string(),
+                stage: String::new(),
+                started: Instant::now(),
+                written: 0,
+                reused: 0,
+                bytes: 0,
+            };
+        }
+        tally.stage = what.to_string();
+        if self.lines {
+            match arch {
+                "all" => eprintln!("{}: {what}", self.image),
+                _ => eprintln!("{} {arch}: {what}", self.image),
+            }
+        }
+        self.redraw(&tally);
+    }
+
+    fn layer(&self, arch: &str, layer: &BuiltLayer, reused: bool, seconds: f64) {
+        let mut tally = self.tally.lock().expect("progress lock");
+        if reused {
+            tally.reused += 1;
+        } else {
+            tally.written += 1;
+            tally.bytes += layer.tar_size;
+        }
+        if self.lines && self.verbose {
+            eprintln!(
+                "{} {arch}: layer {} ({}, {}) {}",
+                self.image,
+                &layer.digest[..19.min(layer.digest.len())],
+                human(layer.tar_size),
+                if reused {
+                    "reused".to_string()
+                } else {
+                    format!("written in {seconds:.1}s")
+                },
+                layer.comment
+            );
+        }
+        self.redraw(&tally);
+    }
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.1} kB", b / 1e3)
     }
 }

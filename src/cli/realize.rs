@@ -271,8 +271,15 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
             metadata: metadata.clone(),
         };
         let files_dir = cli.recipes.join("files");
+        let progress = super::progress::BuildDisplay::new(out, image);
         let build = |sink: Option<&dyn realize::LayerSink>| {
-            realize::realize(&plan, &lock, &lock_text, &store, &opts, &files_dir, sink)
+            let observers = realize::Observers {
+                sink,
+                progress: &progress,
+            };
+            realize::realize(
+                &plan, &lock, &lock_text, &store, &opts, &files_dir, observers,
+            )
         };
         let (realized, pushed) = match &push_to {
             None => (build(None)?, None),
@@ -287,6 +294,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
             )
             .map(|(realized, pinned)| (realized, Some(pinned)))?,
         };
+        progress.finish();
         let secs = started.elapsed().as_secs_f64();
         let outcome = if args.check {
             out.info(format!(

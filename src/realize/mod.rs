@@ -102,6 +102,24 @@ pub trait LayerSink: Sync {
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
+/// Told what a realize is doing, for a progress display: each arch's stages as they
+/// begin, and each layer once its blob is in the store.
+pub trait BuildProgress: Sync {
+    /// `what` is a short phrase: "unpacking 907 packages", "fixups", …
+    fn stage(&self, arch: &str, what: &str);
+    /// `reused`: taken from the store's layer cache, not written now; `seconds`: the time
+    /// this layer took to write.
+    fn layer(&self, arch: &str, layer: &BuiltLayer, reused: bool, seconds: f64);
+}
+
+/// No display: what library callers and tests use.
+pub struct NoProgress;
+
+impl BuildProgress for NoProgress {
+    fn stage(&self, _: &str, _: &str) {}
+    fn layer(&self, _: &str, _: &BuiltLayer, _: bool, _: f64) {}
+}
+
 /// What to produce.
 #[derive(Clone, Debug)]
 pub struct RealizeOptions {
@@ -272,6 +290,8 @@ fn debian_side(
             side.retained,
         ),
         None => {
+            let what = format!("unpacking {} packages", artifacts.len());
+            build.progress.stage(arch, &what);
             let mut loaded = packages::load_all(store, artifacts, spill).map_err(|error| {
                 RealizeError::Load {
                     arch: arch.into(),
@@ -290,6 +310,9 @@ fn debian_side(
     let replaces = ReplacesTable::new(artifacts.iter().zip(&infos));
     let (trees, comments, prebuilt, as_built) = match source {
         DebianSource::Reused(reused) => {
+            build
+                .progress
+                .stage(arch, "Debian layers built before: reused");
             let mut trees = Vec::new();
             let mut comments = Vec::new();
             let mut prebuilt = Vec::new();
@@ -337,6 +360,7 @@ struct Build<'a> {
     /// Byte-code for Python layers, compiled by the image's interpreter once it is needed.
     compiler: python_layers::LazyCompiler<'a>,
     sink: Option<&'a dyn LayerSink>,
+    progress: &'a dyn BuildProgress,
 }
 
 /// Unpacked files go to spill files in the store's temp area, not to memory. Each stage of
@@ -473,6 +497,11 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         reconciler.apply(tree, &replaces).map_err(tree_error)?;
     }
     // Byte-code for Debian's Python modules, compiled while the layers have their contents.
+    if bytecode.needs_contents() {
+        build
+            .progress
+            .stage(arch, "compiling byte-code of Debian's Python modules");
+    }
     let bytecode_tree = debian_bytecode::compile(
         &bytecode,
         &minor,
@@ -487,6 +516,11 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         error,
     })?;
     // The caches dpkg's triggers would write, by the image's own tools.
+    if triggers.needs_contents() {
+        build
+            .progress
+            .stage(arch, "trigger caches (schemas, icons, fonts, …)");
+    }
     let triggers_tree = triggers
         .build(|| trigger_caches::build(&trees, &trigger_inputs, &infos, arch, store))
         .map_err(|error| RealizeError::Triggers {
@@ -496,6 +530,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
     let finish =
         |tree: &Tree, prebuilt: Option<&str>, comment: &str| -> Result<BuiltLayer, RealizeError> {
+            let started = std::time::Instant::now();
             let layer = layers::finish(
                 store,
                 tree,
@@ -505,6 +540,10 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
                 !opts.check,
             )
             .map_err(layer_error)?;
+            let seconds = started.elapsed().as_secs_f64();
+            build
+                .progress
+                .layer(arch, &layer, prebuilt.is_some(), seconds);
             if let Some(sink) = build.sink {
                 sink.layer_written(&layer, &layers::blob_path(store, &layer.digest))
                     .map_err(|error| RealizeError::Deliver {
@@ -516,6 +555,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         };
     // Each layer streams from the spill to its blob; layers are written in parallel, each
     // holding a few MiB of compressor buffers.
+    build.progress.stage(arch, "writing the Debian layers");
     let mut built: Vec<BuiltLayer> = trees
         .into_par_iter()
         .zip(prebuilt.par_iter())
@@ -592,12 +632,14 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         finish: &finish,
     };
     for (i, group) in python.groups.iter().enumerate() {
+        build.progress.stage(arch, &group.comment);
         built.push(stacked.layer(&group.key, &group.comment, || build_python(i))?);
     }
 
     // npm: one layer per component with npm packages, built the same way.
     let npm = npm_layers::plan(plan, lock, arch);
     for group in &npm.groups {
+        build.progress.stage(arch, &group.comment);
         let layer = stacked.layer(&group.key, &group.comment, || {
             npm_layers::build(store, &npm, group, &new_spill(store)).map_err(|error| {
                 RealizeError::Npm {
@@ -610,6 +652,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
     }
 
     // The fixups layer sees the whole image.
+    build.progress.stage(arch, "fixups");
     let fixups_spill = new_spill(store);
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     let users: Vec<_> = plan
@@ -651,7 +694,23 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
     Ok(oci::image::build(&settings, built, layers::blob_dir(store)))
 }
 
-/// Realizes one image from its (current) lock; `sink` is told of each layer once written.
+/// Who is told of a realize's work as it goes.
+#[derive(Clone, Copy)]
+pub struct Observers<'a> {
+    /// Given each layer's blob once written (`realize --push` uploads it).
+    pub sink: Option<&'a dyn LayerSink>,
+    pub progress: &'a dyn BuildProgress,
+}
+
+impl Observers<'_> {
+    /// Nobody: for library callers and tests.
+    pub const NONE: Observers<'static> = Observers {
+        sink: None,
+        progress: &NoProgress,
+    };
+}
+
+/// Realizes one image from its (current) lock.
 pub fn realize(
     plan: &ImagePlan,
     lock: &Lockfile,
@@ -659,8 +718,9 @@ pub fn realize(
     store: &Store,
     opts: &RealizeOptions,
     files_dir: &Path,
-    sink: Option<&dyn LayerSink>,
+    observers: Observers,
 ) -> Result<Realized, RealizeError> {
+    let Observers { sink, progress } = observers;
     for arch in &opts.archs {
         if !lock.archs.contains_key(arch) || !plan.archs.contains(arch) {
             return Err(RealizeError::UnknownArch {
@@ -694,6 +754,7 @@ pub fn realize(
         files_dir,
         compiler: python_layers::LazyCompiler::new(store, lock),
         sink,
+        progress,
     };
     // One arch after the other: each already uses every core.
     let built: Vec<BuiltImage> = opts
@@ -702,6 +763,7 @@ pub fn realize(
         .map(|arch| build_arch(&build, arch))
         .collect::<Result<_, _>>()?;
     if opts.check {
+        progress.stage("all", "comparing with the outputs");
         check::compare(&plan.name, &opts.out_dir, &built, opts.compression)?;
         return Ok(Realized {
             image: plan.name.clone(),
@@ -726,6 +788,9 @@ pub fn realize(
         })?;
     }
     let tag = tag_part(&opts.repo_tag);
+    if has_outputs {
+        progress.stage("all", "writing the outputs");
+    }
     let mut realized = Realized {
         image: plan.name.clone(),
         oci_layout: None,
