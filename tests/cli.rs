@@ -24,6 +24,74 @@ fn help_and_usage_errors_have_documented_exit_codes() {
 }
 
 #[test]
+fn short_help_keeps_to_the_command_and_completions_and_manual_pages_exist() {
+    let sb = Sandbox::new();
+    let stdout = |args: &[&str]| {
+        let out = sb.run(args);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let short = stdout(&["realize", "-h"]);
+    assert!(
+        short.contains("--arch") && short.contains("--store"),
+        "{short}"
+    );
+    assert!(
+        !short.contains("--mirror") && !short.contains("--lockfiles"),
+        "{short}"
+    );
+    let long = stdout(&["realize", "--help"]);
+    assert!(
+        long.contains("--mirror") && long.contains("Global options"),
+        "{long}"
+    );
+
+    // TAB in bash, as a user presses it: the command, then one of its options.
+    let script = sb.path("carbon-store.bash");
+    std::fs::write(&script, stdout(&["completions", "bash"])).unwrap();
+    let complete = |words: &[&str]| {
+        let n = words.len();
+        let line = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; \
+             f=$(complete -p carbon-store | sed 's/.*-F \\([^ ]*\\).*/\\1/'); \
+             $f carbon-store {} {}; echo \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words.join(" "),
+            n - 1,
+            words[n - 1],
+            words[n - 2],
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &line])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(complete(&["carbon-store", "real"]), "realize");
+    assert_eq!(
+        complete(&["carbon-store", "realize", "--metadata-f"]),
+        "--metadata-file"
+    );
+    sb.fails(&["completions", "tcsh"], 2);
+
+    let dir = sb.path("man");
+    sb.ok(&["man", dir.to_str().unwrap()]);
+    let page = std::fs::read_to_string(dir.join("carbon-store-realize.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("metadata\\-file") || page.contains("metadata-file"));
+    // man itself renders it (where man is installed).
+    if let Ok(out) = std::process::Command::new("man")
+        .arg("-l")
+        .arg(dir.join("carbon-store.1"))
+        .env("MANPAGER", "cat")
+        .output()
+        && out.status.success()
+    {
+        assert!(String::from_utf8_lossy(&out.stdout).contains("realize"));
+    }
+}
+
+#[test]
 fn list_shows_images_and_components_with_descriptions() {
     let sb = Sandbox::new();
     let out = sb.ok(&["list"]);
@@ -63,6 +131,56 @@ fn show_reports_components_archs_counts_and_sizes_from_the_lock() {
     assert!(out.contains("total amd64: 12 packages"), "{out}");
     // base-system comes first: hello names it in `after`.
     assert!(out.find("  base-system").unwrap() < out.find("  hello").unwrap());
+}
+
+#[test]
+fn list_and_show_answer_in_json_what_they_print() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock"]);
+    let list = sb.json(&["list"], 0);
+    let names = |key: &str| -> Vec<String> {
+        list[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names("images").contains(&"test".to_string()), "{list}");
+    assert!(
+        names("components").contains(&"base-system".to_string()),
+        "{list}"
+    );
+    assert_eq!(list["images"][0]["description"], "test image", "{list}");
+
+    let show = sb.json(&["show", "test"], 0);
+    assert_eq!(show["image"], "test");
+    assert_eq!(show["lock"], "current");
+    assert_eq!(show["archs"], serde_json::json!(["amd64", "arm64"]));
+    assert_eq!(show["debian"]["suites"][1], "testing-security");
+    let components: Vec<&str> = show["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(components[0], "base-system");
+    assert_eq!(show["components"][0]["archs"]["arm64"]["debian"], 10);
+    // The totals are the lock's: one entry per Debian package pinned for the arch.
+    let lock: toml::Table =
+        toml::from_str(&std::fs::read_to_string(sb.path("lockfiles/test.lock")).unwrap()).unwrap();
+    let pinned = lock["amd64"]["debian"].as_array().unwrap().len();
+    assert_eq!(show["totals"]["amd64"]["debian"], pinned);
+    assert!(show["layers"].is_null(), "not realized yet: {show}");
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let show = sb.json(&["show", "test"], 0);
+    let layers = show["layers"]["amd64"].as_array().unwrap();
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["digest"].as_str().unwrap().starts_with("sha256:")),
+        "{show}"
+    );
 }
 
 #[test]

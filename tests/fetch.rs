@@ -92,6 +92,22 @@ fn fetch_stores_every_artifact_under_its_nix_path_and_skips_them_next_time() {
 }
 
 #[test]
+fn fetch_json_counts_what_it_downloaded_and_what_was_there() {
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    let first = sb.json(&["fetch", "test", "--arch", "amd64"], 0);
+    assert_eq!(first["images"], serde_json::json!(["test"]));
+    assert_eq!(first["archs"], serde_json::json!(["amd64"]));
+    let artifacts = first["artifacts"].as_u64().unwrap();
+    assert!(artifacts > 0);
+    assert_eq!(first["downloaded"], artifacts, "{first}");
+    assert!(first["bytes_downloaded"].as_u64().unwrap() > 0);
+    let again = sb.json(&["fetch", "test", "--arch", "amd64"], 0);
+    assert_eq!(again["already_present"], artifacts, "{again}");
+    assert_eq!(again["downloaded"], 0);
+}
+
+#[test]
 fn fetch_arch_downloads_only_that_archs_packages_and_names_the_archs_it_lacks() {
     let sb = locked();
     let out = sb.ok(&["fetch", "test", "--arch", "arm64"]);

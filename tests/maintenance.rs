@@ -171,6 +171,43 @@ fn verify_reports_corrupt_and_missing_objects_and_repair_refetches_them() {
 }
 
 #[test]
+fn gc_and_verify_report_in_json_what_they_did() {
+    let sb = Sandbox::new();
+    sb.ok(&["realize", "test"]);
+    let dry = sb.json(&["gc", "--dry-run"], 0);
+    assert_eq!(dry["dry_run"], true);
+    let would: Vec<String> = dry["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!would.is_empty(), "{dry}");
+    let gone = sb.json(&["gc"], 0);
+    assert_eq!(
+        gone["removed"], dry["removed"],
+        "gc removes what the dry run listed"
+    );
+    assert_eq!(gone["freed_bytes"], dry["freed_bytes"]);
+    assert!(would.iter().all(|p| !std::path::Path::new(p).exists()));
+
+    let hello = objects(&sb)
+        .into_iter()
+        .find(|o| o.ends_with("-hello_2.10-5_amd64.deb"))
+        .unwrap();
+    std::fs::remove_file(sb.path(&format!("store/{hello}"))).unwrap();
+    let report = sb.json(&["verify", "test"], 1);
+    assert_eq!(report["images"], serde_json::json!(["test"]));
+    assert_eq!(report["missing"], serde_json::json!([hello]));
+    assert_eq!(report["corrupt"], serde_json::json!([]));
+    assert!(report["checked"].as_u64().unwrap() > 10, "{report}");
+    let repaired = sb.json(&["verify", "--repair", "test"], 0);
+    assert_eq!(repaired["missing"], serde_json::json!([hello]));
+    assert_eq!(repaired["repair"]["missing"], serde_json::json!([]));
+    assert!(sb.path(&format!("store/{hello}")).exists());
+}
+
+#[test]
 fn verify_checks_the_named_images_says_each_kind_once_and_repairs_only_what_they_miss() {
     let sb = Sandbox::new();
     sb.ok(&["lock", "test"]);

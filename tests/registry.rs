@@ -280,12 +280,17 @@ fn minimal_is_pushed_mounted_pulled_and_run_from_a_registry() {
     assert!(stderr.contains("0 mounted, 0 already there"), "{stderr}");
     assert_eq!(skopeo_digest(&target), local, "skopeo sees another index");
 
-    // Again: nothing is uploaded.
-    let (ok, _, stderr) = carbon(&store, &["push", layout, &target], None, &[]);
+    // Again: nothing is uploaded; `--json` says so as data.
+    let (ok, stdout, stderr) = carbon(&store, &["push", layout, &target, "--json"], None, &[]);
     assert!(
         ok && stderr.contains(": 0 blobs uploaded (0.0 MB), 0 mounted"),
         "{stderr}"
     );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["pushed"], format!("{target}@{local}"));
+    assert_eq!(report["digest"], local);
+    assert_eq!(report["blobs"]["uploaded"], 0);
+    assert!(report["blobs"]["present"].as_u64().unwrap() > 0, "{report}");
 
     // Another repository of the registry gets the blobs by mount.
     let other = format!("127.0.0.1:{}/team/minimal:v1", registry.port);

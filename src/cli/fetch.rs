@@ -22,6 +22,26 @@ pub struct FetchArgs {
     cache: super::registry::CacheArg,
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
+    #[command(flatten)]
+    json: super::JsonFlag,
+}
+
+/// What `fetch --json` reports.
+#[derive(serde::Serialize)]
+struct FetchSummary<'a> {
+    images: &'a [String],
+    archs: &'a [String],
+    artifacts: usize,
+    already_present: usize,
+    downloaded: usize,
+    bytes_downloaded: u64,
+    /// Of those downloaded, how many came from the registry cache.
+    from_cache: usize,
+    /// Wheels built from their sdists because the store lacked them.
+    built_from_source: usize,
+    /// Copies the cache offered that did not match the lock (taken from the mirrors).
+    refused_from_cache: &'a [String],
+    seconds: f64,
 }
 
 /// The lock reduced to `archs`, plus what building them needs beyond their own sections:
@@ -101,10 +121,25 @@ pub fn run(cli: &Cli, args: &FetchArgs, out: &Output) -> Result<(), CliError> {
             restore_indexes(out, &store, cache, image, text, lock, &archs);
         }
     }
+    let mut built = 0;
     for (_, _, lock) in &locks {
-        build_sources(out, &store, lock)?;
+        built += build_sources(out, &store, lock)?;
     }
     let secs = started.elapsed().as_secs_f64();
+    if args.json.json {
+        super::print_json(&FetchSummary {
+            images: &images,
+            archs: &args.arch,
+            artifacts: report.artifacts,
+            already_present: report.already_present,
+            downloaded: report.downloaded,
+            bytes_downloaded: report.bytes_downloaded,
+            from_cache: report.substituted,
+            built_from_source: built,
+            refused_from_cache: &report.refused,
+            seconds: (secs * 100.0).round() / 100.0,
+        })?;
+    }
     out.info(format!(
         "{} artifacts: {} already in the store, {} downloaded ({:.1} MB in {:.1}s{})",
         report.artifacts,
@@ -173,9 +208,9 @@ pub fn restore_indexes(
     }
 }
 
-/// Builds the lock's wheels made from sdists that the store lacks; shared by `fetch` and
-/// `realize`.
-pub fn build_sources(out: &Output, store: &Store, lock: &Lockfile) -> Result<(), CliError> {
+/// Builds the lock's wheels made from sdists that the store lacks, and says how many;
+/// shared by `fetch` and `realize`.
+pub fn build_sources(out: &Output, store: &Store, lock: &Lockfile) -> Result<usize, CliError> {
     let built = sdist::rebuild_missing(store, lock).map_err(|e| {
         let hint = match &e {
             sdist::SdistError::NotReproducible { .. } => {
@@ -191,5 +226,5 @@ pub fn build_sources(out: &Output, store: &Store, lock: &Lockfile) -> Result<(),
             "built {built} wheel(s) from sdists; their hashes match the lock"
         ));
     }
-    Ok(())
+    Ok(built)
 }

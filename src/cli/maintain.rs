@@ -44,6 +44,24 @@ pub struct GcArgs {
     /// Extra lockfiles to keep (also every file in STORE/gcroots/)
     #[arg(long = "root")]
     roots: Vec<PathBuf>,
+    #[command(flatten)]
+    json: super::JsonFlag,
+}
+
+/// What `gc --json` reports.
+#[derive(serde::Serialize)]
+struct GcSummary<'a> {
+    dry_run: bool,
+    /// What was removed (or, with `--dry-run`, would be).
+    removed: Vec<RemovedFile<'a>>,
+    freed_bytes: u64,
+    kept: usize,
+}
+
+#[derive(serde::Serialize)]
+struct RemovedFile<'a> {
+    path: &'a std::path::Path,
+    bytes: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,6 +75,38 @@ pub struct VerifyArgs {
     /// Remove corrupt objects and fetch again what was corrupt or missing
     #[arg(long)]
     repair: bool,
+    #[command(flatten)]
+    json: super::JsonFlag,
+}
+
+/// What `verify --json` reports: the problems found and, with `--repair`, those left.
+#[derive(serde::Serialize)]
+struct VerifySummary {
+    checked: usize,
+    /// The images whose locked packages had to be present.
+    images: Vec<String>,
+    corrupt: Vec<PathBuf>,
+    missing: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repair: Option<RepairSummary>,
+}
+
+#[derive(serde::Serialize)]
+struct RepairSummary {
+    corrupt: Vec<PathBuf>,
+    missing: Vec<String>,
+}
+
+fn split(problems: &[Problem]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut corrupt = Vec::new();
+    let mut missing = Vec::new();
+    for p in problems {
+        match p {
+            Problem::Corrupt(path) => corrupt.push(path.clone()),
+            Problem::Missing(name) => missing.push(name.clone()),
+        }
+    }
+    (corrupt, missing)
 }
 
 impl From<BundleError> for CliError {
@@ -186,10 +236,26 @@ pub fn gc(cli: &Cli, args: &GcArgs, out: &Output) -> Result<(), CliError> {
         out.info("waiting for other carbon-store processes using the store to finish…");
     }
     let report = gc::gc(&store, &roots, args.dry_run)?;
-    if args.dry_run {
+    if args.json.json {
+        super::print_json(&GcSummary {
+            dry_run: args.dry_run,
+            removed: report
+                .removed
+                .iter()
+                .map(|(path, bytes)| RemovedFile {
+                    path,
+                    bytes: *bytes,
+                })
+                .collect(),
+            freed_bytes: report.bytes(),
+            kept: report.kept,
+        })?;
+    } else if args.dry_run {
         for (p, size) in &report.removed {
             println!("{} ({size} bytes)", p.display());
         }
+    }
+    if args.dry_run {
         out.info(format!(
             "would remove {} files, freeing {}; keeping {}",
             report.removed.len(),
@@ -217,7 +283,17 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
     }
     let started = Instant::now();
     let (checked, problems) = gc::verify(&store, &roots)?;
-    print_problems(&problems, out.verbose > 0);
+    let (corrupt, missing) = split(&problems);
+    let mut summary = VerifySummary {
+        checked,
+        images: scope.iter().map(|l| l.image.clone()).collect(),
+        corrupt,
+        missing,
+        repair: None,
+    };
+    if !args.json.json {
+        print_problems(&problems, out.verbose > 0);
+    }
     out.info(format!(
         "checked {checked} objects in {:.2}s{}: {} problem(s)",
         started.elapsed().as_secs_f64(),
@@ -234,6 +310,10 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
         },
         problems.len()
     ));
+    // With `--repair` the document waits for what the repair leaves.
+    if args.json.json && (problems.is_empty() || !args.repair) {
+        super::print_json(&summary)?;
+    }
     if problems.is_empty() {
         return Ok(());
     }
@@ -250,11 +330,18 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
     }
     repair(cli, out, &store, &problems)?;
     let (_, left) = gc::verify(&store, &roots)?;
+    if args.json.json {
+        let (corrupt, missing) = split(&left);
+        summary.repair = Some(RepairSummary { corrupt, missing });
+        super::print_json(&summary)?;
+    }
     if left.is_empty() {
         out.info("repaired: every object verifies, every locked package checked is present");
         Ok(())
     } else {
-        print_problems(&left, out.verbose > 0);
+        if !args.json.json {
+            print_problems(&left, out.verbose > 0);
+        }
         Err(
             CliError::new(format!("{} problem(s) remain after repair", left.len()))
                 .code(exit::FAILURE),

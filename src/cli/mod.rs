@@ -25,6 +25,10 @@ pub mod exit {
     pub const OFFLINE_MISSING: i32 = 4;
 }
 
+/// The heading of the options every command takes: `-h` lists the common ones after the
+/// command's own, `--help` all of them.
+const GLOBAL: &str = "Global options (-h shows the common ones, --help all)";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "carbon-store",
@@ -40,28 +44,28 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 lock check failed, 4 offline and somethi
 )]
 pub struct Cli {
     /// Store directory
-    #[arg(long, global = true, env = "CARBON_STORE", default_value = "store")]
+    #[arg(long, global = true, env = "CARBON_STORE", default_value = "store", help_heading = GLOBAL)]
     store: PathBuf,
     /// Recipes directory
-    #[arg(long, global = true, default_value = "recipes")]
+    #[arg(long, global = true, default_value = "recipes", help_heading = GLOBAL, hide_short_help = true)]
     recipes: PathBuf,
     /// Lockfiles directory
-    #[arg(long, global = true, default_value = "lockfiles")]
+    #[arg(long, global = true, default_value = "lockfiles", help_heading = GLOBAL, hide_short_help = true)]
     lockfiles: PathBuf,
     /// Make no network connection; use only what the store holds
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     offline: bool,
     /// Parallel downloads and build jobs (default: 8 downloads, all cores for CPU work)
-    #[arg(short = 'j', long, global = true)]
+    #[arg(short = 'j', long, global = true, help_heading = GLOBAL, hide_short_help = true)]
     jobs: Option<usize>,
     /// More output (repeat for more)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     verbose: u8,
     /// Only errors
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     quiet: bool,
     /// Mirror for an ecosystem, NAME=URL (repeatable; several URLs are fallbacks in order)
-    #[arg(long = "mirror", global = true, value_name = "NAME=URL")]
+    #[arg(long = "mirror", global = true, value_name = "NAME=URL", help_heading = GLOBAL, hide_short_help = true)]
     mirrors: Vec<String>,
     #[command(subcommand)]
     command: Command,
@@ -76,7 +80,7 @@ enum Command {
     /// Build images from their locks: OCI layout and docker-archive tarballs per arch
     Realize(realize::RealizeArgs),
     /// List images and components with their descriptions
-    List,
+    List(list::ListArgs),
     /// Carry a store into an air-gapped site: export and import bundles
     #[command(subcommand)]
     Bundle(maintain::BundleAction),
@@ -93,6 +97,33 @@ enum Command {
     /// Share the store's packages and wheels through an OCI registry
     #[command(subcommand)]
     Cache(registry::CacheAction),
+    /// Print a shell completion script: `carbon-store completions bash > /etc/bash_completion.d/carbon-store`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (carbon-store.1 and one per command) into a directory
+    Man {
+        /// Where to write them, e.g. /usr/local/share/man/man1
+        dir: PathBuf,
+    },
+}
+
+/// `--json`, shared by the commands that report results.
+#[derive(clap::Args, Debug)]
+pub struct JsonFlag {
+    /// Print the result as one JSON document on standard output (messages stay on
+    /// standard error)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints one JSON document on standard output; a closed pipe is not an error.
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value).expect("reports serialize") + "\n";
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(())
 }
 
 /// Output settings shared by commands.
@@ -136,7 +167,7 @@ pub fn run() -> i32 {
         Command::Lock(args) => lock::run(&cli, args, &out),
         Command::Fetch(args) => fetch::run(&cli, args, &out),
         Command::Realize(args) => realize::run(&cli, args, &out),
-        Command::List => list::run(&cli),
+        Command::List(args) => list::run(&cli, args),
         Command::Bundle(action) => maintain::bundle(&cli, action, &out),
         Command::Gc(args) => maintain::gc(&cli, args, &out),
         Command::Verify(args) => maintain::verify(&cli, args, &out),
@@ -144,6 +175,8 @@ pub fn run() -> i32 {
         Command::Push(args) => registry::push(&cli, args, &out),
         Command::Pull(args) => registry::pull(&cli, args, &out),
         Command::Cache(action) => registry::cache(&cli, action, &out),
+        Command::Completions { shell } => completions(*shell),
+        Command::Man { dir } => manual(dir),
     };
     match result {
         Ok(()) => exit::OK,
@@ -156,6 +189,44 @@ pub fn run() -> i32 {
             e.code
         }
     }
+}
+
+/// Prints the completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut <Cli as clap::CommandFactory>::command(),
+        "carbon-store",
+        &mut script,
+    );
+    let mut script = String::from_utf8(script).expect("completion scripts are text");
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete spells the state of a hyphenated program's subcommands one way
+        // where it sets it (`carbon__store__subcmd__realize`) and another where it matches
+        // it (`carbon__subcmd__store__subcmd__realize`), so no subcommand's options would
+        // complete (clap issue 6421): match the spelling that is set.
+        script = script.replace("carbon__subcmd__store", "carbon__store");
+    }
+    let _ = std::io::stdout().write_all(script.as_bytes());
+    Ok(())
+}
+
+/// Writes the manual pages into `dir`: carbon-store.1 and one page per command
+/// (carbon-store-realize.1, …), all generated from the same definitions as `--help`.
+fn manual(dir: &std::path::Path) -> Result<(), CliError> {
+    let failed = |e: std::io::Error| {
+        CliError::new(format!("writing manual pages to {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), dir).map_err(failed)?;
+    eprintln!(
+        "wrote the manual pages to {} (read one with `man -l {}/carbon-store-realize.1`)",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
 }
 
 impl Cli {

@@ -46,6 +46,18 @@ pub struct PushArgs {
     out: PathBuf,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    json: super::JsonFlag,
+}
+
+/// What `push --json` reports.
+#[derive(serde::Serialize)]
+struct PushSummary<'a> {
+    /// `REF@DIGEST`: the reference pinned to what the tag now points at.
+    pushed: String,
+    digest: &'a str,
+    blobs: &'a carbon_store::registry::push::BlobCounts,
+    manifests: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -253,16 +265,30 @@ pub fn push(cli: &Cli, args: &PushArgs, out: &Output) -> Result<(), CliError> {
     let layout = source_layout(cli, &args.source, &args.out)?;
     let image = carbon_store::registry::push::read_layout(&layout, None)?;
     let to = PushTarget::connect(&args.reference, &args.registry)?;
-    push_layout(cli, &image, &to, out).map(|_| ())
+    let out = &Output {
+        json: args.json.json,
+        ..*out
+    };
+    let (report, pushed) = push_layout(cli, &image, &to, out)?;
+    if args.json.json {
+        super::print_json(&PushSummary {
+            pushed,
+            digest: &report.digest,
+            blobs: &report.blobs,
+            manifests: report.manifests,
+        })?;
+    }
+    Ok(())
 }
 
-/// Pushes a layout's image and prints `REF@DIGEST`; shared with `realize --push`.
+/// Pushes a layout's image and prints `REF@DIGEST` (returned too); shared with
+/// `realize --push`.
 fn push_layout(
     cli: &Cli,
     image: &carbon_store::registry::push::LayoutImage,
     to: &PushTarget,
     out: &Output,
-) -> Result<PushReport, CliError> {
+) -> Result<(PushReport, String), CliError> {
     let (target, registry) = (&to.target, &to.registry);
     let store = cli.open_store()?;
     let sessions = Sessions::new(&store);
@@ -278,8 +304,8 @@ fn push_layout(
     );
     bar.finish();
     let report = report?;
-    print_pushed(out, target, started, &report);
-    Ok(report)
+    let pinned = print_pushed(out, target, started, &report);
+    Ok((report, pinned))
 }
 
 /// `pushed REF in 1.2s: …` on stderr, `REF@DIGEST` on stdout (unless it is JSON's);
@@ -368,10 +394,8 @@ pub fn build_and_push(
                 .hint("realize with --format oci (the default) to push an unchanged image")
         })?;
         let image = carbon_store::registry::push::read_layout(layout, None)?;
-        let report = push_layout(cli, &image, to, out)?;
-        let mut pinned = to.target.clone();
-        pinned.digest = Some(report.digest);
-        return Ok((realized, pinned.to_string()));
+        let (_, pinned) = push_layout(cli, &image, to, out)?;
+        return Ok((realized, pinned));
     }
     let report = finish_images(
         &realized.images,

@@ -1,5 +1,6 @@
 //! `carbon-store show IMAGE`: what an image is made of, from its recipes and its lock, and
-//! the layers of its last realize (compressed and unpacked sizes).
+//! the layers of its last realize (compressed and unpacked sizes). One report value is
+//! rendered either as text or, with `--json`, as a JSON document.
 
 use super::Cli;
 use super::error::CliError;
@@ -14,11 +15,63 @@ use std::io::Write as _;
 pub struct ShowArgs {
     /// The image to describe
     image: String,
+    #[command(flatten)]
+    json: super::JsonFlag,
+}
+
+/// What `show` knows of an image, printed as text or as `--json`.
+#[derive(serde::Serialize)]
+struct ImageReport {
+    image: String,
+    description: String,
+    archs: Vec<String>,
+    debian: DebianReport,
+    /// `current`, or why the lock cannot be used as it is (the counts then come from it
+    /// anyway where it can be read).
+    lock: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_date_epoch: Option<u64>,
+    components: Vec<ComponentReport>,
+    /// Per arch: every package of the lock, and what is downloaded.
+    totals: BTreeMap<String, Counts>,
+    /// Bytes to download for all archs, each file counted once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distinct_download_bytes: Option<u64>,
+    /// The layers of the image's last realize in this store, per arch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<BTreeMap<String, Vec<carbon_store::oci::BuiltLayer>>>,
+}
+
+#[derive(serde::Serialize)]
+struct DebianReport {
+    source: String,
+    suites: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct ComponentReport {
+    name: String,
+    /// Per arch, what the lock gives this component.
+    archs: BTreeMap<String, Counts>,
+}
+
+#[derive(serde::Serialize, Default)]
+struct Counts {
+    debian: usize,
+    wheels: usize,
+    npm: usize,
+    /// For a component: the bytes of its files; for an arch total: the bytes downloaded
+    /// (a wheel built here is not downloaded, its sources are).
+    bytes: u64,
 }
 
 pub fn run(cli: &Cli, args: &ShowArgs) -> Result<(), CliError> {
+    let report = report(cli, &args.image)?;
+    if args.json.json {
+        return super::print_json(&report);
+    }
     let mut out = String::new();
-    describe(cli, args, &mut out)?;
+    render(&report, &mut out);
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(())
@@ -43,77 +96,133 @@ fn last_realize(cli: &Cli, image: &str) -> Option<Realized> {
     best.map(|(_, r)| r)
 }
 
-fn describe(cli: &Cli, args: &ShowArgs, out: &mut String) -> Result<(), CliError> {
+fn report(cli: &Cli, image: &str) -> Result<ImageReport, CliError> {
+    let recipes = cli.load_recipes()?;
+    let plan = recipes.plan(image)?;
+    let (lock, state) = match lock::check(&recipes, &cli.lockfiles, image) {
+        Ok(lock) => (Some(lock), "current".to_string()),
+        Err(e) => (
+            lock::read(&cli.lockfiles, image).ok(),
+            CliError::from(e).message,
+        ),
+    };
+    let components = plan
+        .components
+        .iter()
+        .map(|c| ComponentReport {
+            name: c.name.clone(),
+            archs: lock
+                .iter()
+                .flat_map(|l| &l.archs)
+                .map(|(arch, a)| {
+                    let debs: Vec<_> = a.debian.iter().filter(|d| d.component == c.name).collect();
+                    let wheels: Vec<_> =
+                        a.python.iter().filter(|w| w.component == c.name).collect();
+                    let npm: Vec<_> = a.npm.iter().filter(|p| p.component == c.name).collect();
+                    let bytes = debs.iter().map(|d| d.size).sum::<u64>()
+                        + wheels.iter().map(|w| w.size).sum::<u64>()
+                        + npm.iter().map(|p| p.size).sum::<u64>();
+                    let counts = Counts {
+                        debian: debs.len(),
+                        wheels: wheels.len(),
+                        npm: npm.len(),
+                        bytes,
+                    };
+                    (arch.clone(), counts)
+                })
+                .collect(),
+        })
+        .collect();
+    let mut totals = BTreeMap::new();
+    let mut unique: BTreeMap<String, u64> = BTreeMap::new();
+    for (arch, a) in lock.iter().flat_map(|l| &l.archs) {
+        let downloaded: Vec<_> = a
+            .files()
+            .filter(|f| f.origin != Origin::BuiltHere)
+            .collect();
+        let counts = Counts {
+            debian: a.debian.len(),
+            wheels: a.python.len(),
+            npm: a.npm.len(),
+            bytes: downloaded.iter().map(|f| f.size).sum(),
+        };
+        totals.insert(arch.clone(), counts);
+        for f in downloaded {
+            unique.insert(f.digest.to_string(), f.size);
+        }
+    }
+    Ok(ImageReport {
+        image: plan.name.clone(),
+        description: plan.description.clone(),
+        archs: plan.archs.clone(),
+        debian: DebianReport {
+            source: plan.source.name.clone(),
+            suites: plan.source.suite.iter().map(|s| s.suite.clone()).collect(),
+        },
+        lock: state,
+        source_date_epoch: lock.as_ref().map(|l| l.source_date_epoch),
+        components,
+        totals,
+        distinct_download_bytes: lock.as_ref().map(|_| unique.values().sum()),
+        layers: last_realize(cli, &plan.name).map(|r| r.layers),
+    })
+}
+
+fn render(r: &ImageReport, out: &mut String) {
     macro_rules! println {
         ($($arg:tt)*) => {{
             let _ = writeln!(out, $($arg)*);
         }};
     }
-    let recipes = cli.load_recipes()?;
-    let plan = recipes.plan(&args.image)?;
-    println!("image:       {}", plan.name);
-    if !plan.description.is_empty() {
-        println!("description: {}", plan.description);
+    println!("image:       {}", r.image);
+    if !r.description.is_empty() {
+        println!("description: {}", r.description);
     }
-    println!("archs:       {}", plan.archs.join(", "));
-    let suites: Vec<&str> = plan.source.suite.iter().map(|s| s.suite.as_str()).collect();
-    println!("debian:      {} ({})", plan.source.name, suites.join(", "));
-    let lock = match lock::check(&recipes, &cli.lockfiles, &args.image) {
-        Ok(lock) => Some(lock),
-        Err(e) => {
-            println!("lock:        {}", CliError::from(e).message);
-            lock::read(&cli.lockfiles, &args.image).ok()
-        }
-    };
+    println!("archs:       {}", r.archs.join(", "));
+    println!(
+        "debian:      {} ({})",
+        r.debian.source,
+        r.debian.suites.join(", ")
+    );
+    if r.lock != "current" {
+        println!("lock:        {}", r.lock);
+    }
     println!("components:");
-    for c in &plan.components {
-        let mut counts = Vec::new();
-        if let Some(lock) = &lock {
-            for (arch, a) in &lock.archs {
-                let debs: Vec<_> = a.debian.iter().filter(|d| d.component == c.name).collect();
-                let wheels: Vec<_> = a.python.iter().filter(|w| w.component == c.name).collect();
-                let npm: Vec<_> = a.npm.iter().filter(|p| p.component == c.name).collect();
-                let bytes: u64 = debs.iter().map(|d| d.size).sum::<u64>()
-                    + wheels.iter().map(|w| w.size).sum::<u64>()
-                    + npm.iter().map(|p| p.size).sum::<u64>();
-                counts.push(format!(
+    for c in &r.components {
+        let counts: Vec<String> = c
+            .archs
+            .iter()
+            .map(|(arch, n)| {
+                format!(
                     "{arch}: {} packages{}{}, {}",
-                    debs.len(),
-                    more(wheels.len(), "wheels"),
-                    more(npm.len(), "npm packages"),
-                    human(bytes)
-                ));
-            }
-        }
+                    n.debian,
+                    more(n.wheels, "wheels"),
+                    more(n.npm, "npm packages"),
+                    human(n.bytes)
+                )
+            })
+            .collect();
         println!("  {:<20} {}", c.name, counts.join("; "));
     }
-    if let Some(lock) = &lock {
-        println!("source-date-epoch: {}", lock.source_date_epoch);
-        let mut unique: BTreeMap<String, u64> = BTreeMap::new();
-        for (arch, a) in &lock.archs {
-            // A wheel built here is not downloaded: its sources are.
-            let downloaded: Vec<_> = a
-                .files()
-                .filter(|f| f.origin != Origin::BuiltHere)
-                .collect();
-            let bytes: u64 = downloaded.iter().map(|f| f.size).sum();
-            println!(
-                "total {arch}: {} packages{}{}, {} to download",
-                a.debian.len(),
-                more(a.python.len(), "wheels"),
-                more(a.npm.len(), "npm packages"),
-                human(bytes)
-            );
-            for f in downloaded {
-                unique.insert(f.digest.to_string(), f.size);
-            }
-        }
-        println!("total distinct download: {}", human(unique.values().sum()));
+    if let Some(epoch) = r.source_date_epoch {
+        println!("source-date-epoch: {epoch}");
     }
-    match last_realize(cli, &plan.name) {
+    for (arch, n) in &r.totals {
+        println!(
+            "total {arch}: {} packages{}{}, {} to download",
+            n.debian,
+            more(n.wheels, "wheels"),
+            more(n.npm, "npm packages"),
+            human(n.bytes)
+        );
+    }
+    if let Some(bytes) = r.distinct_download_bytes {
+        println!("total distinct download: {}", human(bytes));
+    }
+    match &r.layers {
         None => println!("layers:      not realized in this store yet"),
-        Some(record) => {
-            for (arch, layers) in &record.layers {
+        Some(layers) => {
+            for (arch, layers) in layers {
                 println!("layers {arch} (last realize; compressed / unpacked):");
                 for l in layers {
                     println!(
@@ -133,7 +242,6 @@ fn describe(cli: &Cli, args: &ShowArgs, out: &mut String) -> Result<(), CliError
             }
         }
     }
-    Ok(())
 }
 
 fn human(bytes: u64) -> String {

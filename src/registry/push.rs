@@ -191,7 +191,7 @@ pub fn read_layout(layout: &Path, ref_name: Option<&str>) -> Result<LayoutImage,
 }
 
 /// What blob pushes came to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BlobCounts {
     pub uploaded: usize,
     pub uploaded_bytes: u64,

@@ -377,6 +377,26 @@ mirror = "debian-security"
         stderr + &String::from_utf8_lossy(&out.stdout)
     }
 
+    /// Runs a command given `--json`, asserts `code`, and parses its standard output,
+    /// which must be one JSON document and nothing else.
+    pub fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "carbon-store {all:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "carbon-store {all:?} printed no JSON document ({e}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
     /// Runs and asserts failure with `code`, returning stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> String {
         let out = self.run(args);
