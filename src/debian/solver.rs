@@ -1,14 +1,14 @@
 //! Chooses the exact set of Debian packages an image installs, the way
 //! `apt-get install --no-install-recommends` would on the same index.
 //!
-//! The walk is apt's: every requested package is marked first, then, depth-first from
-//! each request in order, a dependency group is left alone
-//! when something already chosen satisfies it, otherwise its alternatives are tried in
-//! order (the real package first, then providers by priority and name), skipping any
-//! choice that conflicts with what is already chosen. Only candidates (the newest version
-//! in the merged suites) are considered, as apt does. The result is deterministic: no
-//! decision depends on hash-map order. A change to these rules bumps
-//! `recipe::plan::RESOLVER_RULES`, which makes every lock stale.
+//! The walk is apt's: every requested package is marked first; then, depth-first from
+//! each request in order, a dependency group is left alone when something already chosen
+//! satisfies it, otherwise its alternatives are tried in order (the real package first,
+//! then providers by priority and name), skipping any choice that conflicts with what is
+//! already chosen. Only candidates (the newest version in the merged suites) are
+//! considered, as apt does. The result is deterministic: no decision depends on hash-map
+//! order. A change to these rules bumps `recipe::plan::RESOLVER_RULES`, which makes every
+//! lock stale.
 
 use super::packages::{BinaryPackage, MultiArch, PackageIndex};
 use super::relation::{self, ArchQualifier, Group, Relation, RelationError};
