@@ -1,7 +1,7 @@
 //! Store maintenance and air-gapped transport: `bundle export|import`, `gc`, `verify`.
 
 use super::error::CliError;
-use super::{Cli, Output, exit};
+use super::{Cli, Output, exit, human};
 use carbon_store::download as fetch_lock;
 use carbon_store::lock;
 use carbon_store::lockfile::Lockfile;
@@ -85,28 +85,33 @@ struct VerifySummary {
     checked: usize,
     /// The images whose locked packages had to be present.
     images: Vec<String>,
-    corrupt: Vec<PathBuf>,
-    missing: Vec<String>,
+    #[serde(flatten)]
+    found: Problems,
     #[serde(skip_serializing_if = "Option::is_none")]
-    repair: Option<RepairSummary>,
+    repair: Option<Problems>,
 }
 
+/// Store problems by kind: corrupt objects (paths) and missing ones (store names).
 #[derive(serde::Serialize)]
-struct RepairSummary {
+struct Problems {
     corrupt: Vec<PathBuf>,
     missing: Vec<String>,
 }
 
-fn split(problems: &[Problem]) -> (Vec<PathBuf>, Vec<String>) {
-    let mut corrupt = Vec::new();
-    let mut missing = Vec::new();
-    for p in problems {
-        match p {
-            Problem::Corrupt(path) => corrupt.push(path.clone()),
-            Problem::Missing(name) => missing.push(name.clone()),
+impl Problems {
+    fn of(problems: &[Problem]) -> Problems {
+        let mut by_kind = Problems {
+            corrupt: Vec::new(),
+            missing: Vec::new(),
+        };
+        for p in problems {
+            match p {
+                Problem::Corrupt(path) => by_kind.corrupt.push(path.clone()),
+                Problem::Missing(name) => by_kind.missing.push(name.clone()),
+            }
         }
+        by_kind
     }
-    (corrupt, missing)
 }
 
 impl From<BundleError> for CliError {
@@ -142,15 +147,6 @@ fn read_lock_file(path: &PathBuf) -> Result<Lockfile, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
     Lockfile::parse(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
-}
-
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.1} kB", b / 1e3)
-    }
 }
 
 pub fn bundle(cli: &Cli, action: &BundleAction, out: &Output) -> Result<(), CliError> {
@@ -283,16 +279,14 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
     }
     let started = Instant::now();
     let (checked, problems) = gc::verify(&store, &roots)?;
-    let (corrupt, missing) = split(&problems);
     let mut summary = VerifySummary {
         checked,
         images: scope.iter().map(|l| l.image.clone()).collect(),
-        corrupt,
-        missing,
+        found: Problems::of(&problems),
         repair: None,
     };
     if !args.json.json {
-        print_problems(&problems, out.verbose > 0);
+        print_problems(&summary.found, out.verbose > 0);
     }
     out.info(format!(
         "checked {checked} objects in {:.2}s{}: {} problem(s)",
@@ -331,8 +325,7 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
     repair(cli, out, &store, &problems)?;
     let (_, left) = gc::verify(&store, &roots)?;
     if args.json.json {
-        let (corrupt, missing) = split(&left);
-        summary.repair = Some(RepairSummary { corrupt, missing });
+        summary.repair = Some(Problems::of(&left));
         super::print_json(&summary)?;
     }
     if left.is_empty() {
@@ -340,7 +333,7 @@ pub fn verify(cli: &Cli, args: &VerifyArgs, out: &Output) -> Result<(), CliError
         Ok(())
     } else {
         if !args.json.json {
-            print_problems(&left, out.verbose > 0);
+            print_problems(&Problems::of(&left), out.verbose > 0);
         }
         Err(
             CliError::new(format!("{} problem(s) remain after repair", left.len()))
@@ -362,29 +355,14 @@ fn verify_scope(cli: &Cli, args: &VerifyArgs) -> Result<Vec<Lockfile>, CliError>
 }
 
 /// Each kind of problem: up to five of it, then how many more (all of them with `-v`).
-fn print_problems(problems: &[Problem], verbose: bool) {
+fn print_problems(problems: &Problems, verbose: bool) {
     const SHOWN: usize = 5;
     let corrupt: Vec<String> = problems
+        .corrupt
         .iter()
-        .filter_map(|p| match p {
-            Problem::Corrupt(path) => Some(path.display().to_string()),
-            Problem::Missing(_) => None,
-        })
+        .map(|p| p.display().to_string())
         .collect();
-    let missing: Vec<&str> = problems
-        .iter()
-        .filter_map(|p| match p {
-            Problem::Missing(name) => Some(name.as_str()),
-            Problem::Corrupt(_) => None,
-        })
-        .collect();
-    for (kind, list) in [
-        (
-            "corrupt",
-            corrupt.iter().map(String::as_str).collect::<Vec<_>>(),
-        ),
-        ("missing", missing),
-    ] {
+    for (kind, list) in [("corrupt", &corrupt), ("missing", &problems.missing)] {
         let shown = if verbose { list.len() } else { SHOWN };
         for item in list.iter().take(shown) {
             println!("{kind}: {item}");

@@ -2,7 +2,7 @@
 //! the stage and the layers written with bytes and rate), drawn on a terminal, as plain
 //! lines otherwise, and not at all with `-q`.
 
-use super::Output;
+use super::{Output, human};
 use carbon_store::download::FetchProgress;
 use carbon_store::oci::BuiltLayer;
 use carbon_store::realize::BuildProgress;
@@ -93,11 +93,23 @@ struct Tally {
 }
 
 impl Tally {
+    fn new(arch: &str) -> Tally {
+        Tally {
+            arch: arch.to_string(),
+            stage: String::new(),
+            started: Instant::now(),
+            written: 0,
+            reused: 0,
+            bytes: 0,
+        }
+    }
+
     fn summary(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         format!(
-            "{} layers written ({} at {}/s){}",
+            "{} layer{} written ({} at {}/s){}",
             self.written,
+            if self.written == 1 { "" } else { "s" },
             human(self.bytes),
             human((self.bytes as f64 / secs) as u64),
             match self.reused {
@@ -125,14 +137,7 @@ impl BuildDisplay {
             bar,
             lines: !terminal && !out.quiet,
             verbose: out.verbose > 0,
-            tally: Mutex::new(Tally {
-                arch: String::new(),
-                stage: String::new(),
-                started: Instant::now(),
-                written: 0,
-                reused: 0,
-                bytes: 0,
-            }),
+            tally: Mutex::new(Tally::new("")),
         }
     }
 
@@ -169,14 +174,7 @@ impl BuildProgress for BuildDisplay {
             if self.lines && !tally.arch.is_empty() {
                 eprintln!("{} {}: {}", self.image, tally.arch, tally.summary());
             }
-            *tally = Tally {
-                arch: arch.to_string(),
-                stage: String::new(),
-                started: Instant::now(),
-                written: 0,
-                reused: 0,
-                bytes: 0,
-            };
+            *tally = Tally::new(arch);
         }
         tally.stage = what.to_string();
         if self.lines {
@@ -211,16 +209,5 @@ impl BuildProgress for BuildDisplay {
             );
         }
         self.redraw(&tally);
-    }
-}
-
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.1} kB", b / 1e3)
     }
 }

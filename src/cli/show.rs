@@ -2,8 +2,8 @@
 //! the layers of its last realize (compressed and unpacked sizes). One report value is
 //! rendered either as text or, with `--json`, as a JSON document.
 
-use super::Cli;
 use super::error::CliError;
+use super::{Cli, human};
 use carbon_store::lock;
 use carbon_store::lockfile::Origin;
 use carbon_store::realize::Realized;
@@ -241,17 +241,6 @@ fn render(r: &ImageReport, out: &mut String) {
                 println!("  {:>10} / {:>10}  total", human(size), human(tar));
             }
         }
-    }
-}
-
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.1} kB", b / 1e3)
     }
 }
 
