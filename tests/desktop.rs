@@ -481,14 +481,23 @@ fn desktop_over_ssh_vnc_novnc_and_rdp_shows_cinnamon() {
         let running =
             docker_quiet(&["exec", &container.0, "pgrep", "-f", "gnome-terminal-server"])
                 .is_ok_and(|o| o.status.success());
+        // The terminal runs the user's shell (bash, with its prompt), not /bin/sh.
+        let shell = docker_quiet(&[
+            "exec",
+            &container.0,
+            "sh",
+            "-c",
+            "pgrep -x bash -P \"$(pgrep -f gnome-terminal-server | head -n 1)\"",
+        ])
+        .is_ok_and(|o| o.status.success());
         // The background is a vertical gradient (one colour per row): a window's title
         // and text make a row of many.
         let window = screen.busiest_row_between(0.1, 0.8, 0.0, 1.0);
-        if running && window >= 24 {
+        if running && shell && window >= 24 {
             Ok(())
         } else {
             Err(format!(
-                "the panel's terminal launcher opened no terminal (process: {running}, busiest row: {window} colours)"
+                "the panel's terminal launcher opened no terminal running bash (terminal: {running}, bash: {shell}, busiest row: {window} colours)"
             ))
         }
     });
