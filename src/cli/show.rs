@@ -65,6 +65,19 @@ struct Counts {
     bytes: u64,
 }
 
+impl Counts {
+    /// "907 packages + 302 wheels + 28 npm packages, 1.96 GB".
+    fn described(&self) -> String {
+        format!(
+            "{} packages{}{}, {}",
+            self.debian,
+            more(self.wheels, "wheels"),
+            more(self.npm, "npm packages"),
+            human(self.bytes)
+        )
+    }
+}
+
 pub fn run(cli: &Cli, args: &ShowArgs) -> Result<(), CliError> {
     let report = report(cli, &args.image)?;
     if args.json.json {
@@ -192,15 +205,7 @@ fn render(r: &ImageReport, out: &mut String) {
         let counts: Vec<String> = c
             .archs
             .iter()
-            .map(|(arch, n)| {
-                format!(
-                    "{arch}: {} packages{}{}, {}",
-                    n.debian,
-                    more(n.wheels, "wheels"),
-                    more(n.npm, "npm packages"),
-                    human(n.bytes)
-                )
-            })
+            .map(|(arch, n)| format!("{arch}: {}", n.described()))
             .collect();
         println!("  {:<20} {}", c.name, counts.join("; "));
     }
@@ -208,13 +213,7 @@ fn render(r: &ImageReport, out: &mut String) {
         println!("source-date-epoch: {epoch}");
     }
     for (arch, n) in &r.totals {
-        println!(
-            "total {arch}: {} packages{}{}, {} to download",
-            n.debian,
-            more(n.wheels, "wheels"),
-            more(n.npm, "npm packages"),
-            human(n.bytes)
-        );
+        println!("total {arch}: {} to download", n.described());
     }
     if let Some(bytes) = r.distinct_download_bytes {
         println!("total distinct download: {}", human(bytes));
