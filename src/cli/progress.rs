@@ -147,7 +147,7 @@ impl BuildDisplay {
             bar.finish_and_clear();
         }
         let tally = self.tally.lock().expect("progress lock");
-        if self.lines && !tally.arch.is_empty() && tally.arch != "all" {
+        if self.lines && !tally.arch.is_empty() {
             eprintln!("{} {}: {}", self.image, tally.arch, tally.summary());
         }
     }
@@ -158,17 +158,25 @@ impl BuildDisplay {
                 0 => String::new(),
                 _ => format!(" · {}", tally.summary()),
             };
-            let who = match tally.arch.as_str() {
-                "all" => self.image.clone(),
-                arch => format!("{} {arch}", self.image),
-            };
-            bar.set_message(format!("{who}: {}{layers}", tally.stage));
+            bar.set_message(format!(
+                "{}: {}{layers}",
+                self.who(&tally.arch),
+                tally.stage
+            ));
         }
     }
-}
 
-impl BuildProgress for BuildDisplay {
-    fn stage(&self, arch: &str, what: &str) {
+    /// "IMAGE ARCH", or "IMAGE" for a stage of the whole image (no arch).
+    fn who(&self, arch: &str) -> String {
+        match arch {
+            "" => self.image.clone(),
+            arch => format!("{} {arch}", self.image),
+        }
+    }
+
+    /// A stage begins: for another arch (or the whole image, arch ""), the previous arch's
+    /// layers are summed up first.
+    fn begin(&self, arch: &str, what: &str) {
         let mut tally = self.tally.lock().expect("progress lock");
         if tally.arch != arch {
             if self.lines && !tally.arch.is_empty() {
@@ -178,12 +186,19 @@ impl BuildProgress for BuildDisplay {
         }
         tally.stage = what.to_string();
         if self.lines {
-            match arch {
-                "all" => eprintln!("{}: {what}", self.image),
-                _ => eprintln!("{} {arch}: {what}", self.image),
-            }
+            eprintln!("{}: {what}", self.who(arch));
         }
         self.redraw(&tally);
+    }
+}
+
+impl BuildProgress for BuildDisplay {
+    fn stage(&self, arch: &str, what: &str) {
+        self.begin(arch, what);
+    }
+
+    fn image_stage(&self, what: &str) {
+        self.begin("", what);
     }
 
     fn layer(&self, arch: &str, layer: &BuiltLayer, reused: bool, seconds: f64) {

@@ -107,6 +107,8 @@ pub trait LayerSink: Sync {
 pub trait BuildProgress: Sync {
     /// `what` is a short phrase: "unpacking 907 packages", "fixups", …
     fn stage(&self, arch: &str, what: &str);
+    /// A stage of the whole image, after its archs: comparing, writing the outputs.
+    fn image_stage(&self, what: &str);
     /// `reused`: taken from the store's layer cache, not written now; `seconds`: the time
     /// this layer took to write.
     fn layer(&self, arch: &str, layer: &BuiltLayer, reused: bool, seconds: f64);
@@ -117,6 +119,7 @@ pub struct NoProgress;
 
 impl BuildProgress for NoProgress {
     fn stage(&self, _: &str, _: &str) {}
+    fn image_stage(&self, _: &str) {}
     fn layer(&self, _: &str, _: &BuiltLayer, _: bool, _: f64) {}
 }
 
@@ -763,7 +766,7 @@ pub fn realize(
         .map(|arch| build_arch(&build, arch))
         .collect::<Result<_, _>>()?;
     if opts.check {
-        progress.stage("all", "comparing with the outputs");
+        progress.image_stage("comparing with the outputs");
         check::compare(&plan.name, &opts.out_dir, &built, opts.compression)?;
         return Ok(Realized {
             image: plan.name.clone(),
@@ -789,7 +792,7 @@ pub fn realize(
     }
     let tag = tag_part(&opts.repo_tag);
     if has_outputs {
-        progress.stage("all", "writing the outputs");
+        progress.image_stage("writing the outputs");
     }
     let mut realized = Realized {
         image: plan.name.clone(),
