@@ -20,5 +20,6 @@ pub mod realize;
 pub mod recipe;
 pub mod registry;
 pub mod sandbox;
+pub mod sbom;
 pub mod store;
 pub mod unpack;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::engine::{assert_contains_all, docker, load, realize, run};
+use common::engine::{assert_contains_all, assert_valid_sboms, docker, load, realize, run};
 use common::repo;
 use std::path::Path;
 use std::process::Command;
@@ -108,6 +108,10 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
         std::fs::read_link(bundle.join("rootfs/bin")).unwrap(),
         Path::new("usr/bin")
     );
+
+    // Its SBOMs, with the real packages' copyright files, pass SPDX's and CycloneDX's
+    // own validators.
+    assert_valid_sboms(&out, "minimal", &["amd64", "arm64"]);
 
     // Determinism with the real packages: a rebuild from the sources matches, and so does a
     // single-threaded build into another directory.
@@ -327,6 +331,7 @@ fn base_passes_its_smoke_test_on_amd64_and_rebuilds_identically() {
         ],
     );
     default_services_start_unless_told_otherwise();
+    assert_valid_sboms(&out, "base", &["amd64"]);
     // A second realize rebuilds every layer from the sources and compares.
     run(realize("base", &out).args(["--arch", "amd64", "--check"]));
 }

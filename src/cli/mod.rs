@@ -9,6 +9,7 @@ mod maintain;
 mod progress;
 mod realize;
 mod registry;
+mod sbom;
 mod show;
 mod vcs;
 
@@ -90,6 +91,8 @@ enum Command {
     Verify(maintain::VerifyArgs),
     /// Show an image: components, archs, package counts and download size
     Show(show::ShowArgs),
+    /// Print an image's SBOM (SPDX or CycloneDX) or provenance, as realize attached it
+    Sbom(sbom::SbomArgs),
     /// Push an image (its multi-arch index, manifests and layers) to an OCI registry
     Push(registry::PushArgs),
     /// Pull an image from an OCI registry into an OCI layout, every blob verified
@@ -184,6 +187,7 @@ pub fn run() -> i32 {
         Command::Gc(args) => maintain::gc(&cli, args, &out),
         Command::Verify(args) => maintain::verify(&cli, args, &out),
         Command::Show(args) => show::run(&cli, args),
+        Command::Sbom(args) => sbom::run(&cli, args),
         Command::Push(args) => registry::push(&cli, args, &out),
         Command::Pull(args) => registry::pull(&cli, args, &out),
         Command::Cache(action) => registry::cache(&cli, action, &out),

@@ -2,6 +2,7 @@
 //! resolver that makes apt's choice. Installing `.deb`s into layers is `realize`'s
 //! (`packages.rs`, `layers.rs`, with `fixup/` for what maintainer scripts would do).
 
+pub mod copyright;
 pub mod index;
 pub mod packages;
 pub mod relation;

@@ -33,6 +33,8 @@ pub struct InstalledPackage {
     pub list: Vec<String>,
     /// (conffile path, md5 of its shipped content).
     pub conffiles: Vec<(String, String)>,
+    /// The license names of its copyright file, for the SBOMs.
+    pub licenses: crate::debian::copyright::Licensing,
 }
 
 impl InstalledPackage {

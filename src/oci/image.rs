@@ -50,6 +50,19 @@ pub struct BuiltImage {
     pub annotations: BTreeMap<String, String>,
     /// Directory holding `sha256/<hex>` blobs (the store's blob directory).
     pub blob_dir: PathBuf,
+    /// Documents about the image (SBOMs, provenance), written as OCI 1.1 referrers.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A document attached to an image: an OCI artifact whose `subject` is the image's
+/// manifest, found through the referrers of that manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The artifact type, also the document's media type (`application/spdx+json`).
+    pub artifact_type: String,
+    pub bytes: Vec<u8>,
+    /// The artifact manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -165,6 +178,7 @@ pub fn build(settings: &ConfigSettings, layers: Vec<BuiltLayer>, blob_dir: PathB
         annotations,
         layers,
         blob_dir,
+        attachments: Vec::new(),
     }
 }
 

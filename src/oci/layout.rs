@@ -1,10 +1,11 @@
 //! The OCI image layout: `oci-layout`, `blobs/sha256/…` (hard-linked from the store where
 //! possible) and `index.json`, written last and atomically so a reader never sees an index
 //! that names missing blobs. `index.json` holds a multi-arch image index under the tag,
-//! and each arch's manifest under `<tag>-<arch>` for tools that want one manifest.
+//! and each arch's manifest under `<tag>-<arch>` for tools that want one manifest, then
+//! each arch's attachments (SBOMs, provenance) as untagged referrers (`referrer.rs`).
 
 use super::image::{BuiltImage, oci_arch};
-use super::{canonical_json, digest_of, rfc3339};
+use super::{canonical_json, digest_of, referrer, rfc3339};
 use crate::store::{StoreError, write_atomic};
 use oci_spec::image::{DescriptorBuilder, ImageIndexBuilder, MediaType, Os, PlatformBuilder};
 use std::collections::{BTreeSet, HashMap};
@@ -138,6 +139,28 @@ pub fn write(
             Some(&format!("{tag}-{}", img.arch)),
             created,
         ));
+    }
+    // Each arch's attachments, as untagged artifact manifests about its manifest.
+    for img in images {
+        for attachment in &img.attachments {
+            wanted.insert(put_bytes(&attachment.bytes)?);
+            wanted.insert(put_bytes(referrer::EMPTY_CONFIG)?);
+            let manifest = referrer::manifest(
+                attachment,
+                (&img.manifest_digest, img.manifest.len() as u64),
+            );
+            let digest = put_bytes(&manifest)?;
+            wanted.insert(digest.clone());
+            top.push(
+                DescriptorBuilder::default()
+                    .media_type(MediaType::ImageManifest)
+                    .artifact_type(MediaType::Other(attachment.artifact_type.clone()))
+                    .digest(oci_spec::image::Digest::try_from(digest.as_str()).expect("digest"))
+                    .size(manifest.len() as u64)
+                    .build()
+                    .expect("descriptor"),
+            );
+        }
     }
     let top_index = canonical_json(
         &ImageIndexBuilder::default()

@@ -8,8 +8,9 @@ pub mod docker_archive;
 pub mod image;
 pub mod layout;
 pub mod metadata;
+pub mod referrer;
 
-pub use image::{BuiltImage, BuiltLayer, ConfigSettings};
+pub use image::{Attachment, BuiltImage, BuiltLayer, ConfigSettings};
 
 use sha2::{Digest, Sha256};
 

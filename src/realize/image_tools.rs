@@ -284,6 +284,7 @@ mod tests {
             .into(),
             list: Vec::new(),
             conffiles: Vec::new(),
+            licenses: Default::default(),
         }
     }
 

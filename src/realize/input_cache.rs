@@ -16,6 +16,7 @@
 //! of the image, so nothing below them can change; the record is used while every one of
 //! their blobs is in the store.
 
+use crate::debian::copyright::Licensing;
 use crate::fixup::InstalledPackage;
 use crate::layer::tar::EntryKind;
 use crate::layer::tree::{Node, Tree};
@@ -253,6 +254,7 @@ struct PackageRecord {
     control: BTreeMap<String, Bytes>,
     list: Vec<String>,
     conffiles: Vec<(String, String)>,
+    licenses: Licensing,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -293,7 +295,8 @@ pub struct DebianSide {
 /// The key of an arch's Debian side: what its package layers and package records follow from.
 pub fn debian_key(arch: &str, components: &[String], artifacts: &[DebianArtifact]) -> String {
     let mut key = InputKey::new();
-    key.add("debian layers");
+    // The record holds each package's license names since version 2.
+    key.add("debian layers 2");
     key.add(arch);
     for c in components {
         key.add(c);
@@ -344,6 +347,7 @@ pub fn lookup_debian(
                     .collect::<Option<_>>()?,
                 list: p.list,
                 conffiles: p.conffiles,
+                licenses: p.licenses,
             })
         })
         .collect::<Option<_>>()?;
@@ -395,6 +399,7 @@ pub fn save_debian(
                     .collect(),
                 list: p.list.clone(),
                 conffiles: p.conffiles.clone(),
+                licenses: p.licenses.clone(),
             })
             .collect(),
         retained: retained

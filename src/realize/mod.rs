@@ -1,7 +1,8 @@
 //! `realize`: from a lock to images. For every arch (in parallel): load and verify the
 //! locked packages, build one layer per component plus the fixups layer, write the config
-//! and manifest; then the OCI layout with the multi-arch index and a docker-archive per
-//! arch. A realize whose inputs and outputs are unchanged only verifies and returns.
+//! and manifest, and its SBOMs and provenance; then the OCI layout with the multi-arch
+//! index and a docker-archive per arch. A realize whose inputs and outputs are unchanged
+//! only verifies and returns.
 
 pub mod check;
 pub mod debian_bytecode;
@@ -20,8 +21,9 @@ use crate::layer::content::Spill;
 use crate::layer::tree::{Tree, TreeError};
 use crate::lockfile::Lockfile;
 use crate::oci::metadata::{Metadata, MetadataOverrides};
-use crate::oci::{self, BuiltImage, BuiltLayer, ConfigSettings, digest_of};
+use crate::oci::{self, Attachment, BuiltImage, BuiltLayer, ConfigSettings, digest_of};
 use crate::recipe::ImagePlan;
+use crate::sbom;
 use crate::store::{Store, StoreError, write_atomic};
 use layers::LayerError;
 use packages::{LoadError, ReplacesTable};
@@ -357,6 +359,8 @@ fn debian_side(
 struct Build<'a> {
     plan: &'a ImagePlan,
     lock: &'a Lockfile,
+    /// The lockfile's bytes, whose digest the provenance records.
+    lock_text: &'a str,
     store: &'a Store,
     opts: &'a RealizeOptions,
     files_dir: &'a Path,
@@ -694,7 +698,61 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         metadata: &metadata,
         source_date_epoch: lock.source_date_epoch,
     };
-    Ok(oci::image::build(&settings, built, layers::blob_dir(store)))
+    let mut image = oci::image::build(&settings, built, layers::blob_dir(store));
+    image.attachments = attachments(build, arch, &image, &infos);
+    Ok(image)
+}
+
+/// An arch's SBOMs (SPDX and CycloneDX) and its provenance, about its manifest.
+fn attachments(
+    build: &Build,
+    arch: &str,
+    image: &BuiltImage,
+    debian: &[fixup::InstalledPackage],
+) -> Vec<Attachment> {
+    let (lock, opts) = (build.lock, build.opts);
+    let arch_lock = &lock.archs[arch];
+    let subject = sbom::Subject {
+        image: build.plan.name.clone(),
+        arch: arch.to_string(),
+        manifest_digest: image.manifest_digest.clone(),
+        source_date_epoch: lock.source_date_epoch,
+        distro: sbom::distro(arch_lock),
+    };
+    let inventory = sbom::Inventory::of(subject, arch_lock, debian);
+    let facts = sbom::provenance::BuildFacts {
+        lockfile: digest_of(build.lock_text.as_bytes()),
+        recipes: lock.recipes.clone(),
+        compression: opts.compression.name().to_string(),
+        repo_tag: opts.repo_tag.clone(),
+        layer_format: layers::LAYER_FORMAT,
+    };
+    let created = BTreeMap::from([(
+        oci::metadata::CREATED.to_string(),
+        oci::rfc3339(lock.source_date_epoch),
+    )]);
+    let mut provenance_annotations = created.clone();
+    provenance_annotations.insert(
+        "in-toto.io/predicate-type".to_string(),
+        sbom::provenance::PREDICATE_TYPE.to_string(),
+    );
+    vec![
+        Attachment {
+            artifact_type: sbom::spdx::MEDIA_TYPE.to_string(),
+            bytes: sbom::spdx::document(&inventory),
+            annotations: created.clone(),
+        },
+        Attachment {
+            artifact_type: sbom::cyclonedx::MEDIA_TYPE.to_string(),
+            bytes: sbom::cyclonedx::document(&inventory),
+            annotations: created,
+        },
+        Attachment {
+            artifact_type: sbom::provenance::MEDIA_TYPE.to_string(),
+            bytes: sbom::provenance::statement(&inventory, &facts),
+            annotations: provenance_annotations,
+        },
+    ]
 }
 
 /// Who is told of a realize's work as it goes.
@@ -752,6 +810,7 @@ pub fn realize(
     let build = Build {
         plan,
         lock,
+        lock_text,
         store,
         opts,
         files_dir,

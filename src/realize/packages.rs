@@ -3,6 +3,7 @@
 //! conffile checksums, the few files whose content they copy).
 
 use crate::deb822::Paragraphs;
+use crate::debian::copyright::{self, Licensing};
 use crate::debian::relation::{self, Relation};
 use crate::debian::version::Version;
 use crate::fixup::{InstalledPackage, RETAINED_PREFIXES};
@@ -108,6 +109,7 @@ fn load_one(
             retained.insert(mapped, read_back(e)?);
         }
     }
+    let licenses = licensing(&field("Package"), &contents.entries, read_back)?;
     let info = InstalledPackage {
         name: field("Package"),
         architecture: field("Architecture"),
@@ -115,6 +117,7 @@ fn load_one(
         control: contents.control,
         list,
         conffiles,
+        licenses,
     };
     Ok(LoadedPackage {
         artifact: artifact.clone(),
@@ -123,6 +126,33 @@ fn load_one(
         data_size,
         retained,
     })
+}
+
+/// The license names of `usr/share/doc/NAME/copyright`, or the package whose
+/// documentation directory NAME's links to.
+fn licensing(
+    name: &str,
+    entries: &[Entry],
+    read_back: impl Fn(&Entry) -> Result<Vec<u8>, LoadError>,
+) -> Result<Licensing, LoadError> {
+    let doc = format!("usr/share/doc/{name}");
+    let copyright = format!("{doc}/copyright");
+    for e in entries {
+        match &e.node.kind {
+            EntryKind::File if e.path == copyright => {
+                let text = read_back(e)?;
+                return Ok(
+                    copyright::declared_licenses(&String::from_utf8_lossy(&text))
+                        .map_or(Licensing::Unknown, Licensing::Declared),
+                );
+            }
+            EntryKind::Symlink(target) if e.path == doc && !target.contains('/') => {
+                return Ok(Licensing::SameAs(target.clone()));
+            }
+            _ => {}
+        }
+    }
+    Ok(Licensing::Unknown)
 }
 
 /// Loads every package in parallel, its files' bytes into `spill`; errors are reported in

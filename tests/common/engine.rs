@@ -73,3 +73,42 @@ pub fn docker(args: &[&str]) -> String {
         .arg(host)
         .args(args))
 }
+
+/// Each arch's SPDX and CycloneDX documents of `image` in `out`, as `carbon-store sbom`
+/// prints them, pass their formats' own validators (scripts/validate-sbom) and name as
+/// many packages as the lock pins for the arch.
+pub fn assert_valid_sboms(out: &Path, image: &str, archs: &[&str]) {
+    let lock: toml::Value = toml::from_str(
+        &std::fs::read_to_string(repo().join(format!("lockfiles/{image}.lock"))).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for arch in archs {
+        let pinned: usize = ["debian", "python", "npm"]
+            .iter()
+            .map(|k| {
+                lock[arch]
+                    .get(k)
+                    .and_then(|v| v.as_array())
+                    .map_or(0, Vec::len)
+            })
+            .sum();
+        for format in ["spdx", "cyclonedx"] {
+            let text = run(Command::new(env!("CARGO_BIN_EXE_carbon-store"))
+                .args(["sbom", image, "--arch", arch, "--format", format, "--out"])
+                .arg(out));
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let listed = match format {
+                "spdx" => doc["packages"].as_array().unwrap().len() - 1, // the image itself
+                _ => doc["components"].as_array().unwrap().len(),
+            };
+            assert_eq!(listed, pinned, "{image} {arch} {format}");
+            let file = dir.path().join(format!("{image}-{arch}.{format}.json"));
+            std::fs::write(&file, text).unwrap();
+            files.push(file);
+        }
+    }
+    let said = run(Command::new(repo().join("scripts/validate-sbom")).args(&files));
+    assert_eq!(said.matches(": valid ").count(), files.len(), "{said}");
+}
