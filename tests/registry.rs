@@ -804,6 +804,21 @@ fn realize_push_uploads_layers_as_built_and_with_format_none_keeps_none_on_disk(
     assert!(ok, "{stderr}");
     assert_eq!(blob_names(&pulled), layers);
 
+    // The SBOMs and provenance went along as referrers (this registry has no referrers
+    // API: under the fallback tag), came back with the pull, and an independent rebuild
+    // from the registry's copy finds it identical.
+    let (ok, spdx, stderr) = carbon(
+        &dir.path().join("store"),
+        &["sbom", pulled.to_str().unwrap(), "--arch", "amd64"],
+        None,
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    assert!(spdx.contains("\"spdxVersion\":\"SPDX-2.3\""), "{spdx}");
+    let text = sb.ok(&["verify-image", &target]);
+    assert!(text.contains("identical: test amd64 sha256:"), "{text}");
+    assert!(text.contains("identical: test arm64 sha256:"), "{text}");
+
     // A realize whose outputs are intact builds nothing and pushes its layout.
     let again = format!("127.0.0.1:{}/carbon/test:v2", registry.port);
     let text = sb.ok(&["realize", "test", "--push", &again]);

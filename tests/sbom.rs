@@ -306,3 +306,143 @@ fn the_same_lock_gives_the_same_documents_and_a_missing_one_says_what_to_do() {
     let err = sb.fails(&["sbom", "other"], 1);
     assert!(err.contains("hint: realize the image first"), "{err}");
 }
+
+/// A copy of the layout at `from` in which the file `path` of layer `layer` of the amd64
+/// image holds `content`: the layer, config, manifest, index and referrers all rewritten
+/// to match, as someone altering an image would.
+fn altered_copy(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    layer: usize,
+    path: &str,
+    content: &[u8],
+) {
+    use std::io::Write as _;
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let blob = |d: &str| {
+        to.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let put = |bytes: &[u8]| {
+        let digest = format!("sha256:{}", common::sha256_hex(bytes));
+        std::fs::write(blob(&digest), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let read =
+        |d: &str| -> Value { serde_json::from_slice(&std::fs::read(blob(d)).unwrap()).unwrap() };
+    let mut index: Value =
+        serde_json::from_slice(&std::fs::read(to.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap();
+    let old_manifest = index["manifests"][entry]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = read(&old_manifest);
+    // The layer's tar with one file's content replaced.
+    let gz = std::fs::read(blob(manifest["layers"][layer]["digest"].as_str().unwrap())).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz.as_slice()));
+    let mut builder = tar::Builder::new(Vec::new());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut header = e.header().clone();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if name == path {
+            data = content.to_vec();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+        }
+        builder.append(&header, data.as_slice()).unwrap();
+    }
+    let tar_bytes = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar_bytes).unwrap();
+    let (layer_digest, layer_size) = put(&gz.finish().unwrap());
+    manifest["layers"][layer]["digest"] = layer_digest.into();
+    manifest["layers"][layer]["size"] = layer_size.into();
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["rootfs"]["diff_ids"][layer] =
+        format!("sha256:{}", common::sha256_hex(&tar_bytes)).into();
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = config_digest.into();
+    manifest["config"]["size"] = config_size.into();
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][entry]["digest"] = manifest_digest.clone().into();
+    index["manifests"][entry]["size"] = manifest_size.into();
+    // The referrers now point at the altered manifest.
+    for m in index["manifests"].as_array_mut().unwrap() {
+        if m["artifactType"].is_string() {
+            let mut referrer = read(m["digest"].as_str().unwrap());
+            if referrer["subject"]["digest"] == old_manifest.as_str() {
+                referrer["subject"]["digest"] = manifest_digest.clone().into();
+                referrer["subject"]["size"] = manifest_size.into();
+                let (d, s) = put(&serde_json::to_vec(&referrer).unwrap());
+                m["digest"] = d.into();
+                m["size"] = s.into();
+            }
+        }
+    }
+    std::fs::write(to.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn verify_image_rebuilds_in_a_clean_store_and_names_an_altered_layer_and_path() {
+    let sb = sandbox();
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let layers_before = std::fs::read_dir(sb.path("store/layers")).unwrap().count();
+    let said = sb.ok(&["verify-image", "oci-out/test"]);
+    let manifest = &manifests(&sb)["amd64"];
+    assert!(
+        said.contains(&format!("identical: test amd64 {manifest}")),
+        "{said}"
+    );
+    assert!(
+        said.contains("pinned files taken from store after re-hashing"),
+        "{said}"
+    );
+    // The user's store gained nothing: the rebuild ran in its own.
+    assert_eq!(
+        std::fs::read_dir(sb.path("store/layers")).unwrap().count(),
+        layers_before
+    );
+
+    // One file of the hello layer altered, everything around it made consistent.
+    altered_copy(
+        &sb.path("oci-out/test"),
+        &sb.path("altered"),
+        1,
+        "usr/bin/hello",
+        b"hello, altered",
+    );
+    let err = sb.fails(&["verify-image", "altered"], 1);
+    assert!(err.contains("amd64: layer 2 (component hello"), "{err}");
+    assert!(err.contains("first differing path: usr/bin/hello"), "{err}");
+
+    // A lockfile other than the one the image was built from is refused before any work.
+    let lock = sb.read("lockfiles/test.lock");
+    sb.write(
+        "lockfiles/test.lock",
+        &lock.replace("# Generated", "# Edited. Generated"),
+    );
+    let err = sb.fails(&["verify-image", "oci-out/test"], 1);
+    assert!(
+        err.contains("the image was built from a lock with sha256"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: check out the commit the image names"),
+        "{err}"
+    );
+}

@@ -12,6 +12,7 @@ mod registry;
 mod sbom;
 mod show;
 mod vcs;
+mod verify_image;
 
 use clap::{Parser, Subcommand};
 use error::CliError;
@@ -93,6 +94,8 @@ enum Command {
     Show(show::ShowArgs),
     /// Print an image's SBOM (SPDX or CycloneDX) or provenance, as realize attached it
     Sbom(sbom::SbomArgs),
+    /// Rebuild an image from the lock its provenance names, in a clean store, and compare
+    VerifyImage(verify_image::VerifyImageArgs),
     /// Push an image (its multi-arch index, manifests and layers) to an OCI registry
     Push(registry::PushArgs),
     /// Pull an image from an OCI registry into an OCI layout, every blob verified
@@ -188,6 +191,7 @@ pub fn run() -> i32 {
         Command::Verify(args) => maintain::verify(&cli, args, &out),
         Command::Show(args) => show::run(&cli, args),
         Command::Sbom(args) => sbom::run(&cli, args),
+        Command::VerifyImage(args) => verify_image::run(&cli, args, &out),
         Command::Push(args) => registry::push(&cli, args, &out),
         Command::Pull(args) => registry::pull(&cli, args, &out),
         Command::Cache(action) => registry::cache(&cli, action, &out),

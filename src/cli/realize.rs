@@ -268,6 +268,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
                 .clone()
                 .unwrap_or_else(|| format!("carbon/{image}:latest")),
             check: args.check,
+            check_layout: None,
             metadata: metadata.clone(),
         };
         let files_dir = cli.recipes.join("files");

@@ -92,7 +92,7 @@ impl From<RegistryError> for CliError {
 }
 
 impl RegistryArgs {
-    fn connect(&self, reference: &ImageRef) -> Result<Registry, CliError> {
+    pub(super) fn connect(&self, reference: &ImageRef) -> Result<Registry, CliError> {
         let credential = match &self.username {
             Some(username) => {
                 let mut password = String::new();

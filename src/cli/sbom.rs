@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct SbomArgs {
-    /// The image, as realized into the output directory
+    /// The image, as realized into the output directory, or an OCI layout directory
     image: String,
     /// The arch (default: the only one, or this machine's)
     #[arg(long, value_parser = carbon_store::recipe::arch_named)]
@@ -97,9 +97,14 @@ pub fn attached(
 }
 
 pub fn run(_cli: &Cli, args: &SbomArgs) -> Result<(), CliError> {
-    carbon_store::name::image_name("image name", &args.image)
-        .map_err(|e| CliError::new(e.to_string()).code(super::exit::USAGE))?;
-    let layout = args.out.join(&args.image);
+    let given = Path::new(&args.image);
+    let layout = if given.join("index.json").is_file() {
+        given.to_path_buf()
+    } else {
+        carbon_store::name::image_name("image name", &args.image)
+            .map_err(|e| CliError::new(e.to_string()).code(super::exit::USAGE))?;
+        args.out.join(&args.image)
+    };
     let (_, bytes) = attached(&layout, args.arch.as_deref(), args.format.artifact_type())?;
     let mut out = std::io::stdout();
     let _ = out.write_all(&bytes).and_then(|_| out.write_all(b"\n"));

@@ -138,12 +138,17 @@ pub fn in_layout(layout: &Path) -> Result<Vec<Referrer>, ReferrerError> {
     Ok(found)
 }
 
-/// Each arch's manifest digest in a layout written by realize (the index entries with a
-/// platform), by carbon-store's arch name.
+/// Each arch's manifest digest in a layout, by carbon-store's arch name: the entries of
+/// `index.json` with a platform (as realize writes them), else the manifests of the image
+/// index it holds (as `pull` writes it).
 pub fn arch_manifests(
     layout: &Path,
 ) -> Result<std::collections::BTreeMap<String, String>, ReferrerError> {
     let index_path = layout.join("index.json");
+    let malformed = |reason: String| ReferrerError::Malformed {
+        path: index_path.clone(),
+        reason,
+    };
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&index_path).map_err(|source| {
             ReferrerError::Io {
@@ -151,17 +156,29 @@ pub fn arch_manifests(
                 source,
             }
         })?)
-        .map_err(|e| ReferrerError::Malformed {
-            path: index_path.clone(),
-            reason: e.to_string(),
-        })?;
-    let mut archs = std::collections::BTreeMap::new();
+        .map_err(|e| malformed(e.to_string()))?;
+    let with_platform = |list: &serde_json::Value| {
+        let mut archs = std::collections::BTreeMap::new();
+        for entry in list["manifests"].as_array().into_iter().flatten() {
+            if let (Some(arch), Some(digest)) = (
+                entry["platform"]["architecture"].as_str(),
+                entry["digest"].as_str(),
+            ) {
+                archs.insert(arch.to_string(), digest.to_string());
+            }
+        }
+        archs
+    };
+    let archs = with_platform(&index);
+    if !archs.is_empty() {
+        return Ok(archs);
+    }
     for entry in index["manifests"].as_array().into_iter().flatten() {
-        if let (Some(arch), Some(digest)) = (
-            entry["platform"]["architecture"].as_str(),
-            entry["digest"].as_str(),
-        ) {
-            archs.insert(arch.to_string(), digest.to_string());
+        if entry["mediaType"] == "application/vnd.oci.image.index.v1+json" {
+            let digest = entry["digest"].as_str().unwrap_or_default();
+            let inner: serde_json::Value = serde_json::from_slice(&read_blob(layout, digest)?)
+                .map_err(|e| malformed(e.to_string()))?;
+            return Ok(with_platform(&inner));
         }
     }
     Ok(archs)

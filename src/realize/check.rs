@@ -80,25 +80,18 @@ pub fn first_difference(old: impl Read, new: impl Read) -> std::io::Result<Strin
     }
 }
 
-/// The manifest of `arch` in the existing OCI layout, and its blob reader.
+/// The manifest of `arch` in the existing OCI layout (as realize or `pull` wrote it).
 fn existing_manifest(
     layout: &Path,
     arch: &str,
 ) -> Result<Option<(String, serde_json::Value)>, RealizeError> {
-    let index = read_json(&layout.join("index.json"))?;
-    let wanted_ref = format!("-{arch}");
-    let Some(desc) = index["manifests"].as_array().and_then(|m| {
-        m.iter().find(|d| {
-            d["annotations"]["org.opencontainers.image.ref.name"]
-                .as_str()
-                .is_some_and(|r| r.ends_with(&wanted_ref))
-        })
-    }) else {
+    let archs = crate::oci::referrer::arch_manifests(layout)
+        .map_err(|e| RealizeError::CheckFailed(format!("{e}; realize the image first")))?;
+    let Some(digest) = archs.get(arch) else {
         return Ok(None);
     };
-    let digest = desc["digest"].as_str().unwrap_or("").to_string();
-    let manifest = read_json(&blob_path(&layout.join("blobs"), &digest))?;
-    Ok(Some((digest, manifest)))
+    let manifest = read_json(&blob_path(&layout.join("blobs"), digest))?;
+    Ok(Some((digest.clone(), manifest)))
 }
 
 /// The first difference between an existing and a rebuilt layer blob, or why it is unknown.
@@ -115,18 +108,16 @@ fn explain(old: &Path, new: &Path, compression: Compression) -> String {
         .unwrap_or_else(|e| format!("the layers cannot be read side by side: {e}"))
 }
 
-/// Compares the rebuilt images (their blobs in the store) with the existing output: digests
-/// first; the tars of the first layer that differs are then read side by side.
+/// Compares the rebuilt images (their blobs in the store) with the existing OCI layout:
+/// digests first; the tars of the first layer that differs are then read side by side.
 pub fn compare(
-    image: &str,
-    out_dir: &Path,
+    layout: &Path,
     built: &[BuiltImage],
     compression: Compression,
 ) -> Result<(), RealizeError> {
-    let layout = out_dir.join(image);
     let mut problems = Vec::new();
     for img in built {
-        let Some((existing, manifest)) = existing_manifest(&layout, &img.arch)? else {
+        let Some((existing, manifest)) = existing_manifest(layout, &img.arch)? else {
             problems.push(format!(
                 "{}: no manifest for this arch in {}",
                 img.arch,
@@ -202,7 +193,7 @@ pub fn compare(
         Ok(())
     } else {
         Err(RealizeError::CheckFailed(format!(
-            "realize --check found differences:\n  {}",
+            "the rebuilt image differs:\n  {}",
             problems.join("\n  ")
         )))
     }

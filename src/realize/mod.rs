@@ -137,6 +137,8 @@ pub struct RealizeOptions {
     pub repo_tag: String,
     /// Rebuild from sources ignoring cached layers and compare with the existing output.
     pub check: bool,
+    /// The OCI layout `check` compares with, when not `out_dir/IMAGE` (`verify-image`).
+    pub check_layout: Option<PathBuf>,
     /// Annotations and labels from version control and the command line.
     pub metadata: MetadataOverrides,
 }
@@ -826,7 +828,11 @@ pub fn realize(
         .collect::<Result<_, _>>()?;
     if opts.check {
         progress.image_stage("comparing with the outputs");
-        check::compare(&plan.name, &opts.out_dir, &built, opts.compression)?;
+        let layout = match &opts.check_layout {
+            Some(layout) => layout.clone(),
+            None => opts.out_dir.join(&plan.name),
+        };
+        check::compare(&layout, &built, opts.compression)?;
         return Ok(Realized {
             image: plan.name.clone(),
             oci_layout: None,

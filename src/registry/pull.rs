@@ -121,8 +121,78 @@ pub fn pull(
         write_atomic(&blob_path(out, d), bytes)
             .map_err(|e| RegistryError::io("writing", out, std::io::Error::other(e.to_string())))?;
     }
-    write_layout_index(out, &digest, &media_type, top_bytes.len() as u64, ref_name)?;
+    let subjects: Vec<String> = if documents_to_write.len() > 1 {
+        documents_to_write[1..]
+            .iter()
+            .map(|(d, _)| d.clone())
+            .collect()
+    } else {
+        vec![digest.clone()]
+    };
+    let referrers = pull_referrers(registry, repo, &subjects, out, progress)?;
+    write_layout_index(
+        out,
+        &digest,
+        &media_type,
+        top_bytes.len() as u64,
+        ref_name,
+        &referrers,
+    )?;
     Ok(report)
+}
+
+/// The referrers (SBOMs, provenance) of each subject into the layout; their index entries.
+fn pull_referrers(
+    registry: &Registry,
+    repo: &str,
+    subjects: &[String],
+    out: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<serde_json::Value>, RegistryError> {
+    let mut entries = Vec::new();
+    for subject in subjects {
+        for listed in super::referrers::list(registry, repo, subject)? {
+            let d = &listed.descriptor;
+            if !documents::is_sha256_digest(&d.digest) {
+                continue;
+            }
+            let bytes = get_manifest(registry, repo, &d.digest)?;
+            let got = crate::oci::digest_of(&bytes);
+            if got != d.digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("referrer {} of {subject}", d.digest),
+                    expected: d.digest.clone(),
+                    got,
+                });
+            }
+            let bad = |e: documents::DocumentError| RegistryError::Status {
+                registry: registry.name.clone(),
+                what: format!("reading the referrer {}", d.digest),
+                status: 200,
+                detail: format!(" ({e})"),
+            };
+            if let Parsed::Manifest { blobs, .. } =
+                documents::parse(&bytes, &d.digest).map_err(bad)?
+            {
+                for b in &blobs {
+                    let path = blob_path(out, &b.digest);
+                    if !file_has_digest(&path, &b.digest) {
+                        get_blob(registry, repo, b, &path, progress)?;
+                    }
+                }
+            }
+            write_atomic(&blob_path(out, &d.digest), &bytes).map_err(|e| {
+                RegistryError::io("writing", out, std::io::Error::other(e.to_string()))
+            })?;
+            entries.push(serde_json::json!({
+                "mediaType": documents::OCI_MANIFEST,
+                "digest": d.digest,
+                "size": bytes.len(),
+                "artifactType": listed.artifact_type,
+            }));
+        }
+    }
+    Ok(entries)
 }
 
 /// Whether a file exists and hashes to `digest`.
@@ -244,6 +314,7 @@ fn write_layout_index(
     media_type: &str,
     size: u64,
     ref_name: &str,
+    referrers: &[serde_json::Value],
 ) -> Result<(), RegistryError> {
     let io = |e: crate::store::StoreError| {
         RegistryError::io("writing", out, std::io::Error::other(e.to_string()))
@@ -266,6 +337,8 @@ fn write_layout_index(
         "size": size,
         "annotations": { crate::oci::layout::REF_NAME: ref_name },
     }));
+    manifests.retain(|m| !referrers.iter().any(|r| r["digest"] == m["digest"]));
+    manifests.extend(referrers.iter().cloned());
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": documents::OCI_INDEX,

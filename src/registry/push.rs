@@ -60,6 +60,9 @@ pub struct LayoutImage {
     pub manifests: Vec<Descriptor>,
     /// Configs and layers, each once.
     pub blobs: Vec<Descriptor>,
+    /// The attachments (SBOMs, provenance) the layout holds about these manifests, by
+    /// subject digest.
+    pub referrers: Vec<(String, super::referrers::Artifact)>,
 }
 
 fn layout_error(layout: &Path, reason: String) -> RegistryError {
@@ -156,6 +159,7 @@ pub fn read_layout(layout: &Path, ref_name: Option<&str>) -> Result<LayoutImage,
         top: top.clone(),
         manifests: Vec::new(),
         blobs: Vec::new(),
+        referrers: Vec::new(),
     };
     let add_manifest = |image: &mut LayoutImage, d: &Descriptor| -> Result<(), RegistryError> {
         let bytes = read_blob(layout, d)?;
@@ -187,7 +191,61 @@ pub fn read_layout(layout: &Path, ref_name: Option<&str>) -> Result<LayoutImage,
         }
         Parsed::Manifest { .. } => add_manifest(&mut image, &top)?,
     }
+    image.referrers = layout_referrers(layout, &image)?;
     Ok(image)
+}
+
+/// The referrers a layout lists about the image's manifests.
+fn layout_referrers(
+    layout: &Path,
+    image: &LayoutImage,
+) -> Result<Vec<(String, super::referrers::Artifact)>, RegistryError> {
+    use crate::oci::referrer;
+    let subjects: Vec<&str> = if image.manifests.is_empty() {
+        vec![image.top.digest.as_str()]
+    } else {
+        image.manifests.iter().map(|m| m.digest.as_str()).collect()
+    };
+    let malformed = |e: referrer::ReferrerError| layout_error(layout, e.to_string());
+    let mut found = Vec::new();
+    for r in referrer::in_layout(layout).map_err(malformed)? {
+        if !subjects.contains(&r.subject.as_str()) {
+            continue;
+        }
+        found.push((
+            r.subject.clone(),
+            super::referrers::Artifact {
+                artifact_type: r.artifact_type.clone(),
+                manifest: referrer::read_blob(layout, &r.digest).map_err(malformed)?,
+                document: referrer::read_blob(layout, &r.document).map_err(malformed)?,
+                annotations: r.annotations.clone(),
+            },
+        ));
+    }
+    Ok(found)
+}
+
+/// Pushes each subject's referrers (after the subject itself).
+pub(super) fn push_referrers(
+    uploader: &Uploader,
+    registry: &Registry,
+    repo: &str,
+    referrers: &[(String, super::referrers::Artifact)],
+    report: &mut PushReport,
+) -> Result<(), RegistryError> {
+    let mut subjects: Vec<&str> = referrers.iter().map(|(s, _)| s.as_str()).collect();
+    subjects.dedup();
+    for subject in subjects {
+        let artifacts: Vec<&super::referrers::Artifact> = referrers
+            .iter()
+            .filter(|(s, _)| s == subject)
+            .map(|(_, a)| a)
+            .collect();
+        let counts = super::referrers::push(uploader, registry, repo, subject, &artifacts)?;
+        report.blobs.merge(&counts);
+        report.manifests += artifacts.len();
+    }
+    Ok(())
 }
 
 /// What blob pushes came to.
@@ -298,6 +356,9 @@ pub fn push(
         &image.top.digest,
     )?;
     report.manifests += 1;
+    let mounts = Uploader::mount_sources(registry, repo, sessions);
+    let uploader = Uploader::new(registry, repo, sessions, &mounts, progress);
+    push_referrers(&uploader, registry, repo, &image.referrers, &mut report)?;
     Ok(report)
 }
 

@@ -217,6 +217,19 @@ pub fn finish_images(
         )?;
         report.manifests += 1;
     }
+    let referrers: Vec<(String, super::referrers::Artifact)> = images
+        .iter()
+        .flat_map(|image| {
+            let subject = (image.manifest_digest.as_str(), image.manifest.len() as u64);
+            image.attachments.iter().map(move |a| {
+                (
+                    image.manifest_digest.clone(),
+                    super::referrers::Artifact::of(a, subject),
+                )
+            })
+        })
+        .collect();
+    super::push::push_referrers(&uploader, registry, repo, &referrers, &mut report)?;
     let index = crate::oci::layout::image_index(images, created);
     let index_digest = crate::oci::digest_of(&index);
     let reference = target.tag.clone().unwrap_or_else(|| index_digest.clone());

@@ -1,0 +1,271 @@
+//! `carbon-store verify-image LAYOUT|REF`: an independent rebuild. Reads each arch's
+//! provenance, checks that the lockfile here is the one it names, rebuilds from that lock
+//! in a clean store (sources taken from the user's store only after re-hashing, the rest
+//! downloaded), and answers "identical" or names the first differing layer and path.
+//!
+//! Why a clean store: a rebuild that reuses the store's cached layers, or its records of
+//! them, would compare the image with itself. Only pinned inputs cross over, by hash.
+
+use super::error::CliError;
+use super::{Cli, Output};
+use carbon_store::lock;
+use carbon_store::lockfile::Lockfile;
+use carbon_store::oci::metadata::MetadataOverrides;
+use carbon_store::oci::referrer;
+use carbon_store::realize::{self, RealizeError, RealizeOptions};
+use carbon_store::sbom::provenance::{self, Parameters};
+use carbon_store::store::{Expected, Store};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyImageArgs {
+    /// An OCI layout directory (as realize or pull wrote it), or HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]
+    image: String,
+    /// Archs to verify (default: every arch the image has)
+    #[arg(long, value_delimiter = ',', value_parser = carbon_store::recipe::arch_named)]
+    arch: Vec<String>,
+    /// Where to put the clean store and a pulled image (default: the system's temp dir);
+    /// removed afterwards
+    #[arg(long, value_name = "DIR")]
+    work: Option<PathBuf>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+}
+
+/// Each arch's provenance parameters, read from the layout's referrers.
+fn provenances(layout: &Path, archs: &[String]) -> Result<BTreeMap<String, Parameters>, CliError> {
+    let manifests = referrer::arch_manifests(layout).map_err(|e| CliError::new(e.to_string()))?;
+    let referrers = referrer::in_layout(layout).map_err(|e| CliError::new(e.to_string()))?;
+    let mut found = BTreeMap::new();
+    for (arch, manifest) in &manifests {
+        if !archs.is_empty() && !archs.contains(arch) {
+            continue;
+        }
+        let statement = referrers
+            .iter()
+            .find(|r| r.subject == *manifest && r.artifact_type == provenance::MEDIA_TYPE)
+            .ok_or_else(|| {
+                CliError::new(format!(
+                    "{}: the {arch} image has no provenance attached",
+                    layout.display()
+                ))
+                .hint("only images realized by carbon-store (with their referrers pulled or copied along) can be rebuilt")
+            })?;
+        let bytes = referrer::read_blob(layout, &statement.document)
+            .map_err(|e| CliError::new(e.to_string()))?;
+        let parameters = provenance::parameters(&bytes)
+            .map_err(|e| CliError::new(format!("{arch} provenance: {e}")))?;
+        if parameters.arch != *arch {
+            return Err(CliError::new(format!(
+                "the {arch} image's provenance says it is for {}",
+                parameters.arch
+            )));
+        }
+        found.insert(arch.clone(), parameters);
+    }
+    if found.is_empty() {
+        return Err(CliError::new(format!(
+            "{} holds no image for {}",
+            layout.display(),
+            archs.join(", ")
+        )));
+    }
+    Ok(found)
+}
+
+/// The image's own annotations and labels (from its manifest and config), as overrides
+/// that reproduce exactly them: defaults it lacks are removed.
+fn own_metadata(
+    layout: &Path,
+    manifest_digest: &str,
+    plan: &carbon_store::recipe::ImagePlan,
+) -> Result<MetadataOverrides, CliError> {
+    let read = |digest: &str| -> Result<serde_json::Value, CliError> {
+        let bytes =
+            referrer::read_blob(layout, digest).map_err(|e| CliError::new(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError::new(format!("{digest}: {e}")))
+    };
+    let manifest = read(manifest_digest)?;
+    let config = read(manifest["config"]["digest"].as_str().unwrap_or_default())?;
+    let map = |v: &serde_json::Value| -> BTreeMap<String, String> {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    };
+    let mut annotations = map(&manifest["annotations"]);
+    let defaults = [
+        carbon_store::oci::metadata::CREATED,
+        carbon_store::oci::metadata::TITLE,
+        carbon_store::oci::metadata::DESCRIPTION,
+    ];
+    for key in defaults
+        .iter()
+        .map(|k| k.to_string())
+        .chain(plan.annotations.keys().cloned())
+    {
+        annotations.entry(key).or_default();
+    }
+    let mut labels = map(&config["config"]["Labels"]);
+    for key in plan.config.labels.keys() {
+        labels.entry(key.clone()).or_default();
+    }
+    Ok(MetadataOverrides {
+        vcs: BTreeMap::new(),
+        annotations,
+        labels,
+    })
+}
+
+/// Copies into `clean` every file the lock pins that `user` holds intact.
+fn seed(clean: &Store, user: &Store, lock: &Lockfile) -> Result<(usize, usize), CliError> {
+    let (mut taken, mut all) = (0, 0);
+    for file in lock.archs.values().flat_map(|a| a.files()) {
+        all += 1;
+        let expected = Expected {
+            digest: file.digest.clone(),
+            size: Some(file.size),
+        };
+        if clean.adopt(user, &expected, file.name)? {
+            taken += 1;
+        }
+    }
+    Ok((taken, all))
+}
+
+/// The layout to verify: the directory given, or the image pulled into `work`.
+fn layout_of(args: &VerifyImageArgs, work: &Path, out: &Output) -> Result<PathBuf, CliError> {
+    let path = PathBuf::from(&args.image);
+    if path.join("index.json").is_file() {
+        return Ok(path);
+    }
+    if path.exists() || !args.image.contains('/') {
+        return Err(CliError::new(format!(
+            "{} is not an OCI layout (no index.json)",
+            args.image
+        ))
+        .hint("give the layout directory realize wrote (oci-out/IMAGE) or a registry reference"));
+    }
+    let source = carbon_store::registry::reference::ImageRef::parse(&args.image)
+        .map_err(carbon_store::registry::RegistryError::from)?;
+    let registry = args.registry.connect(&source)?;
+    let dir = work.join("pulled");
+    out.info(format!("pulling {source} with its referrers"));
+    let ref_name = source.tag.clone().unwrap_or_else(|| "latest".into());
+    carbon_store::registry::pull::pull(&source, &registry, &dir, &ref_name, &|_| {})?;
+    Ok(dir)
+}
+
+pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliError> {
+    let started = Instant::now();
+    let work_parent = args.work.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&work_parent)
+        .map_err(|e| CliError::new(format!("creating {}: {e}", work_parent.display())))?;
+    let work = tempfile::Builder::new()
+        .prefix("carbon-verify-")
+        .tempdir_in(&work_parent)
+        .map_err(|e| {
+            CliError::new(format!(
+                "creating a directory in {}: {e}",
+                work_parent.display()
+            ))
+        })?;
+    let layout = layout_of(args, work.path(), out)?;
+    let parameters = provenances(&layout, &args.arch)?;
+    let first = parameters.values().next().expect("at least one arch");
+    if let Some(other) = parameters
+        .values()
+        .find(|p| p.image != first.image || p.lockfile != first.lockfile)
+    {
+        return Err(CliError::new(format!(
+            "the archs' provenances disagree: {} from lock {} and {} from lock {}",
+            first.image, first.lockfile, other.image, other.lockfile
+        )));
+    }
+    let image = &first.image;
+    carbon_store::name::image_name("image name", image)
+        .map_err(|e| CliError::new(format!("the provenance's {e}")))?;
+    let recipes = cli.load_recipes()?;
+    let plan = recipes.plan(image)?;
+    let lock_path = lock::lock_path(&cli.lockfiles, image);
+    let lock_text = std::fs::read_to_string(&lock_path).map_err(|e| {
+        CliError::new(format!("reading {}: {e}", lock_path.display()))
+            .hint("run from a checkout of the recipes the image was built from")
+    })?;
+    let here = carbon_store::oci::digest_of(lock_text.as_bytes());
+    if here != first.lockfile {
+        return Err(CliError::new(format!(
+            "the image was built from a lock with sha256 {}, and {} is {here}",
+            first.lockfile,
+            lock_path.display()
+        ))
+        .hint("check out the commit the image names (its org.opencontainers.image.revision annotation) and run again"));
+    }
+    let lock = lock::read(&cli.lockfiles, image)?;
+    let archs: Vec<String> = parameters.keys().cloned().collect();
+    let compression = carbon_store::layer::compress::Compression::parse(&first.compression)
+        .ok_or_else(|| CliError::new(format!("unknown compression {:?}", first.compression)))?;
+
+    let clean = Store::open(work.path().join("store"))?;
+    let selected = super::fetch::select_archs(&lock, &archs);
+    let user = Store::open(&cli.store).ok();
+    if let Some(user) = &user {
+        let (taken, all) = seed(&clean, user, &selected)?;
+        out.info(format!(
+            "{taken} of {all} pinned files taken from {} after re-hashing",
+            cli.store.display()
+        ));
+    }
+    let wanted = carbon_store::download::wanted(&selected)?;
+    super::fetch::download(cli, out, &clean, &wanted, None)?;
+    super::fetch::build_sources(out, &clean, &selected)?;
+
+    let mut identical = Vec::new();
+    for arch in &archs {
+        let manifests =
+            referrer::arch_manifests(&layout).map_err(|e| CliError::new(e.to_string()))?;
+        let opts = RealizeOptions {
+            archs: vec![arch.clone()],
+            compression,
+            oci: false,
+            docker: false,
+            out_dir: work.path().join("out"),
+            repo_tag: parameters[arch].repo_tag.clone(),
+            check: true,
+            check_layout: Some(layout.clone()),
+            metadata: own_metadata(&layout, &manifests[arch], &plan)?,
+        };
+        let progress = super::progress::BuildDisplay::new(out, image);
+        let observers = realize::Observers {
+            sink: None,
+            progress: &progress,
+        };
+        let result = realize::realize(
+            &plan,
+            &lock,
+            &lock_text,
+            &clean,
+            &opts,
+            &cli.recipes.join("files"),
+            observers,
+        );
+        progress.finish();
+        match result {
+            Ok(_) => identical.push(format!("{arch} {}", manifests[arch])),
+            Err(RealizeError::CheckFailed(why)) => {
+                return Err(CliError::new(format!("{image} {arch}: {why}")).hint(
+                    "the image is not what its lock builds: it was built from other inputs or altered afterwards",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    out.info(format!(
+        "{image}: rebuilt from {} in a clean store in {:.1}s",
+        lock_path.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    for line in identical {
+        println!("identical: {image} {line}");
+    }
+    Ok(())
+}
