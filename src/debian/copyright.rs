@@ -169,10 +169,9 @@ fn spdx_id(name: &str) -> Option<String> {
     })
 }
 
-/// A name SPDX does not know, as a `LicenseRef-` of the characters SPDX allows.
-pub fn license_ref(name: &str) -> String {
-    let id: String = name
-        .chars()
+/// `text` in the characters SPDX allows in identifiers (`[A-Za-z0-9.-]`), others as `-`.
+pub fn spdx_idstring(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                 c
@@ -180,8 +179,12 @@ pub fn license_ref(name: &str) -> String {
                 '-'
             }
         })
-        .collect();
-    format!("LicenseRef-{id}")
+        .collect()
+}
+
+/// A name SPDX does not know, as a `LicenseRef-`.
+pub fn license_ref(name: &str) -> String {
+    format!("LicenseRef-{}", spdx_idstring(name))
 }
 
 /// An SPDX license expression for a package's license names (all apply: joined by `AND`),

@@ -93,6 +93,18 @@ pub fn read_blob(layout: &Path, digest: &str) -> Result<Vec<u8>, ReferrerError> 
     Ok(bytes)
 }
 
+/// A layout's `index.json`, parsed.
+fn read_index(index_path: &Path) -> Result<serde_json::Value, ReferrerError> {
+    let bytes = std::fs::read(index_path).map_err(|source| ReferrerError::Io {
+        path: index_path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ReferrerError::Malformed {
+        path: index_path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
 /// Every referrer the layout's `index.json` lists (untagged artifact manifests with a
 /// subject), in index order.
 pub fn in_layout(layout: &Path) -> Result<Vec<Referrer>, ReferrerError> {
@@ -101,14 +113,7 @@ pub fn in_layout(layout: &Path) -> Result<Vec<Referrer>, ReferrerError> {
         path: index_path.clone(),
         reason,
     };
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).map_err(|source| {
-            ReferrerError::Io {
-                path: index_path.clone(),
-                source,
-            }
-        })?)
-        .map_err(|e| malformed(e.to_string()))?;
+    let index = read_index(&index_path)?;
     let mut found = Vec::new();
     for entry in index["manifests"].as_array().into_iter().flatten() {
         let Some(artifact_type) = entry["artifactType"].as_str() else {
@@ -149,14 +154,7 @@ pub fn arch_manifests(
         path: index_path.clone(),
         reason,
     };
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).map_err(|source| {
-            ReferrerError::Io {
-                path: index_path.clone(),
-                source,
-            }
-        })?)
-        .map_err(|e| malformed(e.to_string()))?;
+    let index = read_index(&index_path)?;
     let with_platform = |list: &serde_json::Value| {
         let mut archs = std::collections::BTreeMap::new();
         for entry in list["manifests"].as_array().into_iter().flatten() {

@@ -225,7 +225,7 @@ fn layout_referrers(
     Ok(found)
 }
 
-/// Pushes each subject's referrers (after the subject itself).
+/// Pushes the referrers, each after its subject.
 pub(super) fn push_referrers(
     uploader: &Uploader,
     registry: &Registry,
@@ -233,18 +233,11 @@ pub(super) fn push_referrers(
     referrers: &[(String, super::referrers::Artifact)],
     report: &mut PushReport,
 ) -> Result<(), RegistryError> {
-    let mut subjects: Vec<&str> = referrers.iter().map(|(s, _)| s.as_str()).collect();
-    subjects.dedup();
-    for subject in subjects {
-        let artifacts: Vec<&super::referrers::Artifact> = referrers
-            .iter()
-            .filter(|(s, _)| s == subject)
-            .map(|(_, a)| a)
-            .collect();
-        let counts = super::referrers::push(uploader, registry, repo, subject, &artifacts)?;
-        report.blobs.merge(&counts);
-        report.manifests += artifacts.len();
-    }
+    let artifacts: Vec<(String, &super::referrers::Artifact)> =
+        referrers.iter().map(|(s, a)| (s.clone(), a)).collect();
+    let counts = super::referrers::push(uploader, registry, repo, &artifacts)?;
+    report.blobs.merge(&counts);
+    report.manifests += artifacts.len();
     Ok(())
 }
 
@@ -372,19 +365,7 @@ pub fn put_manifest(
     digest: &str,
 ) -> Result<String, RegistryError> {
     let what = format!("storing manifest {reference} in {repo}");
-    let response = registry.send(
-        Method::PUT,
-        registry.url(&format!("{repo}/manifests/{reference}")),
-        &[("Content-Type", media_type.to_string())],
-        Payload::Bytes(bytes),
-        &[push_scope(repo)],
-        &what,
-    )?;
-    if !response.status().is_success() {
-        let status = response.status();
-        let body = response.text().unwrap_or_default();
-        return Err(registry.status_error(&what, status, &excerpt(&body)));
-    }
+    let response = send_manifest(registry, repo, reference, bytes, media_type, &what)?;
     if let Some(got) = response
         .headers()
         .get("Docker-Content-Digest")
@@ -398,6 +379,31 @@ pub fn put_manifest(
         });
     }
     Ok(digest.to_string())
+}
+
+/// PUTs a manifest or index; the registry's answer, once it accepted it.
+pub(super) fn send_manifest(
+    registry: &Registry,
+    repo: &str,
+    reference: &str,
+    bytes: &[u8],
+    media_type: &str,
+    what: &str,
+) -> Result<reqwest::blocking::Response, RegistryError> {
+    let response = registry.send(
+        Method::PUT,
+        registry.url(&format!("{repo}/manifests/{reference}")),
+        &[("Content-Type", media_type.to_string())],
+        Payload::Bytes(bytes),
+        &[push_scope(repo)],
+        what,
+    )?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().unwrap_or_default();
+        return Err(registry.status_error(what, status, &excerpt(&body)));
+    }
+    Ok(response)
 }
 
 /// The first line of an error body, short.

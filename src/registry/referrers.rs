@@ -6,7 +6,7 @@
 //! distribution spec's fallback: an image index under the tag `sha256-<hex of subject>`
 //! listing the referrers, which `list` reads when the API is missing.
 
-use super::client::{Payload, Registry, RegistryError, pull_scope, push_scope};
+use super::client::{Payload, Registry, RegistryError, pull_scope};
 use super::documents::{Descriptor, OCI_INDEX, OCI_MANIFEST};
 use super::push::{BlobBytes, BlobCounts, Uploader, excerpt};
 use reqwest::{Method, StatusCode};
@@ -50,22 +50,23 @@ fn fallback_tag(subject: &str) -> String {
     subject.replace(':', "-")
 }
 
-/// Pushes `artifacts` about `subject`: their blobs, their manifests, then (when the
-/// registry does not index them itself) the fallback tag listing them with what it
-/// listed before. Returns the blobs' counts.
+/// Pushes `artifacts`, each about its subject: their blobs (each distinct one once),
+/// their manifests, then for the subjects the registry does not index itself the fallback
+/// tag listing their referrers with what it listed before. Returns the blobs' counts.
 pub(super) fn push(
     uploader: &Uploader,
     registry: &Registry,
     repo: &str,
-    subject: &str,
-    artifacts: &[&Artifact],
+    artifacts: &[(String, &Artifact)],
 ) -> Result<BlobCounts, RegistryError> {
     let mut counts = BlobCounts::default();
-    let mut indexed = true;
-    for a in artifacts {
-        let empty = crate::oci::referrer::EMPTY_CONFIG;
+    let mut sent: Vec<String> = Vec::new();
+    for (_, a) in artifacts {
         for (bytes, media_type) in [
-            (empty, crate::oci::referrer::EMPTY_MEDIA_TYPE),
+            (
+                crate::oci::referrer::EMPTY_CONFIG,
+                crate::oci::referrer::EMPTY_MEDIA_TYPE,
+            ),
             (a.document.as_slice(), a.artifact_type.as_str()),
         ] {
             let d = Descriptor {
@@ -73,31 +74,30 @@ pub(super) fn push(
                 digest: crate::oci::digest_of(bytes),
                 size: bytes.len() as u64,
             };
+            if sent.contains(&d.digest) {
+                continue;
+            }
             counts.add(d.size, &uploader.blob(BlobBytes::Memory(bytes), &d)?);
+            sent.push(d.digest);
         }
+    }
+    let mut unindexed: Vec<&str> = Vec::new();
+    for (subject, a) in artifacts {
         let digest = crate::oci::digest_of(&a.manifest);
         let what = format!(
             "storing the {} referrer of {subject} in {repo}",
             a.artifact_type
         );
-        let response = registry.send(
-            Method::PUT,
-            registry.url(&format!("{repo}/manifests/{digest}")),
-            &[("Content-Type", OCI_MANIFEST.to_string())],
-            Payload::Bytes(&a.manifest),
-            &[push_scope(repo)],
-            &what,
-        )?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body = response.text().unwrap_or_default();
-            return Err(registry.status_error(&what, status, &excerpt(&body)));
+        let response =
+            super::push::send_manifest(registry, repo, &digest, &a.manifest, OCI_MANIFEST, &what)?;
+        if !response.headers().contains_key("OCI-Subject") && !unindexed.contains(&subject.as_str())
+        {
+            unindexed.push(subject);
         }
-        indexed &= response.headers().contains_key("OCI-Subject");
     }
-    if !indexed && !artifacts.is_empty() {
+    for subject in unindexed {
         let mut listed = fallback_index(registry, repo, subject)?;
-        for a in artifacts {
+        for (_, a) in artifacts.iter().filter(|(s, _)| s == subject) {
             let d = a.descriptor();
             if !listed.iter().any(|l| l["digest"] == d["digest"]) {
                 listed.push(d);
@@ -108,11 +108,10 @@ pub(super) fn push(
             "mediaType": OCI_INDEX,
             "manifests": listed,
         }));
-        let tag = fallback_tag(subject);
         super::push::put_manifest(
             registry,
             repo,
-            &tag,
+            &fallback_tag(subject),
             &index,
             OCI_INDEX,
             &crate::oci::digest_of(&index),

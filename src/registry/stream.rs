@@ -36,13 +36,18 @@ pub struct BlobQueue<'a> {
     sender: Mutex<Option<mpsc::Sender<Job<'a>>>>,
     /// Digests queued so far (each blob is uploaded once), with their total size.
     queued: Mutex<(BTreeSet<String>, u64)>,
+    /// Digests the registry holds by now.
+    uploaded: Mutex<BTreeSet<String>>,
     failure: Mutex<Option<RegistryError>>,
     progress: &'a dyn PushProgress,
 }
 
 impl<'a> BlobQueue<'a> {
-    /// Queues the blob in `path` (once per digest; a blob queued before is skipped and its
-    /// `after` not run). Refused once an upload has failed, so the build can stop.
+    /// Queues the blob in `path` (once per digest). A blob queued before is not uploaded
+    /// again: its `after` runs now if the registry holds it already, and otherwise is left
+    /// to the first upload's, which acts on the same path (a layer two archs share, written
+    /// again by the second after the first upload removed it, is removed again). Refused
+    /// once an upload has failed, so the build can stop.
     pub fn push(
         &self,
         path: PathBuf,
@@ -55,6 +60,14 @@ impl<'a> BlobQueue<'a> {
         {
             let mut queued = self.queued.lock().expect("not poisoned");
             if !queued.0.insert(descriptor.digest.clone()) {
+                let done = self
+                    .uploaded
+                    .lock()
+                    .expect("not poisoned")
+                    .contains(&descriptor.digest);
+                if let (true, Some(after)) = (done, after) {
+                    after();
+                }
                 return Ok(());
             }
             queued.1 += descriptor.size;
@@ -128,6 +141,7 @@ pub fn stream<'a, T>(
     let queue = BlobQueue {
         sender: Mutex::new(Some(sender)),
         queued: Mutex::new((BTreeSet::new(), 0)),
+        uploaded: Mutex::new(BTreeSet::new()),
         failure: Mutex::new(None),
         progress,
     };
@@ -147,6 +161,11 @@ pub fn stream<'a, T>(
                             Ok(outcome) => {
                                 progress.blob_done(&job.descriptor.digest, &outcome);
                                 counts.add(job.descriptor.size, &outcome);
+                                queue
+                                    .uploaded
+                                    .lock()
+                                    .expect("not poisoned")
+                                    .insert(job.descriptor.digest.clone());
                                 if let Some(after) = job.after {
                                     after();
                                 }

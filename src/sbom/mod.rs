@@ -296,17 +296,7 @@ impl Inventory {
     /// and the same for the same lock.
     pub fn id(&self, i: usize) -> String {
         let p = &self.packages[i];
-        let name: String = p
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let name = copyright::spdx_idstring(&p.name);
         format!("SPDXRef-{}-{i}-{name}", p.ecosystem.as_str())
     }
 
