@@ -155,6 +155,49 @@ fn layout_of(args: &VerifyImageArgs, work: &Path, out: &Output) -> Result<PathBu
     Ok(dir)
 }
 
+/// The lockfile here, refused unless it is byte for byte the lock the provenance names.
+fn the_named_lock(cli: &Cli, built: &Parameters) -> Result<(PathBuf, String), CliError> {
+    let lock_path = lock::lock_path(&cli.lockfiles, &built.image);
+    let lock_text = std::fs::read_to_string(&lock_path).map_err(|e| {
+        CliError::new(format!("reading {}: {e}", lock_path.display()))
+            .hint("run from a checkout of the recipes the image was built from")
+    })?;
+    let here = carbon_store::oci::digest_of(lock_text.as_bytes());
+    if here != built.lockfile {
+        return Err(CliError::new(format!(
+            "the image was built from a lock with sha256 {}, and {} is {here}",
+            built.lockfile,
+            lock_path.display()
+        ))
+        .hint("check out the commit the image names (its org.opencontainers.image.revision annotation) and run again"));
+    }
+    Ok((lock_path, lock_text))
+}
+
+/// A new store under `work` holding every file the lock pins for `archs`: from the user's
+/// store where it holds them intact, else downloaded (or built, for wheels built here).
+fn clean_store(
+    cli: &Cli,
+    out: &Output,
+    work: &Path,
+    lock: &Lockfile,
+    archs: &[String],
+) -> Result<Store, CliError> {
+    let clean = Store::open(work.join("store"))?;
+    let selected = super::fetch::select_archs(lock, archs);
+    if cli.store.is_dir() {
+        let (taken, all) = seed(&clean, &Store::open(&cli.store)?, &selected)?;
+        out.info(format!(
+            "{taken} of {all} pinned files taken from {} after re-hashing",
+            cli.store.display()
+        ));
+    }
+    let wanted = carbon_store::download::wanted(&selected)?;
+    super::fetch::download(cli, out, &clean, &wanted, None)?;
+    super::fetch::build_sources(out, &clean, &selected)?;
+    Ok(clean)
+}
+
 pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliError> {
     let started = Instant::now();
     let work_parent = args.work.clone().unwrap_or_else(std::env::temp_dir);
@@ -184,45 +227,15 @@ pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliErr
     let image = &first.image;
     carbon_store::name::image_name("image name", image)
         .map_err(|e| CliError::new(format!("the provenance's {e}")))?;
-    let recipes = cli.load_recipes()?;
-    let plan = recipes.plan(image)?;
-    let lock_path = lock::lock_path(&cli.lockfiles, image);
-    let lock_text = std::fs::read_to_string(&lock_path).map_err(|e| {
-        CliError::new(format!("reading {}: {e}", lock_path.display()))
-            .hint("run from a checkout of the recipes the image was built from")
-    })?;
-    let here = carbon_store::oci::digest_of(lock_text.as_bytes());
-    if here != first.lockfile {
-        return Err(CliError::new(format!(
-            "the image was built from a lock with sha256 {}, and {} is {here}",
-            first.lockfile,
-            lock_path.display()
-        ))
-        .hint("check out the commit the image names (its org.opencontainers.image.revision annotation) and run again"));
-    }
+    let plan = cli.load_recipes()?.plan(image)?;
+    let (lock_path, lock_text) = the_named_lock(cli, first)?;
     let lock = lock::read(&cli.lockfiles, image)?;
     let archs: Vec<String> = parameters.keys().cloned().collect();
     let compression = carbon_store::layer::compress::Compression::parse(&first.compression)
         .ok_or_else(|| CliError::new(format!("unknown compression {:?}", first.compression)))?;
-
-    let clean = Store::open(work.path().join("store"))?;
-    let selected = super::fetch::select_archs(&lock, &archs);
-    let user = Store::open(&cli.store).ok();
-    if let Some(user) = &user {
-        let (taken, all) = seed(&clean, user, &selected)?;
-        out.info(format!(
-            "{taken} of {all} pinned files taken from {} after re-hashing",
-            cli.store.display()
-        ));
-    }
-    let wanted = carbon_store::download::wanted(&selected)?;
-    super::fetch::download(cli, out, &clean, &wanted, None)?;
-    super::fetch::build_sources(out, &clean, &selected)?;
-
-    let mut identical = Vec::new();
+    let clean = clean_store(cli, out, work.path(), &lock, &archs)?;
+    let manifests = referrer::arch_manifests(&layout).map_err(|e| CliError::new(e.to_string()))?;
     for arch in &archs {
-        let manifests =
-            referrer::arch_manifests(&layout).map_err(|e| CliError::new(e.to_string()))?;
         let opts = RealizeOptions {
             archs: vec![arch.clone()],
             compression,
@@ -239,18 +252,11 @@ pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliErr
             sink: None,
             progress: &progress,
         };
-        let result = realize::realize(
-            &plan,
-            &lock,
-            &lock_text,
-            &clean,
-            &opts,
-            &cli.recipes.join("files"),
-            observers,
-        );
+        let files = cli.recipes.join("files");
+        let result = realize::realize(&plan, &lock, &lock_text, &clean, &opts, &files, observers);
         progress.finish();
         match result {
-            Ok(_) => identical.push(format!("{arch} {}", manifests[arch])),
+            Ok(_) => {}
             Err(RealizeError::CheckFailed(why)) => {
                 return Err(CliError::new(format!("{image} {arch}: {why}")).hint(
                     "the image is not what its lock builds: it was built from other inputs or altered afterwards",
@@ -264,8 +270,8 @@ pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliErr
         lock_path.display(),
         started.elapsed().as_secs_f64()
     ));
-    for line in identical {
-        println!("identical: {image} {line}");
+    for arch in &archs {
+        println!("identical: {image} {arch} {}", manifests[arch]);
     }
     Ok(())
 }

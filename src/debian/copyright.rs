@@ -162,11 +162,9 @@ fn spdx_id(name: &str) -> Option<String> {
                 .find(|id| id.eq_ignore_ascii_case(base) || id.eq_ignore_ascii_case(&lower))
                 .map(|id| id.to_string())
         })?;
-    Some(if later && !known.ends_with('+') {
-        format!("{known}+")
-    } else {
-        known
-    })
+    // SPDX's `+` suffix is not accepted by SPDX's own validator: a non-GNU "or later"
+    // stays a `LicenseRef-` of Debian's name.
+    (!later).then_some(known)
 }
 
 /// `text` in the characters SPDX allows in identifiers (`[A-Za-z0-9.-]`), others as `-`.
@@ -313,12 +311,13 @@ License: Expat
             "public-domain".into(),
             "GPL-3+ with GCC-exception-3.1 exception".into(),
             "LGPL-2.1".into(),
+            "MPL-2.0+".into(),
         ]);
         assert_eq!(
             expr,
-            "LicenseRef-public-domain AND LicenseRef-GPL-3--with-GCC-exception-3.1-exception AND LGPL-2.1-only"
+            "LicenseRef-public-domain AND LicenseRef-GPL-3--with-GCC-exception-3.1-exception AND LGPL-2.1-only AND LicenseRef-MPL-2.0-"
         );
-        assert_eq!(refs.len(), 2);
+        assert_eq!(refs.len(), 3);
         assert_eq!(refs[0].1, "public-domain");
     }
 }

@@ -184,111 +184,122 @@ fn licenses<'a>(
     None
 }
 
+/// An arch's Debian packages in lock order, with their dependencies: each `Pre-Depends` and
+/// `Depends` group satisfied by its first alternative the image has (by name or
+/// `Provides`).
+fn debian_packages(
+    subject: &Subject,
+    lock: &ArchLock,
+    debian: &[InstalledPackage],
+) -> Vec<Package> {
+    let by_name: BTreeMap<&str, &InstalledPackage> =
+        debian.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut packages = Vec::new();
+    let mut provided: BTreeMap<String, usize> = BTreeMap::new();
+    let mut wanted: Vec<Vec<Vec<String>>> = Vec::new();
+    for (i, a) in lock.debian.iter().enumerate() {
+        let c = by_name
+            .get(a.name.as_str())
+            .map(|info| control(info, &a.version));
+        let arch = c
+            .as_ref()
+            .map(|c| c.architecture.clone())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| subject.arch.clone());
+        let (license, license_refs) = match licenses(&a.name, &by_name) {
+            Some(names) if !names.is_empty() => {
+                let (expr, refs) = copyright::spdx_expression(names);
+                (Some(expr), refs)
+            }
+            _ => (None, Vec::new()),
+        };
+        provided.insert(a.name.clone(), i);
+        for p in c.iter().flat_map(|c| &c.provides) {
+            provided.entry(p.clone()).or_insert(i);
+        }
+        wanted.push(c.as_ref().map(|c| c.depends.clone()).unwrap_or_default());
+        packages.push(Package {
+            ecosystem: Ecosystem::Debian,
+            name: a.name.clone(),
+            version: a.version.clone(),
+            purl: purl(
+                "deb",
+                Some("debian"),
+                &a.name,
+                &a.version,
+                Some((&arch, &subject.distro)),
+            ),
+            component: a.component.clone(),
+            file: a.file_name().to_string(),
+            digest: a.sha256.digest(),
+            source: c.and_then(|c| c.source),
+            license,
+            license_refs,
+            depends: Vec::new(),
+            at: None,
+        });
+    }
+    for (i, groups) in wanted.iter().enumerate() {
+        let mut depends: Vec<usize> = groups
+            .iter()
+            .filter_map(|group| group.iter().find_map(|name| provided.get(name).copied()))
+            .filter(|&d| d != i)
+            .collect();
+        depends.sort_unstable();
+        depends.dedup();
+        packages[i].depends = depends;
+    }
+    packages
+}
+
+/// A package known only by its lock line (a wheel, an npm package).
+fn locked(
+    ecosystem: Ecosystem,
+    name: &str,
+    version: &str,
+    purl: String,
+    file: (&str, &str, Digest),
+) -> Package {
+    let (component, file, digest) = file;
+    Package {
+        ecosystem,
+        name: name.to_string(),
+        version: version.to_string(),
+        purl,
+        component: component.to_string(),
+        file: file.to_string(),
+        digest,
+        source: None,
+        license: None,
+        license_refs: Vec::new(),
+        depends: Vec::new(),
+        at: None,
+    }
+}
+
 impl Inventory {
     /// The inventory of one arch: its Debian packages (with `debian`, their control data,
     /// in any order), then its wheels, then its npm packages, each in lock order.
     pub fn of(subject: Subject, lock: &ArchLock, debian: &[InstalledPackage]) -> Inventory {
-        let by_name: BTreeMap<&str, &InstalledPackage> =
-            debian.iter().map(|p| (p.name.as_str(), p)).collect();
-        let mut packages = Vec::new();
-        let mut provided: BTreeMap<String, usize> = BTreeMap::new();
-        let mut wanted: Vec<Vec<Vec<String>>> = Vec::new();
-        for (i, a) in lock.debian.iter().enumerate() {
-            let info = by_name.get(a.name.as_str());
-            let c = info.map(|info| control(info, &a.version));
-            let arch = c
-                .as_ref()
-                .map(|c| c.architecture.clone())
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| subject.arch.clone());
-            let (license, license_refs) = match licenses(&a.name, &by_name) {
-                Some(names) if !names.is_empty() => {
-                    let (expr, refs) = copyright::spdx_expression(names);
-                    (Some(expr), refs)
-                }
-                _ => (None, Vec::new()),
-            };
-            provided.insert(a.name.clone(), i);
-            if let Some(c) = &c {
-                for p in &c.provides {
-                    provided.entry(p.clone()).or_insert(i);
-                }
-            }
-            wanted.push(c.as_ref().map(|c| c.depends.clone()).unwrap_or_default());
-            packages.push(Package {
-                ecosystem: Ecosystem::Debian,
-                name: a.name.clone(),
-                version: a.version.clone(),
-                purl: purl(
-                    "deb",
-                    Some("debian"),
-                    &a.name,
-                    &a.version,
-                    Some((&arch, &subject.distro)),
-                ),
-                component: a.component.clone(),
-                file: a.file_name().to_string(),
-                digest: a.sha256.digest(),
-                source: c.and_then(|c| c.source),
-                license,
-                license_refs,
-                depends: Vec::new(),
-                at: None,
-            });
-        }
-        // Each dependency group is satisfied by its first alternative the image has.
-        for (i, groups) in wanted.iter().enumerate() {
-            let mut depends: Vec<usize> = groups
-                .iter()
-                .filter_map(|group| group.iter().find_map(|name| provided.get(name).copied()))
-                .filter(|&d| d != i)
-                .collect();
-            depends.sort_unstable();
-            depends.dedup();
-            packages[i].depends = depends;
-        }
-        for w in &lock.python {
-            packages.push(Package {
-                ecosystem: Ecosystem::Python,
-                name: w.name.clone(),
-                version: w.version.clone(),
-                purl: purl(
-                    "pypi",
-                    None,
-                    &w.name.to_ascii_lowercase().replace('_', "-"),
-                    &w.version,
-                    None,
-                ),
-                component: w.component.clone(),
-                file: w.file.clone(),
-                digest: w.sha256.digest(),
-                source: None,
-                license: None,
-                license_refs: Vec::new(),
-                depends: Vec::new(),
-                at: None,
-            });
-        }
-        for n in &lock.npm {
+        let mut packages = debian_packages(&subject, lock, debian);
+        packages.extend(lock.python.iter().map(|w| {
+            let normalized = w.name.to_ascii_lowercase().replace('_', "-");
+            let purl = purl("pypi", None, &normalized, &w.version, None);
+            let file = (w.component.as_str(), w.file.as_str(), w.sha256.digest());
+            locked(Ecosystem::Python, &w.name, &w.version, purl, file)
+        }));
+        packages.extend(lock.npm.iter().map(|n| {
             let (namespace, name) = match n.name.split_once('/') {
                 Some((scope, name)) => (Some(scope), name),
                 None => (None, n.name.as_str()),
             };
-            packages.push(Package {
-                ecosystem: Ecosystem::Npm,
-                name: n.name.clone(),
-                version: n.version.clone(),
-                purl: purl("npm", namespace, name, &n.version, None),
-                component: n.component.clone(),
-                file: n.file_name().to_string(),
-                digest: n.integrity.clone(),
-                source: None,
-                license: None,
-                license_refs: Vec::new(),
-                depends: Vec::new(),
+            let purl = purl("npm", namespace, name, &n.version, None);
+            let file = (n.component.as_str(), n.file_name(), n.integrity.clone());
+            Package {
                 at: Some(n.at.clone()),
-            });
-        }
+                ..locked(Ecosystem::Npm, &n.name, &n.version, purl, file)
+            }
+        }));
         Inventory { subject, packages }
     }
 
