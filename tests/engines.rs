@@ -181,12 +181,9 @@ dpkg --audit";
         "import platform, numpy; print(platform.machine(), int(numpy.arange(5).sum()))",
     ]);
     assert_eq!(got.trim(), "aarch64 10", "{got}");
-    // Realizing again gives the same image.
+    // Realizing again gives the same image. (`--check`, a rebuild of every layer from the
+    // sources, is shown on minimal above; the fresh store below rebuilds every layer too.)
     let out2 = work.path().join("again");
-    // --check rebuilds every layer from its sources (no cache), here on one thread.
-    run(realize("python-data", &out)
-        .arg("--check")
-        .env("RAYON_NUM_THREADS", "1"));
     run(&mut realize("python-data", &out2));
     assert_eq!(
         std::fs::read(out.join("python-data/index.json")).unwrap(),
@@ -306,7 +303,7 @@ fn smoke(image: &str, platform: &str) -> String {
 
 #[test]
 #[ignore = "needs dockerd and the mirrors; run by scripts/test"]
-fn base_passes_its_smoke_test_on_amd64_and_rebuilds_identically() {
+fn base_passes_its_smoke_test_and_serves_by_default_on_amd64() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(realize("base", &out).args(["--arch", "amd64"]));
@@ -332,8 +329,6 @@ fn base_passes_its_smoke_test_on_amd64_and_rebuilds_identically() {
     );
     default_services_start_unless_told_otherwise();
     assert_valid_sboms(&out, "base", &["amd64"]);
-    // A second realize rebuilds every layer from the sources and compares.
-    run(realize("base", &out).args(["--arch", "amd64", "--check"]));
 }
 
 /// What a user of the suite sees from `docker run carbon/base` (base has no JupyterLab):

@@ -69,88 +69,120 @@ fn locked(lock: &toml::Table, arch: &str) -> BTreeSet<String> {
 }
 
 /// What apt chooses for the same requests over the lock's own Packages files.
-fn apt_choice(lock: &toml::Table, arch: &str, requests: &[&str]) -> BTreeSet<String> {
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    for d in [
-        "state/lists/partial",
-        "cache/archives/partial",
-        "etc/apt.conf.d",
-        "etc/preferences.d",
-        "etc/sources.list.d",
-    ] {
-        fs::create_dir_all(r.join(d)).unwrap();
-    }
-    fs::write(r.join("status"), "").unwrap();
-    let mut sources = String::new();
-    let mut essential = BTreeSet::new();
-    for index in lock["index"]
+/// An apt of its own over the Packages files a lock was made from: `apt-get update` runs
+/// once per arch and set of files, then each image's requests are simulated over it.
+struct AptRoot {
+    root: tempfile::TempDir,
+    arch: String,
+    /// Essential or required packages, which apt is asked for besides an image's requests.
+    essential: BTreeSet<String>,
+}
+
+/// The Packages files of a lock for one arch: `(suite, sha256)`, the key apt roots share.
+fn indexes(lock: &toml::Table, arch: &str) -> Vec<(String, String)> {
+    lock["index"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|i| i["arch"].as_str() == Some(arch))
-    {
-        let suite = index["suite"].as_str().unwrap();
-        let sha = index["packages"]["main"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:");
-        let name = format!("Packages_{suite}_main_{arch}");
-        let stored = live_store().join(carbon_store::store::path::fixed_output_name(sha, &name));
-        let text = fs::read_to_string(&stored).unwrap();
-        for stanza in text.split("\n\n") {
-            let field = |f: &str| {
-                stanza
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{f}: ")))
-                    .map(str::trim)
-            };
-            if field("Essential") == Some("yes") || field("Priority") == Some("required") {
-                essential.insert(field("Package").unwrap().to_string());
-            }
+        .map(|index| {
+            let sha = index["packages"]["main"].as_str().unwrap();
+            (
+                index["suite"].as_str().unwrap().to_string(),
+                sha.trim_start_matches("sha256:").to_string(),
+            )
+        })
+        .collect()
+}
+
+impl AptRoot {
+    fn new(arch: &str, indexes: &[(String, String)]) -> AptRoot {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in [
+            "state/lists/partial",
+            "cache/archives/partial",
+            "etc/apt.conf.d",
+            "etc/preferences.d",
+            "etc/sources.list.d",
+        ] {
+            fs::create_dir_all(r.join(d)).unwrap();
         }
-        let dir = r.join(format!("repo/dists/{suite}/main/binary-{arch}"));
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("Packages"), text).unwrap();
-        sources.push_str(&format!(
-            "deb [trusted=yes arch={arch}] file:{}/repo {suite} main\n",
-            r.display()
-        ));
+        fs::write(r.join("status"), "").unwrap();
+        let mut sources = String::new();
+        let mut essential = BTreeSet::new();
+        for (suite, sha) in indexes {
+            let name = format!("Packages_{suite}_main_{arch}");
+            let stored =
+                live_store().join(carbon_store::store::path::fixed_output_name(sha, &name));
+            let text = fs::read_to_string(&stored).unwrap();
+            for stanza in text.split("\n\n") {
+                let field = |f: &str| {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&format!("{f}: ")))
+                        .map(str::trim)
+                };
+                if field("Essential") == Some("yes") || field("Priority") == Some("required") {
+                    essential.insert(field("Package").unwrap().to_string());
+                }
+            }
+            let dir = r.join(format!("repo/dists/{suite}/main/binary-{arch}"));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("Packages"), text).unwrap();
+            sources.push_str(&format!(
+                "deb [trusted=yes arch={arch}] file:{}/repo {suite} main\n",
+                r.display()
+            ));
+        }
+        fs::write(r.join("etc/sources.list"), sources).unwrap();
+        let d = r.display();
+        fs::write(
+            r.join("apt.conf"),
+            format!("Dir \"{d}/\"; Dir::State \"{d}/state/\"; Dir::State::status \"{d}/status\"; Dir::Cache \"{d}/cache/\"; Dir::Etc \"{d}/etc/\";\nAPT::Architecture \"{arch}\"; APT::Architectures {{ \"{arch}\"; }}; Acquire::Languages \"none\";\n"),
+        )
+        .unwrap();
+        let apt = AptRoot {
+            root,
+            arch: arch.to_string(),
+            essential,
+        };
+        assert!(apt.apt_get(&["-q", "update"]).status.success());
+        apt
     }
-    fs::write(r.join("etc/sources.list"), sources).unwrap();
-    let d = r.display();
-    fs::write(
-        r.join("apt.conf"),
-        format!("Dir \"{d}/\"; Dir::State \"{d}/state/\"; Dir::State::status \"{d}/status\"; Dir::Cache \"{d}/cache/\"; Dir::Etc \"{d}/etc/\";\nAPT::Architecture \"{arch}\"; APT::Architectures {{ \"{arch}\"; }}; Acquire::Languages \"none\";\n"),
-    )
-    .unwrap();
-    let apt = |args: &[&str]| {
+
+    fn apt_get(&self, args: &[&str]) -> std::process::Output {
         Command::new("apt-get")
-            .env("APT_CONFIG", r.join("apt.conf"))
+            .env("APT_CONFIG", self.root.path().join("apt.conf"))
             .args(args)
             .output()
             .expect("apt-get runs (Debian hosts have it)")
-    };
-    assert!(apt(&["-q", "update"]).status.success());
-    let mut args = vec!["-s", "install", "--no-install-recommends"];
-    args.extend(requests);
-    args.extend(essential.iter().map(String::as_str));
-    let out = apt(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "apt-get failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("Inst "))
-        .map(|l| {
-            let mut w = l.split_whitespace();
-            let name = w.next().unwrap();
-            format!("{name} {}", w.next().unwrap().trim_start_matches('('))
-        })
-        .collect()
+    }
+
+    /// `name version` of every package `apt-get -s install --no-install-recommends` picks
+    /// for `requests` and the essential set.
+    fn choice(&self, requests: &[&str]) -> BTreeSet<String> {
+        let mut args = vec!["-s", "install", "--no-install-recommends"];
+        args.extend(requests);
+        args.extend(self.essential.iter().map(String::as_str));
+        let out = self.apt_get(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "apt-get ({}) failed:\n{stdout}\n{}",
+            self.arch,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("Inst "))
+            .map(|l| {
+                let mut w = l.split_whitespace();
+                let name = w.next().unwrap();
+                format!("{name} {}", w.next().unwrap().trim_start_matches('('))
+            })
+            .collect()
+    }
 }
 
 fn assert_same(image: &str, arch: &str, ours: &BTreeSet<String>, apt: &BTreeSet<String>) {
@@ -228,6 +260,9 @@ fn every_image_resolves_as_apt_does_then_minimal_fetches() {
     let mut args = vec!["lock"];
     args.extend(sides.iter().map(|s| s.image.as_str()));
     carbon(work.path(), &args);
+    // Images locked together read the same Packages files: one apt root serves them all.
+    let mut apt_roots: std::collections::BTreeMap<(String, Vec<(String, String)>), AptRoot> =
+        Default::default();
     for side in &sides {
         let lock: toml::Table = toml::from_str(
             &fs::read_to_string(work.path().join(format!("lockfiles/{}.lock", side.image)))
@@ -241,12 +276,11 @@ fn every_image_resolves_as_apt_does_then_minimal_fetches() {
                 ours.iter().any(|p| p.starts_with("usr-is-merged "))
                     && !ours.iter().any(|p| p.starts_with("usrmerge "))
             );
-            assert_same(
-                &side.image,
-                arch,
-                &ours,
-                &apt_choice(&lock, arch, &requests),
-            );
+            let key = (arch.to_string(), indexes(&lock, arch));
+            let apt = apt_roots
+                .entry(key)
+                .or_insert_with_key(|(arch, files)| AptRoot::new(arch, files));
+            assert_same(&side.image, arch, &ours, &apt.choice(&requests));
         }
     }
     // A fresh minimal lock downloads and verifies.
