@@ -44,7 +44,19 @@ fn at_site(dir: &Path, args: &[&str]) -> Command {
 #[test]
 fn a_bundle_builds_the_same_images_with_no_network_and_no_connection_attempt() {
     let sb = Sandbox::new();
-    sb.ok(&["realize", "test"]);
+    // Images read the apt sources configuration names, the same at both sites (the build
+    // mirrors differ): the same configuration gives the same images.
+    let image_mirror = "http://mirror.invalid/debian";
+    let built = sb
+        .cmd(&["realize", "test"])
+        .env("CARBON_MIRROR_IMAGE_DEBIAN", image_mirror)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let connected = common::digests(&sb.path("oci-out"));
     let out = sb.ok(&["bundle", "export", "test", "-o", "test.bundle", "--zstd"]);
     assert!(
@@ -71,6 +83,8 @@ fn a_bundle_builds_the_same_images_with_no_network_and_no_connection_attempt() {
         .env("CARBON_CONFIG", site.path().join("none.toml"))
         .env("CARBON_APT_DIR", site.path().join("no-apt"))
         .env("CARBON_MIRROR_DEBIAN", "http://127.0.0.1:9/debian")
+        .env("CARBON_MIRROR_IMAGE_DEBIAN", image_mirror)
+        .env("CARBON_MIRROR_IMAGE_DEBIAN_SECURITY", "none")
         .output()
         .unwrap();
     let text = format!(

@@ -66,6 +66,25 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
     assert_eq!(c, m, "the bundle holds every Mozilla root: {certs}");
     assert!(c.parse::<u32>().unwrap() > 100, "{certs}");
 
+    // apt inside the image, as a user extending it does: its sources name the mirror the
+    // build used (the host's apt sources here), and a package the image lacks installs
+    // from it, signatures checked against the image's Debian keyring.
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-e",
+        "DEBIAN_FRONTEND=noninteractive",
+        "carbon/minimal:latest",
+        "sh",
+        "-c",
+        "set -e; grep -c '^Signed-By: /usr/share/keyrings/debian-archive-keyring' /etc/apt/sources.list.d/debian.sources; \
+         apt-get update -qq && apt-get install -y -qq --no-install-recommends hello > /dev/null && hello && dpkg-query -W -f '${db:Status-Status}\n' hello",
+    ]);
+    assert!(got.starts_with("2\n"), "two stanzas, both signed:\n{got}");
+    assert_contains_all(&got, &["Hello, world!", "installed"]);
+
     // arm64 runs under qemu-user-static.
     let _loaded = load(&out, "minimal", "arm64");
     let got = docker(&[

@@ -2,16 +2,20 @@
 
 use super::error::CliError;
 use super::{Cli, Output, exit};
+use carbon_store::config::image_mirrors::ImageMirrors;
+use carbon_store::config::mirrors::MirrorSettings;
 use carbon_store::download as fetch_lock;
 use carbon_store::fetch::Fetcher;
 use carbon_store::layer::compress::Compression;
 use carbon_store::lock::{self, LockContext, LockError};
+use carbon_store::lockfile::Lockfile;
 use carbon_store::oci::metadata::{MetadataOverrides, parse_pair};
 use carbon_store::python::install::WheelError;
 use carbon_store::realize::packages::LoadError;
 use carbon_store::realize::{self, RealizeError, RealizeOptions};
 use carbon_store::sandbox::SandboxError;
 use carbon_store::unpack::deb::UnpackError;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -156,6 +160,34 @@ impl From<RealizeError> for CliError {
     }
 }
 
+/// The mirrors an image's own apt sources name, for the Debian mirrors its lock reads;
+/// why a mirror is left out is said once per run (`said`).
+fn image_mirrors(
+    mirrors: &MirrorSettings,
+    lock: &Lockfile,
+    out: &Output,
+    said: &mut BTreeSet<String>,
+) -> Result<ImageMirrors, CliError> {
+    let names = lock
+        .index
+        .iter()
+        .filter(|i| i.ecosystem == "debian")
+        .map(|i| i.mirror.clone())
+        .collect();
+    let (found, notes) = carbon_store::config::image_mirrors::resolve(mirrors, &names)
+        .map_err(|e| {
+            CliError::new(e.to_string())
+                .hint("name the mirror containers should use with `--mirror image-debian=URL` (or `none` for no apt sources), docs/mirrors.md")
+                .code(exit::USAGE)
+        })?;
+    for note in notes {
+        if said.insert(note.clone()) {
+            out.info(format!("note: {note}"));
+        }
+    }
+    Ok(found)
+}
+
 pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> {
     let out = &Output {
         json: args.json,
@@ -225,6 +257,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
     let _guard = store.lock_shared()?;
     let fetcher = Fetcher::new(cli.offline);
     let mirrors = cli.mirror_settings()?;
+    let mut said = BTreeSet::new();
     for image in &images {
         let started = Instant::now();
         let plan = recipes.plan(image)?;
@@ -270,6 +303,7 @@ pub fn run(cli: &Cli, args: &RealizeArgs, out: &Output) -> Result<(), CliError> 
             check: args.check,
             check_layout: None,
             metadata: metadata.clone(),
+            image_mirrors: image_mirrors(&mirrors, &lock, out, &mut said)?,
         };
         let files_dir = cli.recipes.join("files");
         let progress = super::progress::BuildDisplay::new(out, image);

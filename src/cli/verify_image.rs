@@ -246,6 +246,7 @@ pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliErr
             check: true,
             check_layout: Some(layout.clone()),
             metadata: own_metadata(&layout, &manifests[arch], &plan)?,
+            image_mirrors: parameters[arch].image_mirrors.clone(),
         };
         let progress = super::progress::BuildDisplay::new(out, image);
         let observers = realize::Observers {

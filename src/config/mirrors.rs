@@ -132,8 +132,9 @@ impl MirrorSettings {
         self.config_cache.as_deref()
     }
 
-    /// The mirror for a name, from the first place that sets it.
-    pub fn mirror(&self, name: &str) -> Result<Mirror, MirrorError> {
+    /// The URLs set for a name and where they were set, unchecked: from the first place
+    /// that sets it, `None` when nothing does.
+    pub fn lookup(&self, name: &str) -> Option<(Vec<String>, String)> {
         let env = env_var_name(name);
         let found = if let Some(urls) = self.flags.get(name) {
             Some((urls.clone(), format!("--mirror {name}=")))
@@ -156,10 +157,15 @@ impl MirrorSettings {
                 .get(name)
                 .map(|urls| (urls.clone(), "the host's apt sources".to_string()))
         };
-        let Some((urls, origin)) = found.filter(|(urls, _)| !urls.is_empty()) else {
+        found.filter(|(urls, _)| !urls.is_empty())
+    }
+
+    /// The mirror for a name, from the first place that sets it.
+    pub fn mirror(&self, name: &str) -> Result<Mirror, MirrorError> {
+        let Some((urls, origin)) = self.lookup(name) else {
             return Err(MirrorError::NotConfigured {
                 name: name.to_string(),
-                env,
+                env: env_var_name(name),
                 config: self
                     .config_path
                     .as_ref()

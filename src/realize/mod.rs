@@ -4,6 +4,7 @@
 //! index and a docker-archive per arch. A realize whose inputs and outputs are unchanged
 //! only verifies and returns.
 
+pub mod apt_sources;
 pub mod check;
 pub mod debian_bytecode;
 pub mod derived_layer;
@@ -15,6 +16,7 @@ pub mod packages;
 pub mod python_layers;
 pub mod trigger_caches;
 
+use crate::config::image_mirrors::ImageMirrors;
 use crate::fixup::{self, FixupError, FixupInput};
 use crate::layer::compress::Compression;
 use crate::layer::content::Spill;
@@ -141,6 +143,8 @@ pub struct RealizeOptions {
     pub check_layout: Option<PathBuf>,
     /// Annotations and labels from version control and the command line.
     pub metadata: MetadataOverrides,
+    /// The mirrors the image's own apt reads (its top layer); empty: no such layer.
+    pub image_mirrors: ImageMirrors,
 }
 
 /// Where the outputs of one realize went.
@@ -197,7 +201,7 @@ fn shipped_files(plan: &ImagePlan, files_dir: &Path) -> String {
 /// covers the rest: config, users, paths, realize-time options.)
 fn realize_key(plan_hash: &str, lock_text: &str, shipped: &str, opts: &RealizeOptions) -> String {
     let text = format!(
-        "{}\n{}\n{plan_hash}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{:?}\n{shipped}\n{}",
+        "{}\n{}\n{plan_hash}\n{}\n{:?}\n{}\n{}\n{}\n{}\n{:?}\n{:?}\n{shipped}\n{}",
         layers::LAYER_FORMAT,
         env!("CARBON_SOURCE_HASH"),
         opts.compression.name(),
@@ -207,6 +211,7 @@ fn realize_key(plan_hash: &str, lock_text: &str, shipped: &str, opts: &RealizeOp
         opts.repo_tag,
         opts.out_dir.display(),
         opts.metadata,
+        opts.image_mirrors,
         lock_text
     );
     digest_of(text.as_bytes())
@@ -693,6 +698,15 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         "fixups: dpkg database, accounts, alternatives, configuration",
     )?;
     built.push(layer);
+    // The image's apt sources on top, alone: the layers below stay the same whatever
+    // mirror the image's apt is given.
+    if let Some(mut sources) = apt_sources::tree(&input, lock, &opts.image_mirrors) {
+        build.progress.stage(arch, "apt sources");
+        reconciler
+            .apply(&mut sources, &replaces)
+            .map_err(tree_error)?;
+        built.push(finish(&sources, None, apt_sources::COMMENT)?);
+    }
     let metadata = Metadata::of(plan, lock.source_date_epoch, &opts.metadata);
     let settings = ConfigSettings {
         arch,
@@ -728,6 +742,7 @@ fn attachments(
         compression: opts.compression.name().to_string(),
         repo_tag: opts.repo_tag.clone(),
         layer_format: layers::LAYER_FORMAT,
+        image_mirrors: opts.image_mirrors.clone(),
     };
     let created = BTreeMap::from([(
         oci::metadata::CREATED.to_string(),

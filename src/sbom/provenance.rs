@@ -27,6 +27,8 @@ pub struct BuildFacts {
     pub repo_tag: String,
     /// The version of the layers' byte format.
     pub layer_format: &'static str,
+    /// The mirrors the image's apt sources name (its top layer).
+    pub image_mirrors: crate::config::image_mirrors::ImageMirrors,
 }
 
 /// What `verify-image` needs back from a statement.
@@ -39,6 +41,9 @@ pub struct Parameters {
     pub recipes: String,
     pub compression: String,
     pub repo_tag: String,
+    /// Absent from statements of images without apt sources.
+    #[serde(default)]
+    pub image_mirrors: crate::config::image_mirrors::ImageMirrors,
 }
 
 fn digest_map(digest: &crate::digest::Digest) -> serde_json::Value {
@@ -74,6 +79,7 @@ pub fn statement(inventory: &Inventory, facts: &BuildFacts) -> Vec<u8> {
                     "recipes": facts.recipes,
                     "compression": facts.compression,
                     "repoTag": facts.repo_tag,
+                    "imageMirrors": facts.image_mirrors,
                 },
                 "internalParameters": {
                     "sourceDateEpoch": s.source_date_epoch,

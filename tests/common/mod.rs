@@ -338,7 +338,11 @@ mirror = "debian-security"
                 "CARBON_MIRROR_PYPI",
                 format!("{}/pypi/simple", self.server.url),
             )
-            .env("CARBON_MIRROR_NPM", format!("{}/npm", self.server.url));
+            .env("CARBON_MIRROR_NPM", format!("{}/npm", self.server.url))
+            // The test server's port changes from run to run: images get no apt sources
+            // unless a test names their mirror (tests/image_apt.rs).
+            .env("CARBON_MIRROR_IMAGE_DEBIAN", "none")
+            .env("CARBON_MIRROR_IMAGE_DEBIAN_SECURITY", "none");
         c
     }
 
