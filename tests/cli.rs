@@ -319,3 +319,42 @@ fn the_committed_locks_match_the_committed_recipes() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("minimal: lock is up to date"), "{err}");
 }
+
+#[test]
+fn run_refuses_bad_input_and_says_to_realize_an_image_the_engine_lacks() {
+    let sb = Sandbox::new();
+    let err = sb.fails(&["run", "test", "--name", "a b"], 2);
+    assert!(err.contains("is not a container name"), "{err}");
+    let err = sb.fails(&["run", "test", "--services", "vnc,novcn"], 2);
+    assert!(err.contains("unknown service \"novcn\""), "{err}");
+    assert!(err.contains("hint: use jupyter, postgres"), "{err}");
+
+    // An engine that holds no image, and nothing realized: the error says what to run.
+    let bin = sb.path("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let docker = bin.join("docker");
+    std::fs::write(
+        &docker,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'Docker version 0'; exit 0; }\necho \"Error: No such image\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&docker, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let got = sb
+        .cmd(&["run", "test", "--engine", "docker", "--arch", "amd64"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&got.stderr);
+    assert_eq!(got.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "docker has no image carbon/test:latest and oci-out/test-amd64.tar does not exist"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: build it first: carbon-store realize test --arch amd64"),
+        "{err}"
+    );
+}

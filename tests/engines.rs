@@ -347,7 +347,75 @@ fn base_passes_its_smoke_test_and_serves_by_default_on_amd64() {
         ],
     );
     default_services_start_unless_told_otherwise();
+    carbon_store_run_starts_the_desktop_and_says_where_it_is(&out);
     assert_valid_sboms(&out, "base", &["amd64"]);
+}
+
+/// `carbon-store run base`, as a user of the suite starts it: the image realize wrote,
+/// the desktop by default, waited for until it answers and printed with its password; the
+/// same name again is refused; `--replace` starts it afresh on the volumes it had, so the
+/// VNC password made at first start is kept (and said to be). The test's engine has no
+/// bridge, so the container shares the host's network.
+fn carbon_store_run_starts_the_desktop_and_says_where_it_is(out: &Path) {
+    let name = "carbon-run-test";
+    struct Removed(&'static str);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+            let docker = |args: &[&str]| {
+                let _ = Command::new("/usr/bin/docker")
+                    .args(["-H", &host])
+                    .args(args)
+                    .output();
+            };
+            docker(&["rm", "--force", self.0]);
+            for v in ["home", "postgres", "redis", "state"] {
+                docker(&["volume", "rm", "--force", &format!("{}-{v}", self.0)]);
+            }
+        }
+    }
+    drop(Removed(name));
+    let _removed = Removed(name);
+    let carbon_run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_carbon-store"))
+            .current_dir(repo())
+            .args(["run", "base", "--host-network", "--name", name, "--out"])
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let said = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let first = carbon_run(&[]);
+    let text = said(&first);
+    assert!(first.status.success(), "{text}");
+    assert_contains_all(
+        &String::from_utf8_lossy(&first.stdout),
+        &[
+            "desktop in a browser (noVNC): http://127.0.0.1:6900/\n",
+            "desktop over VNC: 127.0.0.1:5901\n",
+            "VNC password: ",
+        ],
+    );
+    // What it printed answers: the noVNC client.
+    let page = run(Command::new("curl").args(["-fsS", "http://127.0.0.1:6900/vnc.html"]));
+    assert!(page.contains("noVNC"), "{page}");
+
+    let again = carbon_run(&[]);
+    assert_eq!(again.status.code(), Some(2), "{}", said(&again));
+    assert!(said(&again).contains("--replace"), "{}", said(&again));
+
+    let replaced = carbon_run(&["--replace"]);
+    let text = said(&replaced);
+    assert!(replaced.status.success(), "{text}");
+    assert!(!text.contains("VNC password: "), "{text}");
+    assert!(text.contains("kept in its volumes"), "{text}");
 }
 
 /// What a user of the suite sees from `docker run carbon/base` (base has no JupyterLab):

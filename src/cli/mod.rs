@@ -9,6 +9,7 @@ mod maintain;
 mod progress;
 mod realize;
 mod registry;
+mod run;
 mod sbom;
 mod show;
 mod vcs;
@@ -96,6 +97,9 @@ enum Command {
     Sbom(sbom::SbomArgs),
     /// Rebuild an image from the lock its provenance names, in a clean store, and compare
     VerifyImage(verify_image::VerifyImageArgs),
+    /// Start an image in docker or podman with its services, ports and volumes; wait until
+    /// they answer and print where they are
+    Run(run::RunArgs),
     /// Push an image (its multi-arch index, manifests and layers) to an OCI registry
     Push(registry::PushArgs),
     /// Pull an image from an OCI registry into an OCI layout, every blob verified
@@ -192,6 +196,7 @@ pub fn run() -> i32 {
         Command::Show(args) => show::run(&cli, args),
         Command::Sbom(args) => sbom::run(&cli, args),
         Command::VerifyImage(args) => verify_image::run(&cli, args, &out),
+        Command::Run(args) => run::run(&cli, args, &out),
         Command::Push(args) => registry::push(&cli, args, &out),
         Command::Pull(args) => registry::pull(&cli, args, &out),
         Command::Cache(action) => registry::cache(&cli, action, &out),
