@@ -320,6 +320,45 @@ fn the_committed_locks_match_the_committed_recipes() {
     assert!(err.contains("minimal: lock is up to date"), "{err}");
 }
 
+/// compute-macos is compute for machines without NVIDIA GPUs: a package both hold differs
+/// in version only where the CPU/GPU split forces it (docs/images.md, "compute and
+/// compute-macos"). A lock update that widens the list fails here until the doc says why.
+#[test]
+fn compute_and_compute_macos_differ_only_where_the_gpu_split_forces_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carbon-store"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "lock",
+            "diff",
+            "lockfiles/compute.lock",
+            "lockfiles/compute-macos.lock",
+        ])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let mut per_arch: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut arch = String::new();
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("compute-macos ") {
+            arch = head.split(':').next().unwrap().to_string();
+        } else if let Some(changed) = line.strip_prefix("  ~ ") {
+            let name = changed.split(" (").next().unwrap().to_string();
+            per_arch.entry(arch.clone()).or_default().push(name);
+        }
+    }
+    // vLLM (compute only) pins lark, setuptools and transformers below the latest, and
+    // numba (for vLLM) numpy; Debian's CPU torch declares sympy==1.13.1.
+    let documented = ["lark", "numpy", "setuptools", "sympy", "transformers"];
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            per_arch.get(arch).map(Vec::as_slice).unwrap_or_default(),
+            documented,
+            "{arch}:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn run_refuses_bad_input_and_says_to_realize_an_image_the_engine_lacks() {
     let sb = Sandbox::new();

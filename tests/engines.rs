@@ -245,6 +245,11 @@ python -m pip check
 python -c 'import torch
 x = torch.arange(6.0).reshape(2, 3)
 print(\"torch\", (x @ x.T).tolist(), torch.cuda.is_available())
+import torchvision, torchaudio
+b = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+print(\"torchvision nms\", torchvision.ops.nms(b, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist())
+w = torch.sin(torch.arange(1600.0) / 10).unsqueeze(0)
+print(\"torchaudio mel\", tuple(torchaudio.transforms.MelSpectrogram(sample_rate=8000, n_fft=400, n_mels=16)(w).shape))
 import tensorflow as tf
 print(\"tf\", float(tf.reduce_sum(tf.constant([[1.0, 2.0], [3.0, 4.0]]) @ tf.constant([[1.0], [1.0]]))))
 import transformers, tokenizers, safetensors, accelerate
@@ -270,6 +275,8 @@ s.stop()' 2>/dev/null";
         &[
             "No broken requirements found.",
             "torch [[5.0, 14.0], [14.0, 50.0]] False",
+            "torchvision nms [0, 2]",
+            "torchaudio mel (1, 16, 9)",
             "tf 10.0",
             "transformers ",
             "spark 45",
