@@ -34,8 +34,14 @@ pub struct VerifyImageArgs {
     registry: super::registry::RegistryArgs,
 }
 
-/// Each arch's provenance parameters, read from the layout's referrers.
-fn provenances(layout: &Path, archs: &[String]) -> Result<BTreeMap<String, Parameters>, CliError> {
+/// An arch's image in the layout: its manifest digest and its provenance's parameters.
+struct ArchImage {
+    manifest: String,
+    parameters: Parameters,
+}
+
+/// Each arch's manifest and provenance parameters, read from the layout's referrers.
+fn provenances(layout: &Path, archs: &[String]) -> Result<BTreeMap<String, ArchImage>, CliError> {
     let manifests = referrer::arch_manifests(layout).map_err(|e| CliError::new(e.to_string()))?;
     let referrers = referrer::in_layout(layout).map_err(|e| CliError::new(e.to_string()))?;
     let mut found = BTreeMap::new();
@@ -63,7 +69,14 @@ fn provenances(layout: &Path, archs: &[String]) -> Result<BTreeMap<String, Param
                 parameters.arch
             )));
         }
-        found.insert(arch.clone(), parameters);
+        let manifest = manifest.clone();
+        found.insert(
+            arch.clone(),
+            ArchImage {
+                manifest,
+                parameters,
+            },
+        );
     }
     if found.is_empty() {
         return Err(CliError::new(format!(
@@ -213,10 +226,15 @@ pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliErr
             ))
         })?;
     let layout = layout_of(args, work.path(), out)?;
-    let parameters = provenances(&layout, &args.arch)?;
-    let first = parameters.values().next().expect("at least one arch");
-    if let Some(other) = parameters
+    let images = provenances(&layout, &args.arch)?;
+    let first = &images
         .values()
+        .next()
+        .expect("at least one arch")
+        .parameters;
+    if let Some(other) = images
+        .values()
+        .map(|i| &i.parameters)
         .find(|p| p.image != first.image || p.lockfile != first.lockfile)
     {
         return Err(CliError::new(format!(
@@ -230,23 +248,23 @@ pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliErr
     let plan = cli.load_recipes()?.plan(image)?;
     let (lock_path, lock_text) = the_named_lock(cli, first)?;
     let lock = lock::read(&cli.lockfiles, image)?;
-    let archs: Vec<String> = parameters.keys().cloned().collect();
+    let archs: Vec<String> = images.keys().cloned().collect();
     let compression = carbon_store::layer::compress::Compression::parse(&first.compression)
         .ok_or_else(|| CliError::new(format!("unknown compression {:?}", first.compression)))?;
     let clean = clean_store(cli, out, work.path(), &lock, &archs)?;
-    let manifests = referrer::arch_manifests(&layout).map_err(|e| CliError::new(e.to_string()))?;
-    for arch in &archs {
+    for (arch, arch_image) in &images {
+        let (manifest, parameters) = (&arch_image.manifest, &arch_image.parameters);
         let opts = RealizeOptions {
             archs: vec![arch.clone()],
             compression,
             oci: false,
             docker: false,
             out_dir: work.path().join("out"),
-            repo_tag: parameters[arch].repo_tag.clone(),
+            repo_tag: parameters.repo_tag.clone(),
             check: true,
             check_layout: Some(layout.clone()),
-            metadata: own_metadata(&layout, &manifests[arch], &plan)?,
-            image_mirrors: parameters[arch].image_mirrors.clone(),
+            metadata: own_metadata(&layout, manifest, &plan)?,
+            image_mirrors: parameters.image_mirrors.clone(),
         };
         let progress = super::progress::BuildDisplay::new(out, image);
         let observers = realize::Observers {
@@ -271,8 +289,8 @@ pub fn run(cli: &Cli, args: &VerifyImageArgs, out: &Output) -> Result<(), CliErr
         lock_path.display(),
         started.elapsed().as_secs_f64()
     ));
-    for arch in &archs {
-        println!("identical: {image} {arch} {}", manifests[arch]);
+    for (arch, arch_image) in &images {
+        println!("identical: {image} {arch} {}", arch_image.manifest);
     }
     Ok(())
 }

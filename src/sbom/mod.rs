@@ -252,15 +252,26 @@ fn debian_packages(
     packages
 }
 
+/// What a lock line says of where a package comes from.
+struct LockLine<'a> {
+    component: &'a str,
+    file: &'a str,
+    digest: Digest,
+}
+
 /// A package known only by its lock line (a wheel, an npm package).
 fn locked(
     ecosystem: Ecosystem,
     name: &str,
     version: &str,
     purl: String,
-    file: (&str, &str, Digest),
+    line: LockLine,
 ) -> Package {
-    let (component, file, digest) = file;
+    let LockLine {
+        component,
+        file,
+        digest,
+    } = line;
     Package {
         ecosystem,
         name: name.to_string(),
@@ -285,8 +296,12 @@ impl Inventory {
         packages.extend(lock.python.iter().map(|w| {
             let normalized = w.name.to_ascii_lowercase().replace('_', "-");
             let purl = purl("pypi", None, &normalized, &w.version, None);
-            let file = (w.component.as_str(), w.file.as_str(), w.sha256.digest());
-            locked(Ecosystem::Python, &w.name, &w.version, purl, file)
+            let line = LockLine {
+                component: &w.component,
+                file: &w.file,
+                digest: w.sha256.digest(),
+            };
+            locked(Ecosystem::Python, &w.name, &w.version, purl, line)
         }));
         packages.extend(lock.npm.iter().map(|n| {
             let (namespace, name) = match n.name.split_once('/') {
@@ -294,10 +309,14 @@ impl Inventory {
                 None => (None, n.name.as_str()),
             };
             let purl = purl("npm", namespace, name, &n.version, None);
-            let file = (n.component.as_str(), n.file_name(), n.integrity.clone());
+            let line = LockLine {
+                component: &n.component,
+                file: n.file_name(),
+                digest: n.integrity.clone(),
+            };
             Package {
                 at: Some(n.at.clone()),
-                ..locked(Ecosystem::Npm, &n.name, &n.version, purl, file)
+                ..locked(Ecosystem::Npm, &n.name, &n.version, purl, line)
             }
         }));
         Inventory { subject, packages }
