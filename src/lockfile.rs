@@ -285,6 +285,13 @@ fn quote(s: &str) -> String {
 }
 
 impl Lockfile {
+    /// The Debian indexes the lock was resolved against for `arch`.
+    pub fn debian_indexes<'l>(&'l self, arch: &'l str) -> impl Iterator<Item = &'l LockedIndex> {
+        self.index
+            .iter()
+            .filter(move |i| i.ecosystem == "debian" && i.arch == arch)
+    }
+
     /// The canonical text. Artifacts are sorted by name and version.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();

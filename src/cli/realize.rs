@@ -169,9 +169,9 @@ fn image_mirrors(
     said: &mut BTreeSet<String>,
 ) -> Result<ImageMirrors, CliError> {
     let names = lock
-        .index
-        .iter()
-        .filter(|i| i.ecosystem == "debian")
+        .archs
+        .keys()
+        .flat_map(|arch| lock.debian_indexes(arch))
         .map(|i| i.mirror.clone())
         .collect();
     let (found, notes) = carbon_store::config::image_mirrors::resolve(mirrors, &names)

@@ -143,7 +143,13 @@ fn installed(program: &str) -> bool {
 
 fn pick_engine(asked: Option<Engine>) -> Result<EngineCli, CliError> {
     let engine = match asked {
-        Some(engine) => engine,
+        Some(engine) if installed(engine.program()) => engine,
+        Some(engine) => {
+            return Err(
+                CliError::new(format!("{} is not installed", engine.program()))
+                    .hint("install it, or pick the other with --engine"),
+            );
+        }
         None if installed("docker") => Engine::Docker,
         None if installed("podman") => Engine::Podman,
         None => {
@@ -151,12 +157,6 @@ fn pick_engine(asked: Option<Engine>) -> Result<EngineCli, CliError> {
                 .hint("install one (Debian: apt-get install docker.io, or podman), or load the image elsewhere: realize wrote a docker archive"));
         }
     };
-    if !installed(engine.program()) {
-        return Err(
-            CliError::new(format!("{} is not installed", engine.program()))
-                .hint("install it, or pick the other with --engine"),
-        );
-    }
     Ok(EngineCli(engine))
 }
 

@@ -35,9 +35,8 @@ pub fn text(
     let mut stanzas = Vec::new();
     for (name, urls) in mirrors {
         let indexes: Vec<_> = lock
-            .index
-            .iter()
-            .filter(|i| i.ecosystem == "debian" && i.arch == arch && i.mirror == *name)
+            .debian_indexes(arch)
+            .filter(|i| i.mirror == *name)
             .collect();
         if indexes.is_empty() {
             continue;
