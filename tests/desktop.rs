@@ -289,6 +289,20 @@ impl Screen {
         .unwrap_or(0)
     }
 
+    /// The share of (nearly) white pixels in the region `from`..`to` of the height and
+    /// `left`..`right` of the width: a page's own background, which a dialog's grey
+    /// backdrop covers.
+    fn white_share_between(&self, from: f64, to: f64, left: f64, right: f64) -> f64 {
+        let rows = (self.height as f64 * from) as usize..(self.height as f64 * to) as usize;
+        let columns = (self.width as f64 * left) as usize..(self.width as f64 * right) as usize;
+        let area = rows.len() * columns.len();
+        let white = rows
+            .flat_map(|y| columns.clone().map(move |x| y * self.width + x))
+            .filter(|&i| self.pixels[i].iter().all(|&c| c > 240))
+            .count();
+        white as f64 / area.max(1) as f64
+    }
+
     fn save_png(&self, path: &Path) {
         let out = filter("pnmtopng", self.ppm.clone());
         std::fs::write(path, out).unwrap();
@@ -569,19 +583,23 @@ fn jupyterlab_of_python_data_renders_its_launcher_in_chromium() {
         &work.path().join("chromium"),
         &format!("http://127.0.0.1:8888/lab?token={token}"),
     );
-    // The launcher, not the splash screen nor an empty work area: a light page whose menu
-    // bar along the top carries text, and whose main area (right of the file browser)
-    // shows the launcher's tiles with their icons and labels.
+    // The launcher, not the splash screen, an empty work area nor a dialog (an extension
+    // that failed to load says so in one): a light page whose menu bar along the top
+    // carries text, and whose main area (right of the file browser) is the launcher's
+    // white page with its tiles' icons and labels, not greyed by a dialog's backdrop.
     display.expect("jupyterlab", Duration::from_secs(120), |screen| {
         let lit = screen.non_black_share();
         let menu = screen.busiest_row(0.0, 0.04);
         let tiles = screen.busiest_row_between(0.1, 0.6, 0.25, 0.95);
-        if lit > 0.8 && menu >= 12 && tiles >= 24 {
+        let page = screen.white_share_between(0.1, 0.9, 0.25, 0.95);
+        if lit > 0.8 && menu >= 12 && tiles >= 24 && page > 0.6 {
             Ok(())
         } else {
             Err(format!(
-                "{:.0}% not black, menu bar rows up to {menu} colours, tile rows up to {tiles}: not the launcher",
-                lit * 100.0
+                "{:.0}% not black, menu bar rows up to {menu} colours, tile rows up to {tiles}, \
+                 {:.0}% of the main area white: not the launcher",
+                lit * 100.0,
+                page * 100.0
             ))
         }
     });

@@ -151,7 +151,7 @@ test \"$(readlink /bin)\" = usr/bin && echo merged-usr";
 
 #[test]
 #[ignore = "needs dockerd, qemu-user-static and the mirrors; run by scripts/test"]
-fn python_data_runs_numpy_pandas_scikit_learn_and_jupyter() {
+fn python_data_runs_numpy_pandas_scikit_learn_and_jupyter_with_its_extensions() {
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("oci-out");
     run(&mut realize("python-data", &out));
@@ -183,6 +183,29 @@ dpkg --audit";
             "No broken requirements found.",
             "fit 3.0 2.0 6",
             "jupyter-data-in-prefix",
+        ],
+    );
+    // JupyterLab's extensions as the compute images' smoke tests check them: each listed
+    // `enabled OK`, each server extension valid, each package importing, a server of its
+    // own answering with the image's settings (tests/smoke/jupyter-checks.sh).
+    let smoke_dir = repo().join("tests/smoke");
+    let got = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/smoke:ro", smoke_dir.display()),
+        "carbon/python-data:latest",
+        "sh",
+        "/smoke/jupyter-checks.sh",
+    ]);
+    assert_contains_all(
+        &got,
+        &[
+            "ok: 23 lab extensions enabled OK",
+            "ok: vim key bindings off by default",
+            "ok: JupyterLab extensions",
         ],
     );
     // arm64 under qemu: the aarch64 wheels import and compute.

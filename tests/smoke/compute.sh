@@ -3,6 +3,8 @@
 set -eu
 sh /smoke/base.sh
 sh /smoke/ml-checks.sh
+EXTRA_LAB_EXTENSIONS=jupyterlab-nvdashboard sh /smoke/jupyter-checks.sh
+python -c 'import jupyterlab_nvdashboard'
 # vLLM imports (its CUDA kernels load lazily, so the import works without a GPU).
 python -c 'import vllm; print("vllm", vllm.__version__)'
 echo "smoke compute: passed"
