@@ -270,7 +270,7 @@ proptest! {
             python_full: "3.13.5".into(),
             system_site_packages: false,
         };
-        let options = InstallOptions { requested: true, check_record: true, tags_from_file_name: false };
+        let options = InstallOptions { requested: true, check_record: true, tags_from_file_name: false, omit: &[] };
         let mut tree = carbon_store::layer::tree::Tree::default();
         let spill = carbon_store::layer::content::Spill::new(dir.path().to_path_buf());
         let peak = peak_of(|| python::install(&store, &wheel, &venv, options, &mut tree, &spill));

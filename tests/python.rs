@@ -301,6 +301,52 @@ fn a_wheel_whose_publisher_got_record_wrong_installs_when_the_recipe_says_so() {
 }
 
 #[test]
+fn a_member_the_recipe_omits_is_not_installed_and_a_stale_omission_is_an_error() {
+    let sb = Sandbox::new();
+    let tool =
+        WheelSpec::new("tool", "1.0", "py3-none-any").file("tool/global_flags.py", b"G = 1\n");
+    publish(&sb.path("mirror/pypi"), &[tool], false);
+    python_image(&sb, "tool", &[]);
+    let component = std::fs::read_to_string(sb.path("recipes/components/py.toml")).unwrap();
+    let omit = |member: &str| {
+        sb.write(
+            "recipes/components/py.toml",
+            &format!("{component}[python.omit-members]\ntool = [{member:?}]\n"),
+        );
+    };
+    omit("tool/global_flags.py");
+    sb.ok(&["lock", "test"]);
+    sb.ok(&["realize", "test", "--arch", "amd64"]);
+    let files = layer_files(&sb, "amd64");
+    let has = |suffix: &str| files.iter().any(|(f, _, _)| f.ends_with(suffix));
+    assert!(
+        has("site-packages/tool/__init__.py"),
+        "the rest of the wheel is installed"
+    );
+    assert!(
+        !has("site-packages/tool/global_flags.py"),
+        "the omitted member is left out"
+    );
+    assert!(
+        !files
+            .iter()
+            .any(|(f, _, _)| f.contains("global_flags.cpython")),
+        "and gets no byte-code"
+    );
+    let record = String::from_utf8(installed(&files, "tool-1.0.dist-info/RECORD")).unwrap();
+    assert!(!record.contains("global_flags"), "{record}");
+    // A member the wheel does not have (a later release dropped it) stops the build and
+    // says where the stale line is.
+    omit("tool/gone.py");
+    let err = sb.fails(&["realize", "test", "--arch", "amd64"], 1);
+    assert!(
+        err.contains("tool/gone.py is not a member of this wheel")
+            && err.contains("[python.omit-members] tool"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bundles_gc_and_verify_cover_wheels() {
     let sb = sandbox(false, &["tool"], &[]);
     sb.ok(&["realize", "test", "--arch", "amd64"]);

@@ -214,16 +214,18 @@ fn script_for(venv: &Venv, spec: &str) -> Option<String> {
     ))
 }
 
-/// Installs one wheel from the store into `tree`. `requested`: a top-level requirement.
 /// How one wheel is installed.
 #[derive(Clone, Copy, Debug)]
-pub struct InstallOptions {
+pub struct InstallOptions<'a> {
     /// A top-level requirement: gets `REQUESTED`.
     pub requested: bool,
     /// Refuse a member whose content differs from the wheel's `RECORD`.
     pub check_record: bool,
     /// Write `.dist-info/WHEEL`'s `Tag:` lines from the file name when the two disagree.
     pub tags_from_file_name: bool,
+    /// Members (names as in the wheel) left out, and so out of the installed `RECORD`;
+    /// each must be in the wheel.
+    pub omit: &'a [String],
 }
 
 /// The tags a wheel's file name states (`py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64`
@@ -274,6 +276,7 @@ fn wheel_file_with_tags(data: &[u8], file: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Installs one wheel from the store into `tree`.
 pub fn install(
     store: &Store,
     wheel: &PythonArtifact,
@@ -286,6 +289,7 @@ pub fn install(
         requested,
         check_record,
         tags_from_file_name,
+        omit,
     } = options;
     let bad = |reason: String| WheelError::Bad {
         wheel: wheel.file.clone(),
@@ -393,8 +397,15 @@ pub fn install(
         installed.push((path.clone(), record_hash_of(&sha), content.len() as usize));
         tree.put(&path, node(content, mode));
     };
+    if let Some(missing) = omit.iter().find(|m| !names.contains(m)) {
+        return Err(bad(format!(
+            "{missing} is not a member of this wheel; remove it from [python.omit-members] {} of the component",
+            wheel.name
+        )));
+    }
     for name in &names {
         if name.ends_with('/')
+            || omit.contains(name)
             || name == &format!("{dist_info}/RECORD")
             || name.ends_with(".jws")
             || name.ends_with(".p7s")

@@ -315,6 +315,7 @@ pub fn build(store: &Store, sdist: &IndexPin, requires: &[IndexPin]) -> Result<B
                 requested: false,
                 check_record: true,
                 tags_from_file_name: false,
+                omit: &[],
             },
             &mut env,
             &spill,

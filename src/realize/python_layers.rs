@@ -11,7 +11,7 @@ use crate::python::install::{self as python, Compiler, Venv, WheelError};
 use crate::recipe::ImagePlan;
 use crate::store::Store;
 use rayon::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, OnceLock};
 
 /// The wheels of one layer.
@@ -38,6 +38,8 @@ pub struct PythonLayers<'l> {
     pub unchecked_record: BTreeSet<String>,
     /// Projects (normalized names) whose `WHEEL` tags are taken from the file name.
     pub tags_from_file_name: BTreeSet<String>,
+    /// Members left out of projects' wheels (normalized names → member names).
+    pub omit_members: BTreeMap<String, Vec<String>>,
     pub groups: Vec<PythonGroup<'l>>,
 }
 
@@ -122,6 +124,20 @@ pub fn plan<'l>(
     };
     let unchecked_record = names(|p| &p.ignore_record_hashes);
     let tags_from_file_name = names(|p| &p.wheel_tags_from_file_name);
+    let mut omit_members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (project, members) in plan
+        .components
+        .iter()
+        .filter_map(|c| c.recipe.python.as_ref())
+        .flat_map(|p| &p.omit_members)
+    {
+        let project = pep508_rs::PackageName::new(project.clone())
+            .map_or_else(|_| project.clone(), |p| p.to_string());
+        let list = omit_members.entry(project).or_default();
+        list.extend(members.iter().cloned());
+        list.sort();
+        list.dedup();
+    }
     let mut groups: Vec<PythonGroup> = Vec::new();
     for c in &plan.components {
         let mine: Vec<_> = wheels.iter().filter(|w| w.component == c.name).collect();
@@ -189,6 +205,10 @@ pub fn plan<'l>(
             } else {
                 ""
             });
+            for member in omit_members.get(&w.name).into_iter().flatten() {
+                key.add("omit");
+                key.add(member);
+            }
         }
         g.key = key.finish();
     }
@@ -198,6 +218,7 @@ pub fn plan<'l>(
         requested,
         unchecked_record,
         tags_from_file_name,
+        omit_members,
         groups,
     })
 }
@@ -258,6 +279,10 @@ pub fn build(
                     requested: layers.requested.contains(&w.name),
                     check_record: !layers.unchecked_record.contains(&w.name),
                     tags_from_file_name: layers.tags_from_file_name.contains(&w.name),
+                    omit: layers
+                        .omit_members
+                        .get(&w.name)
+                        .map_or(&[], |m| m.as_slice()),
                 },
                 &mut part,
                 spill,

@@ -85,6 +85,11 @@ pub struct PythonRequest {
     /// installed `WHEEL` lists the file name's tags instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wheel_tags_from_file_name: Vec<String>,
+    /// Members of a project's wheel left out at install (project → member names as in the
+    /// wheel): a published file that breaks the environment (TensorFlow's
+    /// `pywrap_dlopen_global_flags.py`, which makes it load with `RTLD_GLOBAL`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub omit_members: BTreeMap<String, Vec<String>>,
 }
 
 /// The `[npm]` table of a component: packages from the npm registry, installed globally

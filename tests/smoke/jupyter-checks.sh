@@ -1,11 +1,11 @@
 #!/bin/sh
-# JupyterLab's extensions as a user meets them (sourced by the compute images' smoke tests,
-# run by the python-data end-to-end test): every lab extension the recipes promise is listed
+# JupyterLab's extensions as a user meets them (run by the compute images' smoke tests and
+# by the python-data end-to-end test): every lab extension the recipes promise is listed
 # `enabled OK` by `jupyter labextension list` (OK: built for this JupyterLab), none is
-# disabled or incompatible, each server extension loads, each Python package imports, and
-# a few do their job offline (PyGWalker renders a frame, Jupytext converts, Black formats),
-# and a JupyterLab server of its own answers the extensions' APIs with the image's settings.
-# EXTRA_LAB_EXTENSIONS names more (compute: NVIDIA's dashboards).
+# disabled or incompatible, each server extension loads, each Python package imports, a
+# few do their job offline (PyGWalker renders a frame, Jupytext converts, Black formats),
+# and a JupyterLab server of the script's own answers the extensions' APIs with the
+# image's settings. EXTRA_LAB_EXTENSIONS names more (compute: NVIDIA's dashboards).
 set -eu
 # (Its colours are escape codes even into a pipe; they are stripped.)
 lab=$(jupyter labextension list 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
