@@ -188,18 +188,7 @@ dpkg --audit";
     // JupyterLab's extensions as the compute images' smoke tests check them: each listed
     // `enabled OK`, each server extension valid, each package importing, a server of its
     // own answering with the image's settings (tests/smoke/jupyter-checks.sh).
-    let smoke_dir = repo().join("tests/smoke");
-    let got = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &format!("{}:/smoke:ro", smoke_dir.display()),
-        "carbon/python-data:latest",
-        "sh",
-        "/smoke/jupyter-checks.sh",
-    ]);
+    let got = smoke_script("python-data", "linux/amd64", "jupyter-checks.sh", "none");
     assert_contains_all(
         &got,
         &[
@@ -325,8 +314,20 @@ s.stop()' 2>/dev/null";
 /// Runs `tests/smoke/<image>.sh` inside the image with the services it checks started by
 /// carbon-entrypoint; returns the output, which must end with "smoke <image>: passed".
 fn smoke(image: &str, platform: &str) -> String {
+    let script = format!("{image}.sh");
+    let got = smoke_script(image, platform, &script, "postgres,redis,ssh,vnc,novnc,rdp");
+    assert!(
+        got.trim_end().ends_with(&format!("smoke {image}: passed")),
+        "{got}"
+    );
+    got
+}
+
+/// Runs `tests/smoke/<script>` in a container of the image without a network, with
+/// `services` (`CARBON_SERVICES`) started by the entrypoint where the image has one.
+fn smoke_script(image: &str, platform: &str, script: &str, services: &str) -> String {
     let smoke_dir = repo().join("tests/smoke");
-    let got = docker(&[
+    docker(&[
         "run",
         "--rm",
         "--network",
@@ -336,18 +337,13 @@ fn smoke(image: &str, platform: &str) -> String {
         "--platform",
         platform,
         "-e",
-        "CARBON_SERVICES=postgres,redis,ssh,vnc,novnc,rdp",
+        &format!("CARBON_SERVICES={services}"),
         "-v",
         &format!("{}:/smoke:ro", smoke_dir.display()),
         &format!("carbon/{image}:latest"),
         "sh",
-        &format!("/smoke/{image}.sh"),
-    ]);
-    assert!(
-        got.trim_end().ends_with(&format!("smoke {image}: passed")),
-        "{got}"
-    );
-    got
+        &format!("/smoke/{script}"),
+    ])
 }
 
 #[test]
