@@ -16,6 +16,7 @@ mod common;
 use common::engine::{docker, load, realize, run};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -270,6 +271,14 @@ impl Screen {
         lit as f64 / self.pixels.len() as f64
     }
 
+    /// The rows `from`..`to` (fractions of the height) and columns `left`..`right`
+    /// (fractions of the width) of the screen.
+    fn region(&self, from: f64, to: f64, left: f64, right: f64) -> (Range<usize>, Range<usize>) {
+        let rows = (self.height as f64 * from) as usize..(self.height as f64 * to) as usize;
+        let columns = (self.width as f64 * left) as usize..(self.width as f64 * right) as usize;
+        (rows, columns)
+    }
+
     /// The most distinct colours in one row of the band `from`..`to` (fractions of the
     /// height): a row across a panel's icons and clock has many, a plain background one.
     fn busiest_row(&self, from: f64, to: f64) -> usize {
@@ -279,8 +288,7 @@ impl Screen {
     /// As [`Screen::busiest_row`], counting only the columns `left`..`right` (fractions of
     /// the width).
     fn busiest_row_between(&self, from: f64, to: f64, left: f64, right: f64) -> usize {
-        let rows = (self.height as f64 * from) as usize..(self.height as f64 * to) as usize;
-        let columns = (self.width as f64 * left) as usize..(self.width as f64 * right) as usize;
+        let (rows, columns) = self.region(from, to, left, right);
         rows.map(|y| {
             let row = &self.pixels[y * self.width..(y + 1) * self.width];
             row[columns.clone()].iter().collect::<HashSet<_>>().len()
@@ -293,8 +301,7 @@ impl Screen {
     /// `left`..`right` of the width: a page's own background, which a dialog's grey
     /// backdrop covers.
     fn white_share_between(&self, from: f64, to: f64, left: f64, right: f64) -> f64 {
-        let rows = (self.height as f64 * from) as usize..(self.height as f64 * to) as usize;
-        let columns = (self.width as f64 * left) as usize..(self.width as f64 * right) as usize;
+        let (rows, columns) = self.region(from, to, left, right);
         let area = rows.len() * columns.len();
         let white = rows
             .flat_map(|y| columns.clone().map(move |x| y * self.width + x))

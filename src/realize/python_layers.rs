@@ -43,6 +43,13 @@ pub struct PythonLayers<'l> {
     pub groups: Vec<PythonGroup<'l>>,
 }
 
+/// A project name a recipe gives, in PEP 503's normal form as the lock's names are (a
+/// name that is not one is kept as written, and matches nothing).
+fn normal_name(name: &str) -> String {
+    pep508_rs::PackageName::new(name.to_string())
+        .map_or_else(|_| name.to_string(), |p| p.to_string())
+}
+
 /// The venv of an image: its prefix and the version of the locked `python3`.
 fn venv(plan: &ImagePlan, lock: &Lockfile, arch: &str) -> Venv {
     let python_full = python::python_version(&lock.archs[arch].debian);
@@ -116,10 +123,7 @@ pub fn plan<'l>(
             .iter()
             .filter_map(|c| c.recipe.python.as_ref())
             .flat_map(|p| list(p).iter())
-            // PEP 503's normal form (a name that is not one matches nothing).
-            .map(|n| {
-                pep508_rs::PackageName::new(n.clone()).map_or_else(|_| n.clone(), |p| p.to_string())
-            })
+            .map(|n| normal_name(n))
             .collect::<BTreeSet<String>>()
     };
     let unchecked_record = names(|p| &p.ignore_record_hashes);
@@ -131,9 +135,7 @@ pub fn plan<'l>(
         .filter_map(|c| c.recipe.python.as_ref())
         .flat_map(|p| &p.omit_members)
     {
-        let project = pep508_rs::PackageName::new(project.clone())
-            .map_or_else(|_| project.clone(), |p| p.to_string());
-        let list = omit_members.entry(project).or_default();
+        let list = omit_members.entry(normal_name(project)).or_default();
         list.extend(members.iter().cloned());
         list.sort();
         list.dedup();
