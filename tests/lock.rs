@@ -239,7 +239,7 @@ fn a_packages_index_that_does_not_match_the_release_is_refused() {
     }
     let err = sb.fails(&["lock", "test"], 1);
     assert!(
-        err.contains("Packages_testing_main_amd64.xz")
+        err.contains("Packages_testing_main_amd64.gz")
             && (err.contains("size mismatch") || err.contains("sha256 mismatch")),
         "{err}"
     );
@@ -251,6 +251,41 @@ fn a_packages_index_that_does_not_match_the_release_is_refused() {
         sb.store_objects()
     );
     assert_eq!(sb.temp_files(), 0);
+}
+
+#[test]
+fn gzip_indexes_are_fetched_where_listed_and_xz_where_not() {
+    // The main suite lists Packages.gz and .xz (gzip decodes four times faster); the
+    // security suite, like Debian's, only .xz.
+    let sb = Sandbox::new();
+    sb.ok(&["lock", "test"]);
+    let objects = sb.store_objects();
+    let has = |suffix: &str| objects.iter().any(|o| o.ends_with(suffix));
+    for arch in ["amd64", "arm64"] {
+        assert!(
+            has(&format!("-Packages_testing_main_{arch}.gz")),
+            "{objects:?}"
+        );
+        assert!(
+            !has(&format!("-Packages_testing_main_{arch}.xz")),
+            "{objects:?}"
+        );
+        assert!(
+            has(&format!("-Packages_testing-security_main_{arch}.xz")),
+            "{objects:?}"
+        );
+        for suite in ["testing", "testing-security"] {
+            assert!(
+                has(&format!("-Packages_{suite}_main_{arch}")),
+                "{objects:?}"
+            );
+        }
+    }
+    // Offline, from the plain indexes the two forms gave, the same lock again.
+    let lock = sb.read("lockfiles/test.lock");
+    std::fs::remove_file(sb.path("lockfiles/test.lock")).unwrap();
+    sb.ok(&["--offline", "lock", "test"]);
+    assert_eq!(sb.read("lockfiles/test.lock"), lock);
 }
 
 #[test]

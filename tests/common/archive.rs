@@ -1,7 +1,7 @@
-//! A tiny Debian archive on disk: pool, Packages(.xz) with by-hash copies, Release and
+//! A tiny Debian archive on disk: pool, Packages(.gz, .xz) with by-hash copies, Release and
 //! an InRelease clear-signed with a test key — the layout a real mirror serves.
 
-use super::deb::{DebSpec, xz};
+use super::deb::{DebSpec, gzip, xz};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedSecretKey};
 use pgp::types::Password;
 use sha2::{Digest, Sha256};
@@ -63,6 +63,9 @@ pub struct Suite {
     pub valid_until: Option<SystemTime>,
     pub signer: Signer,
     pub packages: BTreeMap<String, Vec<DebSpec>>,
+    /// Packages.gz beside Packages.xz, as Debian's main suites offer; its security and
+    /// updates suites offer only .xz.
+    pub gzip_index: bool,
 }
 
 impl Suite {
@@ -74,6 +77,7 @@ impl Suite {
             valid_until: None,
             signer: Signer::ArchiveSubkey,
             packages: BTreeMap::new(),
+            gzip_index: true,
         }
     }
 
@@ -132,23 +136,28 @@ pub fn publish(root: &Path, suite: &Suite, pool_prefix: &str) -> BTreeMap<String
         let dir = format!("main/binary-{arch}");
         let base = root.join("dists").join(&suite.name).join(&dir);
         fs::create_dir_all(base.join("by-hash/SHA256")).unwrap();
-        let compressed = xz(packages.as_bytes());
-        fs::write(base.join("Packages.xz"), &compressed).unwrap();
-        fs::write(
-            base.join("by-hash/SHA256").join(sha(&compressed)),
-            &compressed,
-        )
-        .unwrap();
         release_entries.push((
             format!("{dir}/Packages"),
             sha(packages.as_bytes()),
             packages.len(),
         ));
-        release_entries.push((
-            format!("{dir}/Packages.xz"),
-            sha(&compressed),
-            compressed.len(),
-        ));
+        let mut forms = vec![("xz", xz(packages.as_bytes()))];
+        if suite.gzip_index {
+            forms.push(("gz", gzip(packages.as_bytes())));
+        }
+        for (extension, compressed) in forms {
+            fs::write(base.join(format!("Packages.{extension}")), &compressed).unwrap();
+            fs::write(
+                base.join("by-hash/SHA256").join(sha(&compressed)),
+                &compressed,
+            )
+            .unwrap();
+            release_entries.push((
+                format!("{dir}/Packages.{extension}"),
+                sha(&compressed),
+                compressed.len(),
+            ));
+        }
     }
     let mut release = format!(
         "Origin: Test\nLabel: Test\nSuite: {}\nCodename: {}\nDate: {}\n",

@@ -202,6 +202,12 @@ fn tar_xz(entries: &[Entry]) -> Vec<u8> {
     write_tar(entries, xz).finish().unwrap()
 }
 
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
 pub fn xz(data: &[u8]) -> Vec<u8> {
     let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
     enc.write_all(data).unwrap();

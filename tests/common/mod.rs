@@ -204,6 +204,7 @@ pub fn publish_standard(
     );
     let mut security = Suite::new("testing-security", days_ago(1));
     security.signer = Signer::Release;
+    security.gzip_index = false;
     for arch in ["amd64", "arm64"] {
         security.add(
             &[arch],
