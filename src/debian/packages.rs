@@ -185,7 +185,8 @@ pub struct PackageIndex {
 impl PackageIndex {
     /// Merges the parsed suites; on equal versions the earlier suite wins.
     pub fn build(suites: Vec<Vec<BinaryPackage>>) -> PackageIndex {
-        let mut candidates: HashMap<String, BinaryPackage> = HashMap::new();
+        let most = suites.iter().map(Vec::len).max().unwrap_or(0);
+        let mut candidates: HashMap<String, BinaryPackage> = HashMap::with_capacity(most);
         for package in suites.into_iter().flatten() {
             match candidates.get(&package.name) {
                 Some(existing) if existing.version >= package.version => {}
