@@ -19,8 +19,8 @@ pub const OWN_LAYER_BYTES: u64 = 200 * 1024 * 1024;
 /// Layers an image may have, the fixups layer included.
 pub const MAX_LAYERS: usize = 100;
 /// Bump when the bytes of layers change for the same inputs (cache key). 2: byte-code is
-/// compiled one file per process (docs/architecture.md, "Byte-code").
-pub const LAYER_FORMAT: &str = "carbon-store layer format 2";
+/// compiled one file per process (docs/architecture.md, "Byte-code"). 3: gzip level 5.
+pub const LAYER_FORMAT: &str = "carbon-store layer format 3";
 
 /// Which packages go into one layer, and what the history says of it.
 pub struct LayerPlan {
