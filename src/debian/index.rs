@@ -305,7 +305,7 @@ fn load_packages(
 
 /// Which compressed `Packages` to fetch: gzip when the Release lists it, otherwise xz, the
 /// one form every Debian suite offers. gzip is a third larger but decodes about four times
-/// faster; on links faster than about 100 Mbit/s, where CI runners and local mirrors are,
+/// faster; on links faster than about 80 Mbit/s, where CI runners and local mirrors are,
 /// the lock is quicker for it (docs/architecture.md).
 const INDEX_FORMATS: [IndexFormat; 2] = [IndexFormat::Gzip, IndexFormat::Xz];
 
