@@ -85,7 +85,8 @@ layout, dst = sys.argv[1], sys.argv[2]
 index = json.load(open(os.path.join(layout, "index.json")))
 blob = lambda d: os.path.join(layout, "blobs/sha256", d.split(":")[1])
 for m in index["manifests"]:
-    if m["annotations"]["org.opencontainers.image.ref.name"].endswith("-amd64"):
+    # The SBOM and provenance manifests beside the image carry no name.
+    if m.get("annotations", {}).get("org.opencontainers.image.ref.name", "").endswith("-amd64"):
         manifest = json.load(open(blob(m["digest"])))
 for i, layer in enumerate(manifest["layers"]):
     with gzip.open(blob(layer["digest"])) as src, open(os.path.join(dst, f"{i:03}.tar"), "wb") as out:
