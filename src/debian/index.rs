@@ -323,22 +323,16 @@ impl IndexFormat {
         }
     }
 
-    /// A decoder over a file whose sha256 already matched the signed Release: the result is
-    /// checked against the plain file's entry, so the formats' own checksums would check
-    /// the same bytes a third time.
+    /// A decoder over a file whose sha256 already matched the signed Release (the result is
+    /// checked against the plain file's entry besides, so xz's own check is skipped).
     fn decoder<'a>(self, file: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
-        let file = std::io::BufReader::with_capacity(1 << 16, file);
-        Ok(match self {
-            IndexFormat::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-            IndexFormat::Xz => {
-                let stream = liblzma::stream::Stream::new_stream_decoder(
-                    u64::MAX,
-                    liblzma::stream::IGNORE_CHECK,
-                )
-                .map_err(std::io::Error::other)?;
-                Box::new(liblzma::read::XzDecoder::new_stream(file, stream))
-            }
-        })
+        match self {
+            IndexFormat::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(
+                std::io::BufReader::with_capacity(1 << 16, file),
+            ))),
+            // The index's dictionary size is whatever the signed file says.
+            IndexFormat::Xz => crate::unpack::verified_xz(file, u64::MAX),
+        }
     }
 }
 

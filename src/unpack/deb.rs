@@ -87,17 +87,7 @@ fn decompressor<'a>(
         // package uses (Debian compresses with 8 MiB, `xz -9e` with 64 MiB) is refused
         // rather than allocated. The `.deb` passed its locked sha256 before it is read
         // (see `read_deb`): xz's CRC would check the same bytes again.
-        Some("xz") => {
-            let stream = liblzma::stream::Stream::new_stream_decoder(
-                XZ_MEMORY_LIMIT,
-                liblzma::stream::IGNORE_CHECK,
-            )
-            .map_err(|e| bad(e.to_string()))?;
-            Box::new(liblzma::read::XzDecoder::new_stream(
-                std::io::BufReader::new(data),
-                stream,
-            ))
-        }
+        Some("xz") => super::verified_xz(data, XZ_MEMORY_LIMIT).map_err(|e| bad(e.to_string()))?,
         Some("zst") => {
             Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| bad(e.to_string()))?)
         }
