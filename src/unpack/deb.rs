@@ -73,8 +73,14 @@ pub fn normalize(package: &str, raw: &str) -> Result<Option<String>, UnpackError
 /// The most memory the xz decoder of one member may use.
 const XZ_MEMORY_LIMIT: u64 = 256 << 20;
 
+/// An xz member this big (compressed) is decoded by several threads: below it, starting
+/// threads would cost more than they save.
+const XZ_THREADED_BYTES: u64 = 64 << 20;
+
+/// A reader of the uncompressed bytes of member `name`, `size` bytes long in the archive.
 fn decompressor<'a>(
     name: &str,
+    size: u64,
     data: impl Read + 'a,
     package: &str,
 ) -> Result<Box<dyn Read + 'a>, UnpackError> {
@@ -86,7 +92,13 @@ fn decompressor<'a>(
         // xz headers choose the dictionary size; one that asks for more than any real
         // package uses (Debian compresses with 8 MiB, `xz -9e` with 64 MiB) is refused
         // rather than allocated. The `.deb` passed its locked sha256 before it is read
-        // (see `read_deb`): xz's CRC would check the same bytes again.
+        // (see `read_deb`): xz's CRC would check the same bytes again, so the one-thread
+        // decoder skips it.
+        Some("xz") if size >= XZ_THREADED_BYTES => {
+            let threads = rayon::current_num_threads().try_into().unwrap_or(u32::MAX);
+            super::verified_xz_threaded(data, XZ_MEMORY_LIMIT, threads)
+                .map_err(|e| bad(e.to_string()))?
+        }
         Some("xz") => super::verified_xz(data, XZ_MEMORY_LIMIT).map_err(|e| bad(e.to_string()))?,
         Some("zst") => {
             Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| bad(e.to_string()))?)
@@ -128,7 +140,12 @@ pub fn read_deb(deb: impl Read, package: &str, mut sink: Sink) -> Result<DebCont
             }
             saw_version = true;
         } else if name.starts_with("control.tar") {
-            let mut tar = tar::Archive::new(decompressor(&name, &mut member, package)?);
+            let mut tar = tar::Archive::new(decompressor(
+                &name,
+                member.header().size(),
+                &mut member,
+                package,
+            )?);
             for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
                 let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
                 if entry.header().entry_type() != tar::EntryType::Regular {
@@ -146,7 +163,12 @@ pub fn read_deb(deb: impl Read, package: &str, mut sink: Sink) -> Result<DebCont
             }
         } else if name.starts_with("data.tar") {
             saw_data = true;
-            let mut tar = tar::Archive::new(decompressor(&name, &mut member, package)?);
+            let mut tar = tar::Archive::new(decompressor(
+                &name,
+                member.header().size(),
+                &mut member,
+                package,
+            )?);
             for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
                 let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
                 let raw_path = String::from_utf8(entry.path_bytes().into_owned())
