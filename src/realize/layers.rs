@@ -202,8 +202,10 @@ pub fn cached(store: &Store, diff_id: &str, compression: Compression) -> Option<
 }
 
 /// Whether the store holds any layer in `compression`: when it holds none (a new store),
-/// hashing a tar first to look for it could only cost time.
-fn any_cached(store: &Store, compression: Compression) -> bool {
+/// hashing a tar first to look for it could only cost time. Asked once, before a build
+/// writes its first layer: the layers it writes itself are never found again by it, and
+/// asking after each one would hash every later tar twice.
+pub fn any_cached(store: &Store, compression: Compression) -> bool {
     let suffix = format!("-{}.json", compression.name());
     std::fs::read_dir(store.area(crate::store::Area::Layers)).is_ok_and(|entries| {
         entries.flatten().any(|e| {
@@ -216,16 +218,17 @@ fn any_cached(store: &Store, compression: Compression) -> bool {
 
 /// Writes (or reuses) one layer: its tar streamed through the compressor into a blob of
 /// the store, hashed on the way (diff id and digest). A `prebuilt` layer (its diff id known
-/// from its inputs) is taken from the store without a tar. With `use_cache`, the tar is
-/// first only hashed: a layer the store has by that diff id is not compressed again
-/// (hashing reads at several times the speed compression writes).
+/// from its inputs) is taken from the store without a tar. With `look_up` (the store held
+/// layers when the build began, see [`any_cached`]), the tar is first only hashed: a layer
+/// the store has by that diff id is not compressed again (hashing reads at several times
+/// the speed compression writes).
 pub fn finish(
     store: &Store,
     tree: &Tree,
     prebuilt: Option<&str>,
     comment: &str,
     compression: Compression,
-    use_cache: bool,
+    look_up: bool,
 ) -> Result<BuiltLayer, LayerError> {
     if let Some(diff_id) = prebuilt {
         let mut layer = cached(store, diff_id, compression)
@@ -234,7 +237,7 @@ pub fn finish(
         return Ok(layer);
     }
     let blobs = blob_dir(store);
-    if use_cache && any_cached(store, compression) {
+    if look_up {
         let (_, diff_id, tar_size) = tree
             .write_tar(blob::Hashing::new(std::io::sink()))
             .map_err(|e| StoreError::io("reading the files of a layer for", &blobs, e))?

@@ -542,6 +542,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             error,
         })?;
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
+    let look_up = !opts.check && layers::any_cached(store, opts.compression);
     let finish =
         |tree: &Tree, prebuilt: Option<&str>, comment: &str| -> Result<BuiltLayer, RealizeError> {
             let started = std::time::Instant::now();
@@ -551,7 +552,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
                 prebuilt,
                 comment,
                 opts.compression,
-                !opts.check,
+                look_up,
             )
             .map_err(layer_error)?;
             let seconds = started.elapsed().as_secs_f64();
