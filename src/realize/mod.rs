@@ -1,8 +1,9 @@
-//! `realize`: from a lock to images. For every arch (in parallel): load and verify the
-//! locked packages, build one layer per component plus the fixups layer, write the config
-//! and manifest, and its SBOMs and provenance; then the OCI layout with the multi-arch
-//! index and a docker-archive per arch. A realize whose inputs and outputs are unchanged
-//! only verifies and returns.
+//! `realize`: from a lock to images. For every arch (one after the other, each using every
+//! core): load and verify the locked packages, build one layer per component plus the
+//! fixups layer (each written in the background while the next is made, `writer`), write
+//! the config and manifest, and its SBOMs and provenance; then the OCI layout with the
+//! multi-arch index and a docker-archive per arch. A realize whose inputs and outputs are
+//! unchanged only verifies and returns.
 
 pub mod apt_sources;
 pub mod check;
@@ -15,6 +16,7 @@ pub mod npm_layers;
 pub mod packages;
 pub mod python_layers;
 pub mod trigger_caches;
+mod writer;
 
 use crate::config::image_mirrors::ImageMirrors;
 use crate::fixup::{self, FixupError, FixupInput};
@@ -29,7 +31,6 @@ use crate::sbom;
 use crate::store::{Store, StoreError, write_atomic};
 use layers::LayerError;
 use packages::{LoadError, ReplacesTable};
-use rayon::prelude::*;
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -386,25 +387,36 @@ fn new_spill(store: &Store) -> Spill {
 /// The layers above the Debian side, each reused by its input key when built before
 /// (and its lower directories are unchanged) or else built, then reconciled with the
 /// layers below and written.
-struct Stacked<'s, 'b> {
+struct Stacked<'s, 'b, 'w> {
     build: &'s Build<'b>,
     arch: &'s str,
     reconciler: &'s mut layers::Reconciler,
     replaces: &'s packages::ReplacesTable,
     paths: &'s mut BTreeSet<String>,
-    finish: &'s FinishLayer<'s>,
+    writers: &'s writer::Writers<'w>,
+    records: &'s mut Vec<PendingRecord>,
 }
 
 /// Writes a layer's tree (or takes its prebuilt blob) and tells the sink.
-type FinishLayer<'f> = dyn Fn(&Tree, Option<&str>, &str) -> Result<BuiltLayer, RealizeError> + 'f;
+type FinishLayer<'f> =
+    dyn Fn(&Tree, Option<&str>, &str) -> Result<BuiltLayer, RealizeError> + Sync + 'f;
 
-impl Stacked<'_, '_> {
+/// A layer's input record, saved once the layer is written and its diff id known.
+struct PendingRecord {
+    ticket: writer::Ticket,
+    key: String,
+    skeleton: Tree,
+    reconciled: String,
+}
+
+impl Stacked<'_, '_, '_> {
+    /// Hands the layer over to the writers: reused by its inputs where it can be.
     fn layer(
         &mut self,
         key: &str,
         comment: &str,
         make: impl Fn() -> Result<Tree, RealizeError>,
-    ) -> Result<BuiltLayer, RealizeError> {
+    ) -> Result<(), RealizeError> {
         let (store, opts) = (self.build.store, self.build.opts);
         let tree_error = |error| RealizeError::Tree {
             arch: self.arch.into(),
@@ -437,14 +449,18 @@ impl Stacked<'_, '_> {
         }
         self.paths.extend(tree.nodes.keys().cloned());
         let reconciled = input_cache::skeleton_digest(&tree);
-        let layer = (self.finish)(&tree, hit.as_ref().map(|h| h.diff_id.as_str()), comment)?;
-        drop(tree);
+        let ticket = self.writers.submit(tree, hit.map(|h| h.diff_id), comment)?;
         if let Some(skeleton) = as_built
             && !opts.check
         {
-            input_cache::save(store, key, &skeleton, &reconciled, &layer.diff_id)?;
+            self.records.push(PendingRecord {
+                ticket,
+                key: key.to_string(),
+                skeleton,
+                reconciled,
+            });
         }
-        Ok(layer)
+        Ok(())
     }
 }
 
@@ -546,15 +562,8 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
     let finish =
         |tree: &Tree, prebuilt: Option<&str>, comment: &str| -> Result<BuiltLayer, RealizeError> {
             let started = std::time::Instant::now();
-            let layer = layers::finish(
-                store,
-                tree,
-                prebuilt,
-                comment,
-                opts.compression,
-                look_up,
-            )
-            .map_err(layer_error)?;
+            let layer = layers::finish(store, tree, prebuilt, comment, opts.compression, look_up)
+                .map_err(layer_error)?;
             let seconds = started.elapsed().as_secs_f64();
             build
                 .progress
@@ -568,146 +577,168 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             }
             Ok(layer)
         };
-    // Each layer streams from the spill to its blob; layers are written in parallel, each
-    // holding a few MiB of compressor buffers.
-    build.progress.stage(arch, "writing the Debian layers");
-    let mut built: Vec<BuiltLayer> = trees
-        .into_par_iter()
-        .zip(prebuilt.par_iter())
-        .zip(comments.par_iter())
-        .map(|((tree, prebuilt), comment)| finish(&tree, prebuilt.as_deref(), comment))
-        .collect::<Result<_, _>>()?;
-    if let Some(as_built) = as_built {
-        let recorded: Vec<input_cache::DebianLayer> = as_built
-            .into_iter()
-            .zip(comments)
-            .zip(&built)
-            .map(|((tree, comment), layer)| input_cache::DebianLayer {
-                comment,
-                diff_id: layer.diff_id.clone(),
-                tree,
-            })
-            .collect();
-        input_cache::save_debian(store, &debian_key, &recorded, &infos, &retained)?;
-    }
-    for (plan, tree, comment) in [
-        (bytecode, bytecode_tree, debian_bytecode::COMMENT),
-        (triggers, triggers_tree, trigger_caches::COMMENT),
-    ] {
-        let Some(derived) = plan.layer(tree, store, opts.check)? else {
-            continue;
-        };
-        let mut tree = derived.tree;
-        let as_built = derived
-            .record_under
-            .as_ref()
-            .map(|_| tree.without_contents());
-        reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
-        paths.extend(tree.nodes.keys().cloned());
-        let prebuilt = derived.prebuilt.as_ref().map(|p| p.diff_id.as_str());
-        let layer = finish(&tree, prebuilt, comment)?;
-        if let (Some(key), Some(skeleton)) = (derived.record_under, as_built) {
-            let reconciled = input_cache::skeleton_digest(&tree);
-            input_cache::save(store, &key, &skeleton, &reconciled, &layer.diff_id)?;
+    // Each layer streams from the spill to its blob, written in the background (two at a
+    // time, each holding a few MiB of compressor buffers) while the next trees are made.
+    // Input records name diff ids, so they are written once every layer is.
+    let debian_record = as_built.map(|trees| (trees, comments.clone(), infos.clone()));
+    let built = std::thread::scope(|scope| -> Result<Vec<BuiltLayer>, RealizeError> {
+        let writers = writer::Writers::start(scope, &finish);
+        let mut records = Vec::new();
+        build.progress.stage(arch, "writing the Debian layers");
+        let mut debian_tickets = Vec::new();
+        for ((tree, prebuilt), comment) in trees.into_iter().zip(prebuilt).zip(&comments) {
+            debian_tickets.push(writers.submit(tree, prebuilt, comment)?);
         }
-        built.push(layer);
-    }
-    // The Debian side's unpacked files are no longer needed.
-    drop(debian_spill);
-
-    // Python environments: one layer per component with wheels (a wheel of 200 MB or more
-    // on its own), the venv skeleton in the first, built one after another (the wheels of
-    // a layer in parallel); a layer built before from the same inputs is reused without
-    // unpacking its wheels.
-    let python =
-        python_layers::plan(plan, lock, arch, &paths).map_err(|error| RealizeError::Wheel {
-            arch: arch.into(),
-            error,
-        })?;
-    let build_python = |i: usize| {
-        python_layers::build(
-            store,
-            &python,
-            &python.groups[i],
-            compiler,
-            &format!("{arch}-{i}"),
-            &new_spill(store),
-        )
-        .map_err(|error| RealizeError::Wheel {
-            arch: arch.into(),
-            error,
-        })
-    };
-    let mut stacked = Stacked {
-        build,
-        arch,
-        reconciler: &mut reconciler,
-        replaces: &replaces,
-        paths: &mut paths,
-        finish: &finish,
-    };
-    for (i, group) in python.groups.iter().enumerate() {
-        build.progress.stage(arch, &group.comment);
-        built.push(stacked.layer(&group.key, &group.comment, || build_python(i))?);
-    }
-
-    // npm: one layer per component with npm packages, built the same way.
-    let npm = npm_layers::plan(plan, lock, arch);
-    for group in &npm.groups {
-        build.progress.stage(arch, &group.comment);
-        let layer = stacked.layer(&group.key, &group.comment, || {
-            npm_layers::build(store, &npm, group, &new_spill(store)).map_err(|error| {
-                RealizeError::Npm {
-                    arch: arch.into(),
-                    error,
-                }
+        for (plan, tree, comment) in [
+            (bytecode, bytecode_tree, debian_bytecode::COMMENT),
+            (triggers, triggers_tree, trigger_caches::COMMENT),
+        ] {
+            let Some(derived) = plan.layer(tree, store, opts.check)? else {
+                continue;
+            };
+            let mut tree = derived.tree;
+            let as_built = derived
+                .record_under
+                .as_ref()
+                .map(|_| tree.without_contents());
+            reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
+            paths.extend(tree.nodes.keys().cloned());
+            let prebuilt = derived.prebuilt.map(|p| p.diff_id);
+            let reconciled = input_cache::skeleton_digest(&tree);
+            let ticket = writers.submit(tree, prebuilt, comment)?;
+            if let (Some(key), Some(skeleton)) = (derived.record_under, as_built) {
+                records.push(PendingRecord {
+                    ticket,
+                    key,
+                    skeleton,
+                    reconciled,
+                });
+            }
+        }
+        // The Debian side's spill is not needed for new files; the trees being written
+        // keep what they point into.
+        drop(debian_spill);
+        // Python environments: one layer per component with wheels (a wheel of 200 MB or more
+        // on its own), the venv skeleton in the first, built one after another (the wheels of
+        // a layer in parallel); a layer built before from the same inputs is reused without
+        // unpacking its wheels.
+        let python =
+            python_layers::plan(plan, lock, arch, &paths).map_err(|error| RealizeError::Wheel {
+                arch: arch.into(),
+                error,
+            })?;
+        let build_python = |i: usize| {
+            python_layers::build(
+                store,
+                &python,
+                &python.groups[i],
+                compiler,
+                &format!("{arch}-{i}"),
+                &new_spill(store),
+            )
+            .map_err(|error| RealizeError::Wheel {
+                arch: arch.into(),
+                error,
             })
-        })?;
-        built.push(layer);
-    }
+        };
+        let mut stacked = Stacked {
+            build,
+            arch,
+            reconciler: &mut reconciler,
+            replaces: &replaces,
+            paths: &mut paths,
+            writers: &writers,
+            records: &mut records,
+        };
+        for (i, group) in python.groups.iter().enumerate() {
+            build.progress.stage(arch, &group.comment);
+            stacked.layer(&group.key, &group.comment, || build_python(i))?;
+        }
 
-    // The fixups layer sees the whole image.
-    build.progress.stage(arch, "fixups");
-    let fixups_spill = new_spill(store);
-    infos.sort_by(|a, b| a.name.cmp(&b.name));
-    let users: Vec<_> = plan
-        .components
-        .iter()
-        .flat_map(|c| c.recipe.user.clone())
-        .collect();
-    let input = FixupInput {
-        arch,
-        source_date_epoch: lock.source_date_epoch,
-        packages: &infos,
-        paths: &paths,
-        retained: &retained,
-        users: &users,
-        recipe_paths: &recipe_paths,
-        files_dir: files_dir.to_path_buf(),
-        spill: &fixups_spill,
-    };
-    let mut fixups: Tree = fixup::build(&input).map_err(|error| RealizeError::Fixup {
-        arch: arch.into(),
-        error,
-    })?;
-    reconciler
-        .apply(&mut fixups, &replaces)
-        .map_err(tree_error)?;
-    let layer = finish(
-        &fixups,
-        None,
-        "fixups: dpkg database, accounts, alternatives, configuration",
-    )?;
-    built.push(layer);
-    // The image's apt sources on top, alone: the layers below stay the same whatever
-    // mirror the image's apt is given.
-    if let Some(mut sources) = apt_sources::tree(&input, lock, &opts.image_mirrors) {
-        build.progress.stage(arch, "apt sources");
+        // npm: one layer per component with npm packages, built the same way.
+        let npm = npm_layers::plan(plan, lock, arch);
+        for group in &npm.groups {
+            build.progress.stage(arch, &group.comment);
+            stacked.layer(&group.key, &group.comment, || {
+                npm_layers::build(store, &npm, group, &new_spill(store)).map_err(|error| {
+                    RealizeError::Npm {
+                        arch: arch.into(),
+                        error,
+                    }
+                })
+            })?;
+        }
+
+        // The fixups layer sees the whole image.
+        build.progress.stage(arch, "fixups");
+        let fixups_spill = new_spill(store);
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        let users: Vec<_> = plan
+            .components
+            .iter()
+            .flat_map(|c| c.recipe.user.clone())
+            .collect();
+        let input = FixupInput {
+            arch,
+            source_date_epoch: lock.source_date_epoch,
+            packages: &infos,
+            paths: &paths,
+            retained: &retained,
+            users: &users,
+            recipe_paths: &recipe_paths,
+            files_dir: files_dir.to_path_buf(),
+            spill: &fixups_spill,
+        };
+        let mut fixups: Tree = fixup::build(&input).map_err(|error| RealizeError::Fixup {
+            arch: arch.into(),
+            error,
+        })?;
         reconciler
-            .apply(&mut sources, &replaces)
+            .apply(&mut fixups, &replaces)
             .map_err(tree_error)?;
-        built.push(finish(&sources, None, apt_sources::COMMENT)?);
-    }
+        writers.submit(
+            fixups,
+            None,
+            "fixups: dpkg database, accounts, alternatives, configuration",
+        )?;
+        // The image's apt sources on top, alone: the layers below stay the same whatever
+        // mirror the image's apt is given.
+        if let Some(mut sources) = apt_sources::tree(&input, lock, &opts.image_mirrors) {
+            build.progress.stage(arch, "apt sources");
+            reconciler
+                .apply(&mut sources, &replaces)
+                .map_err(tree_error)?;
+            writers.submit(sources, None, apt_sources::COMMENT)?;
+        }
+        if writers.busy() {
+            build.progress.stage(arch, "writing the last layers");
+        }
+        let written = writers.wait()?;
+        if let Some((trees, comments, infos)) = debian_record {
+            let recorded: Vec<input_cache::DebianLayer> = trees
+                .into_iter()
+                .zip(comments)
+                .zip(&debian_tickets)
+                .map(|((tree, comment), &ticket)| input_cache::DebianLayer {
+                    comment,
+                    diff_id: written.get(ticket).diff_id.clone(),
+                    tree,
+                })
+                .collect();
+            input_cache::save_debian(store, &debian_key, &recorded, &infos, &retained)?;
+        }
+        for record in records {
+            let diff_id = &written.get(record.ticket).diff_id;
+            input_cache::save(
+                store,
+                &record.key,
+                &record.skeleton,
+                &record.reconciled,
+                diff_id,
+            )?;
+        }
+        Ok(written.into_layers())
+    })?;
     let metadata = Metadata::of(plan, lock.source_date_epoch, &opts.metadata);
     let settings = ConfigSettings {
         arch,
