@@ -307,7 +307,7 @@ mod tests {
             writers.submit(tree_of(1), None, "bad").unwrap();
             writers.wait().map(Written::into_layers)
         });
-        let error = result.err().expect("the failed write is the error");
+        let error = result.expect_err("the failed write is the error");
         assert!(error.to_string().contains("refused the blob"), "{error}");
     }
 
