@@ -73,8 +73,9 @@ pub fn normalize(package: &str, raw: &str) -> Result<Option<String>, UnpackError
 /// The most memory the xz decoder of one member may use.
 const XZ_MEMORY_LIMIT: u64 = 256 << 20;
 
-/// An xz member this big (compressed) is decoded by several threads: below it, starting
-/// threads would cost more than they save.
+/// An xz member this big (compressed) is decoded by several threads. Smaller ones are
+/// unpacked while every core is busy with other packages, where the threaded decoder's
+/// extra CPU only costs time (base's unpacking: 41 s at this bound, 50 s at 8 MiB).
 const XZ_THREADED_BYTES: u64 = 64 << 20;
 
 /// A reader of the uncompressed bytes of member `name`, `size` bytes long in the archive.
