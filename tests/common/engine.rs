@@ -44,18 +44,25 @@ impl Drop for Loaded {
     }
 }
 
-/// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`;
-/// the image it loaded (`carbon/IMAGE:latest`, also `carbon/IMAGE:latest-ARCH`) replaces
-/// one loaded before under those names.
+/// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`,
+/// as `carbon/IMAGE:latest` and `carbon/IMAGE:latest-ARCH`. Whatever the engine held of
+/// `image` before, either arch, is removed first, and the archive is deleted once loaded:
+/// python-ml is some 10 GB per arch unpacked, and a second copy of it (the other arch
+/// kept under its arch tag, or an archive nothing reads again) is what ran CI's disk full.
 pub fn load(out: &Path, image: &str, arch: &str) -> Loaded {
-    let tags = vec![
-        format!("carbon/{image}:latest"),
-        format!("carbon/{image}:latest-{arch}"),
-    ];
-    drop(Loaded(tags.clone()));
+    drop(Loaded(
+        ["latest", "latest-amd64", "latest-arm64"]
+            .iter()
+            .map(|tag| format!("carbon/{image}:{tag}"))
+            .collect(),
+    ));
     let archive = out.join(format!("{image}-{arch}.tar"));
     docker(&["load", "-i", archive.to_str().unwrap()]);
-    Loaded(tags)
+    std::fs::remove_file(&archive).unwrap();
+    Loaded(vec![
+        format!("carbon/{image}:latest"),
+        format!("carbon/{image}:latest-{arch}"),
+    ])
 }
 
 /// Fails naming the first of `expected` that `got` lacks.
