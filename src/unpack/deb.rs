@@ -110,6 +110,18 @@ fn decompressor<'a>(
     })
 }
 
+/// The tar inside ar member `name` of a `.deb`, read through its decompressor.
+fn member_tar<'a, R: Read + 'a>(
+    name: &str,
+    member: &'a mut ar::Entry<'_, R>,
+    package: &str,
+) -> Result<tar::Archive<Box<dyn Read + 'a>>, UnpackError> {
+    let size = member.header().size();
+    Ok(tar::Archive::new(decompressor(
+        name, size, member, package,
+    )?))
+}
+
 /// Reads a `.deb` as a stream, each file's bytes into `sink`. `package` names it in errors.
 /// Callers check the `.deb`'s sha256 first: the compressors' own checksums are not
 /// checked again, and a damaged archive is only refused where its structure breaks.
@@ -141,12 +153,7 @@ pub fn read_deb(deb: impl Read, package: &str, mut sink: Sink) -> Result<DebCont
             }
             saw_version = true;
         } else if name.starts_with("control.tar") {
-            let mut tar = tar::Archive::new(decompressor(
-                &name,
-                member.header().size(),
-                &mut member,
-                package,
-            )?);
+            let mut tar = member_tar(&name, &mut member, package)?;
             for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
                 let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
                 if entry.header().entry_type() != tar::EntryType::Regular {
@@ -164,12 +171,7 @@ pub fn read_deb(deb: impl Read, package: &str, mut sink: Sink) -> Result<DebCont
             }
         } else if name.starts_with("data.tar") {
             saw_data = true;
-            let mut tar = tar::Archive::new(decompressor(
-                &name,
-                member.header().size(),
-                &mut member,
-                package,
-            )?);
+            let mut tar = member_tar(&name, &mut member, package)?;
             for entry in tar.entries().map_err(|e| bad(format!("{name}: {e}")))? {
                 let mut entry = entry.map_err(|e| bad(format!("{name}: {e}")))?;
                 let raw_path = String::from_utf8(entry.path_bytes().into_owned())
