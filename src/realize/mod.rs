@@ -394,29 +394,38 @@ struct Stacked<'s, 'b, 'w> {
     replaces: &'s packages::ReplacesTable,
     paths: &'s mut BTreeSet<String>,
     writers: &'s writer::Writers<'w>,
-    records: &'s mut Vec<PendingRecord>,
 }
 
 /// Writes a layer's tree (or takes its prebuilt blob) and tells the sink.
 type FinishLayer<'f> =
     dyn Fn(&Tree, Option<&str>, &str) -> Result<BuiltLayer, RealizeError> + Sync + 'f;
 
-/// A layer's input record, saved once the layer is written and its diff id known.
-struct PendingRecord {
-    ticket: writer::Ticket,
+/// Saves a layer's input record (its tree as built, before reconciling, and the digest
+/// of the reconciled skeleton) once its writer knows the diff id.
+fn record_when_written(
+    store: &Store,
     key: String,
-    skeleton: Tree,
-    reconciled: String,
+    as_built: Tree,
+    reconciled: &Tree,
+) -> writer::AfterWrite {
+    let store = store.clone();
+    let reconciled = input_cache::skeleton_digest(reconciled);
+    Box::new(move |layer: &BuiltLayer| {
+        input_cache::save(&store, &key, &as_built, &reconciled, &layer.diff_id)?;
+        Ok(())
+    })
 }
 
 impl Stacked<'_, '_, '_> {
-    /// Hands the layer over to the writers: reused by its inputs where it can be.
+    /// Hands the layer over to the writers: reused by its inputs where it can be. Made
+    /// only once the writers have room for it.
     fn layer(
         &mut self,
         key: &str,
         comment: &str,
         make: impl Fn() -> Result<Tree, RealizeError>,
     ) -> Result<(), RealizeError> {
+        self.writers.wait_for_room()?;
         let (store, opts) = (self.build.store, self.build.opts);
         let tree_error = |error| RealizeError::Tree {
             arch: self.arch.into(),
@@ -448,18 +457,11 @@ impl Stacked<'_, '_, '_> {
                 .map_err(tree_error)?;
         }
         self.paths.extend(tree.nodes.keys().cloned());
-        let reconciled = input_cache::skeleton_digest(&tree);
-        let ticket = self.writers.submit(tree, hit.map(|h| h.diff_id), comment)?;
-        if let Some(skeleton) = as_built
-            && !opts.check
-        {
-            self.records.push(PendingRecord {
-                ticket,
-                key: key.to_string(),
-                skeleton,
-                reconciled,
-            });
-        }
+        let record = as_built
+            .filter(|_| !opts.check)
+            .map(|skeleton| record_when_written(store, key.to_string(), skeleton, &tree));
+        self.writers
+            .submit_in_turn(tree, hit.map(|h| h.diff_id), comment, record)?;
         Ok(())
     }
 }
@@ -579,15 +581,15 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         };
     // Each layer streams from the spill to its blob, written in the background (two at a
     // time, each holding a few MiB of compressor buffers) while the next trees are made.
-    // Input records name diff ids, so they are written once every layer is.
+    // Input records name diff ids: each layer's is saved by its writer, the Debian side's
+    // (one record for its layers together) once every layer is written.
     let debian_record = as_built.map(|trees| (trees, comments.clone(), infos.clone()));
     let built = std::thread::scope(|scope| -> Result<Vec<BuiltLayer>, RealizeError> {
         let writers = writer::Writers::start(scope, &finish);
-        let mut records = Vec::new();
         build.progress.stage(arch, "writing the Debian layers");
         let mut debian_tickets = Vec::new();
         for ((tree, prebuilt), comment) in trees.into_iter().zip(prebuilt).zip(&comments) {
-            debian_tickets.push(writers.submit(tree, prebuilt, comment)?);
+            debian_tickets.push(writers.submit(tree, prebuilt, comment, None)?);
         }
         for (plan, tree, comment) in [
             (bytecode, bytecode_tree, debian_bytecode::COMMENT),
@@ -604,16 +606,11 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
             paths.extend(tree.nodes.keys().cloned());
             let prebuilt = derived.prebuilt.map(|p| p.diff_id);
-            let reconciled = input_cache::skeleton_digest(&tree);
-            let ticket = writers.submit(tree, prebuilt, comment)?;
-            if let (Some(key), Some(skeleton)) = (derived.record_under, as_built) {
-                records.push(PendingRecord {
-                    ticket,
-                    key,
-                    skeleton,
-                    reconciled,
-                });
-            }
+            let record = derived
+                .record_under
+                .zip(as_built)
+                .map(|(key, skeleton)| record_when_written(store, key, skeleton, &tree));
+            writers.submit(tree, prebuilt, comment, record)?;
         }
         // The Debian side's spill is not needed for new files; the trees being written
         // keep what they point into.
@@ -648,7 +645,6 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             replaces: &replaces,
             paths: &mut paths,
             writers: &writers,
-            records: &mut records,
         };
         for (i, group) in python.groups.iter().enumerate() {
             build.progress.stage(arch, &group.comment);
@@ -700,6 +696,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             fixups,
             None,
             "fixups: dpkg database, accounts, alternatives, configuration",
+            None,
         )?;
         // The image's apt sources on top, alone: the layers below stay the same whatever
         // mirror the image's apt is given.
@@ -708,7 +705,7 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             reconciler
                 .apply(&mut sources, &replaces)
                 .map_err(tree_error)?;
-            writers.submit(sources, None, apt_sources::COMMENT)?;
+            writers.submit(sources, None, apt_sources::COMMENT, None)?;
         }
         if writers.busy() {
             build.progress.stage(arch, "writing the last layers");
@@ -726,16 +723,6 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
                 })
                 .collect();
             input_cache::save_debian(store, &debian_key, &recorded, &infos, &retained)?;
-        }
-        for record in records {
-            let diff_id = &written.get(record.ticket).diff_id;
-            input_cache::save(
-                store,
-                &record.key,
-                &record.skeleton,
-                &record.reconciled,
-                diff_id,
-            )?;
         }
         Ok(written.into_layers())
     })?;
