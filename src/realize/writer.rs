@@ -8,7 +8,7 @@
 //! with one big layer compressing alone. What comes back is in the order the trees were
 //! handed in: the image never depends on which write finished first.
 //!
-//! Memory stays bounded: a tree made in turn (the Python and npm layers, the fixups) is
+//! Memory stays bounded: a tree made in turn (a Python or npm layer) is
 //! made only while at most [`WAITING_IN_TURN`] others wait for a writer, and a layer's
 //! input record is saved by its writer as soon as it is written, not kept until the arch's
 //! last layer is.
