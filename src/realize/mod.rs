@@ -378,15 +378,50 @@ struct Build<'a> {
     progress: &'a dyn BuildProgress,
 }
 
+impl Build<'_> {
+    /// Writes a layer's tree (or takes its `prebuilt` blob, hashing its tar first to look
+    /// for it in the store when `look_up`), then tells the progress and the sink.
+    fn finish_layer(
+        &self,
+        arch: &str,
+        look_up: bool,
+        tree: &Tree,
+        prebuilt: Option<&str>,
+        comment: &str,
+    ) -> Result<BuiltLayer, RealizeError> {
+        let (store, compression) = (self.store, self.opts.compression);
+        let started = std::time::Instant::now();
+        let layer = layers::finish(store, tree, prebuilt, comment, compression, look_up).map_err(
+            |error| RealizeError::Layer {
+                arch: arch.into(),
+                error,
+            },
+        )?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.progress
+            .layer(arch, &layer, prebuilt.is_some(), seconds);
+        if let Some(sink) = self.sink {
+            sink.layer_written(&layer, &layers::blob_path(store, &layer.digest))
+                .map_err(|error| RealizeError::Deliver {
+                    arch: arch.into(),
+                    error,
+                })?;
+        }
+        Ok(layer)
+    }
+}
+
 /// Unpacked files go to spill files in the store's temp area, not to memory. Each stage of
 /// a build has its own, so that its disk space is freed once its layers are written.
 fn new_spill(store: &Store) -> Spill {
     Spill::new(store.area(crate::store::Area::Tmp))
 }
 
-/// The layers above the Debian side, each reused by its input key when built before
-/// (and its lower directories are unchanged) or else built, then reconciled with the
-/// layers below and written.
+/// The layers above the Debian side, each reconciled with the layers below, its paths
+/// added to the image's, and handed to the writers: the byte-code and trigger-cache layers
+/// derived from the Debian side, the Python and npm layers (each reused by its input key
+/// when built before and its lower directories are unchanged, or else built), and the
+/// fixups and apt sources on top.
 struct Stacked<'s, 'b, 'w> {
     build: &'s Build<'b>,
     arch: &'s str,
@@ -395,6 +430,9 @@ struct Stacked<'s, 'b, 'w> {
     paths: &'s mut BTreeSet<String>,
     writers: &'s writer::Writers<'w>,
 }
+
+/// The fixups layer's history comment.
+const FIXUPS_COMMENT: &str = "fixups: dpkg database, accounts, alternatives, configuration";
 
 /// Writes a layer's tree (or takes its prebuilt blob) and tells the sink.
 type FinishLayer<'f> =
@@ -417,6 +455,47 @@ fn record_when_written(
 }
 
 impl Stacked<'_, '_, '_> {
+    /// Reconciles `tree` with the layers below (`layers::Reconciler`).
+    fn apply(&mut self, tree: &mut Tree) -> Result<(), RealizeError> {
+        self.reconciler
+            .apply(tree, self.replaces)
+            .map_err(|error| RealizeError::Tree {
+                arch: self.arch.into(),
+                error,
+            })
+    }
+
+    /// Reconciles `tree` and adds its paths to the image's.
+    fn reconcile(&mut self, tree: &mut Tree) -> Result<(), RealizeError> {
+        self.apply(tree)?;
+        self.paths.extend(tree.nodes.keys().cloned());
+        Ok(())
+    }
+
+    /// Hands over a layer derived from the Debian side (made with it, so not in turn),
+    /// recording it under its key when it was built now.
+    fn derived(&mut self, layer: derived_layer::Layer, comment: &str) -> Result<(), RealizeError> {
+        let mut tree = layer.tree;
+        let as_built = layer.record_under.as_ref().map(|_| tree.without_contents());
+        self.reconcile(&mut tree)?;
+        let store = self.build.store;
+        let record = layer
+            .record_under
+            .zip(as_built)
+            .map(|(key, skeleton)| record_when_written(store, key, skeleton, &tree));
+        let prebuilt = layer.prebuilt.map(|p| p.diff_id);
+        self.writers.submit(tree, prebuilt, comment, record)?;
+        Ok(())
+    }
+
+    /// Hands over a layer of the image's top (fixups, apt sources): made from the whole
+    /// image below, never reused.
+    fn top(&mut self, mut tree: Tree, comment: &str) -> Result<(), RealizeError> {
+        self.reconcile(&mut tree)?;
+        self.writers.submit(tree, None, comment, None)?;
+        Ok(())
+    }
+
     /// Hands the layer over to the writers: reused by its inputs where it can be. Made
     /// only once the writers have room for it.
     fn layer(
@@ -427,10 +506,6 @@ impl Stacked<'_, '_, '_> {
     ) -> Result<(), RealizeError> {
         self.writers.wait_for_room()?;
         let (store, opts) = (self.build.store, self.build.opts);
-        let tree_error = |error| RealizeError::Tree {
-            arch: self.arch.into(),
-            error,
-        };
         let mut hit = None;
         let mut tree = match input_cache::lookup(store, key, |diff_id| {
             layers::cached(store, diff_id, opts.compression).is_some()
@@ -442,9 +517,7 @@ impl Stacked<'_, '_, '_> {
             _ => make()?,
         };
         let mut as_built = hit.is_none().then(|| tree.without_contents());
-        self.reconciler
-            .apply(&mut tree, self.replaces)
-            .map_err(tree_error)?;
+        self.apply(&mut tree)?;
         // A reused layer whose directories below changed since it was built is built again.
         if let Some(prebuilt) = &hit
             && input_cache::skeleton_digest(&tree) != prebuilt.reconciled
@@ -452,9 +525,7 @@ impl Stacked<'_, '_, '_> {
             hit = None;
             tree = make()?;
             as_built = Some(tree.without_contents());
-            self.reconciler
-                .apply(&mut tree, self.replaces)
-                .map_err(tree_error)?;
+            self.apply(&mut tree)?;
         }
         self.paths.extend(tree.nodes.keys().cloned());
         let record = as_built
@@ -480,10 +551,6 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
     let artifacts = &lock.archs[arch].debian;
     let components: Vec<String> = plan.components.iter().map(|c| c.name.clone()).collect();
     let tree_error = |error| RealizeError::Tree {
-        arch: arch.into(),
-        error,
-    };
-    let layer_error = |error| RealizeError::Layer {
         arch: arch.into(),
         error,
     };
@@ -561,24 +628,9 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         })?;
     let mut paths: BTreeSet<String> = trees.iter().flat_map(|t| t.nodes.keys().cloned()).collect();
     let look_up = !opts.check && layers::any_cached(store, opts.compression);
-    let finish =
-        |tree: &Tree, prebuilt: Option<&str>, comment: &str| -> Result<BuiltLayer, RealizeError> {
-            let started = std::time::Instant::now();
-            let layer = layers::finish(store, tree, prebuilt, comment, opts.compression, look_up)
-                .map_err(layer_error)?;
-            let seconds = started.elapsed().as_secs_f64();
-            build
-                .progress
-                .layer(arch, &layer, prebuilt.is_some(), seconds);
-            if let Some(sink) = build.sink {
-                sink.layer_written(&layer, &layers::blob_path(store, &layer.digest))
-                    .map_err(|error| RealizeError::Deliver {
-                        arch: arch.into(),
-                        error,
-                    })?;
-            }
-            Ok(layer)
-        };
+    let finish = |tree: &Tree, prebuilt: Option<&str>, comment: &str| {
+        build.finish_layer(arch, look_up, tree, prebuilt, comment)
+    };
     // Each layer streams from the spill to its blob, written in the background (two at a
     // time, each holding a few MiB of compressor buffers) while the next trees are made.
     // Input records name diff ids: each layer's is saved by its writer, the Debian side's
@@ -591,26 +643,21 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         for ((tree, prebuilt), comment) in trees.into_iter().zip(prebuilt).zip(&comments) {
             debian_tickets.push(writers.submit(tree, prebuilt, comment, None)?);
         }
+        let mut stacked = Stacked {
+            build,
+            arch,
+            reconciler: &mut reconciler,
+            replaces: &replaces,
+            paths: &mut paths,
+            writers: &writers,
+        };
         for (plan, tree, comment) in [
             (bytecode, bytecode_tree, debian_bytecode::COMMENT),
             (triggers, triggers_tree, trigger_caches::COMMENT),
         ] {
-            let Some(derived) = plan.layer(tree, store, opts.check)? else {
-                continue;
-            };
-            let mut tree = derived.tree;
-            let as_built = derived
-                .record_under
-                .as_ref()
-                .map(|_| tree.without_contents());
-            reconciler.apply(&mut tree, &replaces).map_err(tree_error)?;
-            paths.extend(tree.nodes.keys().cloned());
-            let prebuilt = derived.prebuilt.map(|p| p.diff_id);
-            let record = derived
-                .record_under
-                .zip(as_built)
-                .map(|(key, skeleton)| record_when_written(store, key, skeleton, &tree));
-            writers.submit(tree, prebuilt, comment, record)?;
+            if let Some(layer) = plan.layer(tree, store, opts.check)? {
+                stacked.derived(layer, comment)?;
+            }
         }
         // The Debian side's spill is not needed for new files; the trees being written
         // keep what they point into.
@@ -619,11 +666,12 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
         // on its own), the venv skeleton in the first, built one after another (the wheels of
         // a layer in parallel); a layer built before from the same inputs is reused without
         // unpacking its wheels.
-        let python =
-            python_layers::plan(plan, lock, arch, &paths).map_err(|error| RealizeError::Wheel {
+        let python = python_layers::plan(plan, lock, arch, stacked.paths).map_err(|error| {
+            RealizeError::Wheel {
                 arch: arch.into(),
                 error,
-            })?;
+            }
+        })?;
         let build_python = |i: usize| {
             python_layers::build(
                 store,
@@ -637,14 +685,6 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
                 arch: arch.into(),
                 error,
             })
-        };
-        let mut stacked = Stacked {
-            build,
-            arch,
-            reconciler: &mut reconciler,
-            replaces: &replaces,
-            paths: &mut paths,
-            writers: &writers,
         };
         for (i, group) in python.groups.iter().enumerate() {
             build.progress.stage(arch, &group.comment);
@@ -665,7 +705,8 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             })?;
         }
 
-        // The fixups layer sees the whole image.
+        // The fixups layer sees the whole image; the image's apt sources go on top, alone,
+        // so that the layers below stay the same whatever mirror the image's apt is given.
         build.progress.stage(arch, "fixups");
         let fixups_spill = new_spill(store);
         infos.sort_by(|a, b| a.name.cmp(&b.name));
@@ -678,34 +719,22 @@ fn build_arch(build: &Build, arch: &str) -> Result<BuiltImage, RealizeError> {
             arch,
             source_date_epoch: lock.source_date_epoch,
             packages: &infos,
-            paths: &paths,
+            paths: stacked.paths,
             retained: &retained,
             users: &users,
             recipe_paths: &recipe_paths,
             files_dir: files_dir.to_path_buf(),
             spill: &fixups_spill,
         };
-        let mut fixups: Tree = fixup::build(&input).map_err(|error| RealizeError::Fixup {
+        let fixups = fixup::build(&input).map_err(|error| RealizeError::Fixup {
             arch: arch.into(),
             error,
         })?;
-        reconciler
-            .apply(&mut fixups, &replaces)
-            .map_err(tree_error)?;
-        writers.submit(
-            fixups,
-            None,
-            "fixups: dpkg database, accounts, alternatives, configuration",
-            None,
-        )?;
-        // The image's apt sources on top, alone: the layers below stay the same whatever
-        // mirror the image's apt is given.
-        if let Some(mut sources) = apt_sources::tree(&input, lock, &opts.image_mirrors) {
+        let sources = apt_sources::tree(&input, lock, &opts.image_mirrors);
+        stacked.top(fixups, FIXUPS_COMMENT)?;
+        if let Some(sources) = sources {
             build.progress.stage(arch, "apt sources");
-            reconciler
-                .apply(&mut sources, &replaces)
-                .map_err(tree_error)?;
-            writers.submit(sources, None, apt_sources::COMMENT, None)?;
+            stacked.top(sources, apt_sources::COMMENT)?;
         }
         if writers.busy() {
             build.progress.stage(arch, "writing the last layers");
