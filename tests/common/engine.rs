@@ -47,8 +47,9 @@ impl Drop for Loaded {
 /// `docker load` of the docker archive realize wrote into `out` for `image` and `arch`,
 /// as `carbon/IMAGE:latest` and `carbon/IMAGE:latest-ARCH`. Whatever the engine held of
 /// `image` before, either arch, is removed first, and the archive is deleted once loaded:
-/// python-ml is some 10 GB per arch unpacked, and a second copy of it (the other arch
-/// kept under its arch tag, or an archive nothing reads again) is what ran CI's disk full.
+/// python-ml is some 6 GB per arch unpacked (2 GB of archive), and a second copy of it
+/// (the other arch kept under its arch tag, or an archive nothing reads again) is what
+/// ran CI's disk full.
 pub fn load(out: &Path, image: &str, arch: &str) -> Loaded {
     drop(Loaded(
         ["latest", "latest-amd64", "latest-arm64"]
